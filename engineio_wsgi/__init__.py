@@ -1,0 +1,11 @@
+"""engineio_wsgi: an Engine.IO v4 server for WSGI applications, on threads or gevent."""
+
+from .errors import ConnectionRefusedError, EngineIOError, RequestError
+from .middleware import WSGIApp
+from .server import Server
+from .session import Reason
+
+__version__ = '0.1.0'
+
+__all__ = ['ConnectionRefusedError', 'EngineIOError', 'Reason', 'RequestError', 'Server',
+           'WSGIApp', '__version__']

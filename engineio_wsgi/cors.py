@@ -1,0 +1,84 @@
+"""Which origins may talk to the server, and the CORS headers they get."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .options import OriginPolicy
+
+_DEFAULT_PORTS = {'http': '80', 'https': '443', 'ws': '80', 'wss': '443'}
+
+
+class CorsPolicy:
+    def __init__(self, allowed: OriginPolicy, credentials: bool) -> None:
+        self.credentials = credentials
+        #: ``[]`` turns all checking and all CORS headers off
+        self.disabled = isinstance(allowed, (list, tuple)) and not allowed
+        self._any = allowed == '*'
+        self._same_origin = allowed is None
+        self._call: Callable[[str, dict[str, Any]], bool] | None = None
+        self._allowed: frozenset[str] = frozenset()
+        if callable(allowed):
+            self._call = _adapt(allowed)
+        elif isinstance(allowed, str) and not self._any:
+            self._allowed = frozenset({_normalize(allowed)})
+        elif isinstance(allowed, (list, tuple, set, frozenset)):
+            self._allowed = frozenset(_normalize(o) for o in allowed)
+
+    def allows(self, origin: str | None, environ: dict[str, Any]) -> bool:
+        if origin is None or self.disabled or self._any:
+            return True
+        if self._same_origin:
+            return _normalize(origin) == _own_origin(environ)
+        if self._call is not None:
+            return bool(self._call(origin, environ))
+        return _normalize(origin) in self._allowed
+
+    def headers(self, origin: str | None, environ: dict[str, Any],
+                preflight: bool = False) -> list[tuple[str, str]]:
+        """Headers for a response to an allowed request (none without Origin)."""
+        if origin is None or self.disabled:
+            return []
+        headers = [('Access-Control-Allow-Origin', origin), ('Vary', 'Origin')]
+        if self.credentials:
+            headers.append(('Access-Control-Allow-Credentials', 'true'))
+        if preflight:
+            headers.append(('Access-Control-Allow-Methods', 'GET, POST, OPTIONS'))
+            requested = environ.get('HTTP_ACCESS_CONTROL_REQUEST_HEADERS')
+            if requested and '\r' not in requested and '\n' not in requested:
+                headers.append(('Access-Control-Allow-Headers', requested))
+        return headers
+
+
+def _normalize(origin: str) -> str:
+    scheme, sep, rest = origin.lower().partition('://')
+    if not sep:
+        return origin.lower()
+    host, colon, port = rest.rpartition(':')
+    if colon and port == _DEFAULT_PORTS.get(scheme):
+        return f'{scheme}://{host}'
+    return f'{scheme}://{rest}'
+
+
+def _own_origin(environ: dict[str, Any]) -> str:
+    scheme = (environ.get('HTTP_X_FORWARDED_PROTO') or environ.get('wsgi.url_scheme')
+              or 'http').split(',')[0].strip()
+    host = environ.get('HTTP_X_FORWARDED_HOST') or environ.get('HTTP_HOST')
+    if not host:
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    return _normalize(f'{scheme}://{host.split(",")[0].strip()}')
+
+
+def _adapt(check: Callable[..., bool]) -> Callable[[str, dict[str, Any]], bool]:
+    """Accept ``check(origin)`` as well as ``check(origin, environ)``."""
+    try:
+        params = inspect.signature(check).parameters.values()
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes_environ = len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+    except (TypeError, ValueError):
+        takes_environ = False
+    if takes_environ:
+        return check
+    return lambda origin, environ: check(origin)

@@ -1,0 +1,94 @@
+"""Exceptions.
+
+Errors that end an HTTP request carry the HTTP status and the Engine.IO error
+code to answer with, so that the request pipeline renders every refusal in one
+place (see ``response.error_response``).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class EngineIOError(Exception):
+    """Base class of every exception raised by engineio_wsgi."""
+
+
+class ConnectionRefusedError(EngineIOError):  # noqa: A001 - python-engineio name
+    """Raise from a ``connect`` handler to refuse the connection.
+
+    The first argument, when given, is the reason sent to the client in the
+    error message.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.reason = str(args[0]) if args else None
+
+
+class RequestError(EngineIOError):
+    """A request that is answered with an HTTP error and a JSON body."""
+
+    status: HTTPStatus = HTTPStatus.BAD_REQUEST
+    code: int = 3
+    message: str = 'Bad request'
+
+    def __init__(self, detail: str | None = None, *, message: str | None = None) -> None:
+        #: what the log line says; never sent to the client
+        self.detail = detail or self.message
+        if message is not None:
+            self.message = message
+        super().__init__(self.detail)
+
+
+class UnknownTransport(RequestError):
+    code = 0
+    message = 'Transport unknown'
+
+
+class UnknownSid(RequestError):
+    code = 1
+    message = 'Session ID unknown'
+
+
+class BadHandshakeMethod(RequestError):
+    code = 2
+    message = 'Bad handshake method'
+
+
+class BadRequest(RequestError):
+    code = 3
+    message = 'Bad request'
+
+
+class Forbidden(RequestError):
+    status = HTTPStatus.FORBIDDEN
+    code = 4
+    message = 'Forbidden'
+
+
+class UnsupportedProtocolVersion(RequestError):
+    code = 5
+    message = 'Unsupported protocol version'
+
+
+class PayloadTooLarge(RequestError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = 3
+    message = 'Payload too large'
+
+
+class ServiceUnavailable(RequestError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = 3
+    message = 'Server unavailable'
+
+
+class TooManyRequests(RequestError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = 3
+    message = 'Too many requests'
+
+
+class SessionClosed(EngineIOError):
+    """The session ended; nothing more can be sent or received on it."""

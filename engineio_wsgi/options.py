@@ -1,0 +1,132 @@
+"""Validated, frozen server options.
+
+``Options.from_kwargs`` accepts every keyword of python-engineio's ``Server``
+plus this library's own, and raises ``TypeError`` for any other name, so that a
+typo is caught at start-up instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+TRANSPORTS = ('polling', 'websocket')
+ASYNC_MODES = ('threading', 'gevent')
+
+#: ``cors_allowed_origins``: None (same origin), '*', a list, or a callable
+OriginPolicy = Union[None, str, Sequence[str], Callable[..., bool]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    async_mode: str | None = None
+    ping_interval: float = 25.0
+    #: extra seconds granted on top of ping_timeout (python-engineio's
+    #: ``ping_interval=(interval, grace)``); not advertised to clients
+    ping_grace: float = 0.0
+    ping_timeout: float = 20.0
+    upgrade_timeout: float = 10.0
+    max_http_buffer_size: int = 1_000_000
+    allow_upgrades: bool = True
+    transports: tuple[str, ...] = TRANSPORTS
+    cors_allowed_origins: OriginPolicy = None
+    cors_credentials: bool = True
+    cookie: dict[str, Any] | None = None
+    http_compression: bool = True
+    compression_threshold: int = 1024
+    max_packets_per_poll: int = 16
+    #: packets waiting to be sent to one client; past it: "send buffer full"
+    max_queued_packets: int = 10_000
+    #: seconds a POST body may take to arrive before it is dropped
+    http_body_timeout: float = 10.0
+    #: permessage-deflate on WebSocket connections
+    websocket_compression: bool = False
+    #: seconds ``shutdown()`` waits for clients to receive their close packet
+    shutdown_timeout: float = 5.0
+    #: True: message handlers run off the I/O path (in order per session)
+    async_handlers: bool = True
+
+    @property
+    def ping_interval_ms(self) -> int:
+        return round(self.ping_interval * 1000)
+
+    @property
+    def ping_timeout_ms(self) -> int:
+        return round(self.ping_timeout * 1000)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Options:
+        values: dict[str, Any] = {}
+        for name in _ACCEPTED_ONLY:
+            kwargs.pop(name, None)
+        logger = kwargs.pop('logger', False)
+        if logger is True:
+            logging.getLogger('engineio_wsgi').setLevel(logging.INFO)
+        ping_interval = kwargs.pop('ping_interval', cls.ping_interval)
+        if isinstance(ping_interval, (tuple, list)):
+            ping_interval, values['ping_grace'] = ping_interval
+        values['ping_interval'] = ping_interval
+        if 'transports' in kwargs:
+            transports = kwargs.pop('transports')
+            if transports is None:
+                transports = TRANSPORTS
+            elif isinstance(transports, str):
+                transports = (transports,)
+            values['transports'] = tuple(transports)
+        if 'cookie' in kwargs:
+            values['cookie'] = _cookie_options(kwargs.pop('cookie'))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f'Server() got unexpected keyword argument(s): {", ".join(unknown)}')
+        values.update(kwargs)
+        options = cls(**values)
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        if self.async_mode is not None and self.async_mode not in ASYNC_MODES:
+            raise ValueError(
+                f'async_mode must be None, "threading" or "gevent", not {self.async_mode!r}')
+        for name in ('ping_interval', 'ping_timeout', 'upgrade_timeout',
+                     'http_body_timeout', 'shutdown_timeout'):
+            _positive(name, getattr(self, name))
+        for name in ('max_http_buffer_size', 'max_packets_per_poll', 'max_queued_packets'):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f'{name} must be a positive integer, not {value!r}')
+        if self.ping_grace < 0:
+            raise ValueError('the ping_interval grace period must not be negative')
+        if self.compression_threshold < 0:
+            raise ValueError('compression_threshold must not be negative')
+        if not self.transports or any(t not in TRANSPORTS for t in self.transports):
+            raise ValueError(
+                f'transports must be a non-empty list of {TRANSPORTS}, not {self.transports!r}')
+        policy = self.cors_allowed_origins
+        if not (policy is None or isinstance(policy, str) or callable(policy)
+                or all(isinstance(o, str) for o in policy)):
+            raise ValueError('cors_allowed_origins must be None, "*", a list of origins or a callable')
+
+
+#: python-engineio keywords that have no effect here (see the README's options table)
+_ACCEPTED_ONLY = (
+    'json',             # message data is never JSON-decoded, so no JSON module is needed
+    'monitor_clients',  # each session has its own heartbeat; there is no sweeping task
+)
+
+
+def _positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f'{name} must be a number of seconds above zero, not {value!r}')
+
+
+def _cookie_options(cookie: object) -> dict[str, Any] | None:
+    if cookie is None or cookie is False:
+        return None
+    if isinstance(cookie, str):
+        return {'name': cookie}
+    if isinstance(cookie, dict):
+        return {'name': 'io', **cookie}
+    raise ValueError('cookie must be None, a cookie name or a dict of cookie attributes')

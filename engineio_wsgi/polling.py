@@ -1,0 +1,142 @@
+"""HTTP long-polling: a GET drains the session's queue, a POST feeds packets in."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from typing import Any
+
+from . import servers
+from .errors import BadRequest, PayloadTooLarge
+from .options import Options
+from .packets import DecodeError, Packet, decode_payload, encode_payload
+from .response import NO_STORE, TEXT, Headers, compress
+from .session import DuplicateRequest, ProtocolViolation, Reason, Session
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 65536
+
+
+def get(session: Session, environ: dict[str, Any], options: Options,
+        headers: Headers) -> bytes:
+    """Answer a long-poll: the queued packets as one payload."""
+    try:
+        packets = session.poll()
+    except DuplicateRequest:
+        session.close(Reason.TRANSPORT_ERROR)
+        raise BadRequest('a GET is already waiting on this session') from None
+    return payload_body(packets, environ, options, headers)
+
+
+def payload_body(packets: list[Packet], environ: dict[str, Any], options: Options,
+                 headers: Headers) -> bytes:
+    body = encode_payload(packets)
+    headers.append(TEXT)
+    headers.append(NO_STORE)
+    if options.http_compression:
+        body = compress(body, environ, options.compression_threshold, headers)
+    return body
+
+
+def post(session: Session, environ: dict[str, Any], options: Options,
+         headers: Headers) -> bytes:
+    """Take a payload from the client; answers ``ok``."""
+    content_type = environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
+    if content_type == 'application/octet-stream':
+        session.close(Reason.PARSE_ERROR)
+        raise BadRequest('binary POST bodies are not part of Engine.IO v4')
+    try:
+        session.begin_post(_watchdog(environ))
+    except DuplicateRequest:
+        session.close(Reason.TRANSPORT_ERROR)
+        raise BadRequest('a POST is already in progress on this session') from None
+    try:
+        body = read_body(environ, options, session)
+    finally:
+        session.end_post()
+    try:
+        packets = decode_payload(body)
+        error: DecodeError | None = None
+    except DecodeError as exc:
+        packets, error = exc.packets, exc
+    try:
+        for packet in packets:
+            session.receive(packet)
+    except ProtocolViolation as exc:
+        error = exc  # type: ignore[assignment]
+    if error is not None:
+        session.close(Reason.PARSE_ERROR)
+        raise BadRequest(f'bad payload: {error}')
+    headers.append(('Content-Type', 'text/html'))
+    return b'ok'
+
+
+def read_body(environ: dict[str, Any], options: Options, session: Session) -> bytes:
+    """The request body, at most ``max_http_buffer_size`` bytes, read in bounded time."""
+    limit = options.max_http_buffer_size
+    declared = environ.get('CONTENT_LENGTH') or ''
+    chunked = 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower()
+    length: int | None
+    if declared:
+        if not declared.isdigit():
+            session.close(Reason.PARSE_ERROR)
+            raise BadRequest('Content-Length is not a number')
+        length = int(declared)
+        if length > limit:
+            session.close(Reason.PAYLOAD_TOO_LARGE)
+            raise PayloadTooLarge(f'body of {length} bytes')
+    elif chunked or environ.get('wsgi.input_terminated'):
+        length = None
+    else:
+        length = 0
+    stream = environ['wsgi.input']
+    try:
+        with session.backend.timeout(options.http_body_timeout):
+            body = _read(stream, length, limit)
+    except (OSError, TimeoutError, ValueError) as exc:
+        session.close(Reason.TRANSPORT_ERROR)
+        raise BadRequest(f'request body did not arrive: {exc!r}') from None
+    if body is None:
+        session.close(Reason.PAYLOAD_TOO_LARGE)
+        raise PayloadTooLarge('chunked body over the limit')
+    if length is not None and len(body) < length:
+        session.close(Reason.TRANSPORT_ERROR)
+        raise BadRequest('body shorter than its Content-Length')
+    return body
+
+
+def _read(stream: Any, length: int | None, limit: int) -> bytes | None:
+    if length is not None:
+        parts = []
+        remaining = length
+        while remaining > 0:
+            chunk = stream.read(min(remaining, _CHUNK))
+            if not chunk:
+                break
+            parts.append(chunk)
+            remaining -= len(chunk)
+        return b''.join(parts) if len(parts) != 1 else parts[0]
+    parts = []
+    size = 0
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            return b''.join(parts)
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+
+
+def _watchdog(environ: dict[str, Any]) -> Any:
+    """What the session calls when a body takes too long: cut the connection."""
+    sock = servers.raw_socket(environ)
+    if sock is None:
+        return None
+
+    def abort() -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    return abort

@@ -1,0 +1,521 @@
+"""One Engine.IO session: its state, outgoing queue, heartbeat and dispatch.
+
+Concurrency rules of this module:
+
+- Session state changes only under ``self._lock``. Nothing blocks while holding
+  it: no I/O, no user code, no logging that could block.
+- The heartbeat is the session's one long-lived thread (greenlet under gevent).
+  It runs on absolute monotonic deadlines anchored when ``open`` is sent, and it
+  is the only thing that watches for timeouts (ping timeout, and the grace time
+  of a closing session).
+- Outgoing packets go through one ordered queue. On polling a GET drains it; on
+  WebSocket whichever thread finds the queue non-empty and nobody flushing
+  becomes the one writer until the queue is empty, so frames never interleave
+  and no writer thread is needed.
+- Pongs are handled on the I/O path (the POST or the WebSocket reader) and only
+  record a time; messages reach the application off the I/O path, in order, by
+  a worker started when the first one arrives and gone when the queue is
+  empty: an idle session holds no dispatch thread.
+- User callbacks (message, disconnect) never run under the lock.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .backends import Backend
+from .options import Options
+from .packets import Packet, PacketType
+
+logger = logging.getLogger(__name__)
+
+PING = Packet(PacketType.PING)
+CLOSE = Packet(PacketType.CLOSE)
+NOOP = Packet(PacketType.NOOP)
+
+
+class Reason:
+    """Why a session ended, as reported to the ``disconnect`` handler."""
+
+    CLIENT_DISCONNECT = 'client disconnect'
+    SERVER_DISCONNECT = 'server disconnect'
+    PING_TIMEOUT = 'ping timeout'
+    TRANSPORT_CLOSE = 'transport close'
+    TRANSPORT_ERROR = 'transport error'
+    PARSE_ERROR = 'parse error'
+    PAYLOAD_TOO_LARGE = 'payload too large'
+    SEND_BUFFER_FULL = 'send buffer full'
+    SERVER_SHUTDOWN = 'server shutdown'
+
+
+#: reasons after which a polling client is owed its close packet even if it has
+#: no GET waiting: the session lingers until its next GET fetches it
+_LINGERING_REASONS = frozenset({Reason.SERVER_DISCONNECT, Reason.SERVER_SHUTDOWN})
+
+
+class State(enum.Enum):
+    OPEN = 'open'
+    CLOSING = 'closing'   # ended for the application; close packet not yet delivered
+    CLOSED = 'closed'
+
+
+class ProtocolViolation(Exception):
+    """A client packet that is not allowed where it arrived."""
+
+
+class Heartbeat:
+    """When to ping and when the peer is late; pure, so a fake clock can drive it."""
+
+    __slots__ = ('interval', 'timeout', 'deadline', 'awaiting_pong')
+
+    def __init__(self, opened_at: float, interval: float, timeout: float) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self.deadline = opened_at + interval
+        self.awaiting_pong = False
+
+    def pong(self, now: float) -> bool:
+        """Record a pong; False when no ping was outstanding."""
+        if not self.awaiting_pong:
+            return False
+        self.awaiting_pong = False
+        self.deadline = now + self.interval
+        return True
+
+    def due(self, now: float) -> str | None:
+        """'ping' when a ping must go out now, 'timeout' when the pong is late."""
+        if now < self.deadline:
+            return None
+        if self.awaiting_pong:
+            return 'timeout'
+        self.awaiting_pong = True
+        # anchored to when the ping was due, not to when this thread woke up
+        self.deadline += self.timeout
+        return 'ping'
+
+
+Writer = Callable[[list[Packet]], None]
+
+
+class Session:
+    """A session's state; owned by a ``Server``, driven by the transports."""
+
+    def __init__(
+        self,
+        sid: str,
+        transport: str,
+        backend: Backend,
+        options: Options,
+        *,
+        on_message: Callable[[Session, str | bytes], None],
+        on_close: Callable[[Session, str], None],
+        on_finished: Callable[[Session], None],
+    ) -> None:
+        self.sid = sid
+        self.transport = transport
+        self.backend = backend
+        self.options = options
+        self.state = State.OPEN
+        self.upgrading = False
+        #: reserved by the first WebSocket that asks to upgrade this session
+        self.probe_taken = False
+        self.b64 = False
+        #: the application's own data (``get_session`` / ``save_session``)
+        self.user_data: dict[str, Any] = {}
+        self._on_message = on_message
+        self._on_close = on_close
+        self._on_finished = on_finished
+        self._lock = backend.lock()
+        self._outbox: deque[Packet] = deque([Packet(PacketType.OPEN, '')])
+        self._wake = backend.event()        # a waiting GET
+        self._hb_wake = backend.event()     # the heartbeat
+        self._heartbeat: Heartbeat | None = None
+        self._closing_deadline = 0.0
+        self._polling_get = False
+        self._polling_post = False
+        self._post_abort: Callable[[], None] | None = None
+        self._post_deadline = 0.0
+        self._writer: Writer | None = None
+        self._close_transport: Callable[[], None] | None = None
+        self._flushing = False
+        self._inbox: deque[Any] = deque()
+        self._dispatching = False
+        self._notified = False
+        self._finished = False
+        self._task: Any = None
+
+    # -- life cycle -------------------------------------------------------------
+
+    def set_open_packet(self, data: str) -> None:
+        """Fill in the ``open`` packet, which is always first in the queue."""
+        with self._lock:
+            self._outbox[0] = Packet(PacketType.OPEN, data)
+
+    def start(self) -> None:
+        """Start the heartbeat; the ``open`` packet counts as sent now."""
+        opts = self.options
+        self._heartbeat = Heartbeat(self.backend.monotonic(), opts.ping_interval,
+                                    opts.ping_timeout + opts.ping_grace)
+        self._task = self.backend.spawn(self._heartbeat_loop)
+
+    def close(self, reason: str, *, farewell: bool = True) -> bool:
+        """End the session; never blocks on a client. False if it had ended already.
+
+        ``farewell=False`` when the transport is known to be broken: nothing
+        more is written to it.
+
+        The client is told with a close packet where a transport can carry one:
+        on WebSocket it follows whatever is queued, then the socket closes; on
+        polling a waiting GET receives it, and after a server disconnect the
+        session lingers until the next GET fetches it (bounded by
+        pingInterval + pingTimeout).
+        """
+        flush = False
+        with self._lock:
+            if self.state is not State.OPEN:
+                return False
+            if not farewell:
+                self.state = State.CLOSED
+            elif self._writer is not None:
+                self._outbox.append(CLOSE)
+                self.state = State.CLOSING
+                flush = not self._flushing
+                self._flushing = True
+            elif self._polling_get or reason in _LINGERING_REASONS:
+                self._outbox.append(CLOSE)
+                self.state = State.CLOSING
+            else:
+                self.state = State.CLOSED
+            self._closing_deadline = (self.backend.monotonic() + self.options.ping_interval
+                                      + self.options.ping_timeout)
+            finished = self.state is State.CLOSED
+        logger.info('%s closed: %s', self.sid, reason)
+        self._wake.set()
+        self._hb_wake.set()
+        self._notify_closed(reason)
+        if finished:
+            self._finish()
+        elif flush:
+            # the caller must not wait on a slow client: write from elsewhere
+            self.backend.run_soon(self._flush)
+        return True
+
+    def _finish(self) -> None:
+        """Release everything; the session is gone for good. Idempotent."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self.state = State.CLOSED
+            self._outbox.clear()
+            close_transport, self._close_transport = self._close_transport, None
+            self._writer = None
+        self._wake.set()
+        self._hb_wake.set()
+        if close_transport is not None:
+            try:
+                close_transport()
+            except Exception:
+                logger.debug('%s error while closing the transport', self.sid, exc_info=True)
+        self._on_finished(self)
+
+    @property
+    def closed(self) -> bool:
+        return self.state is not State.OPEN
+
+    # -- heartbeat --------------------------------------------------------------
+
+    def heartbeat_step(self) -> float | None:
+        """Do what is due now; return the next deadline, or None when done."""
+        now = self.backend.monotonic()
+        with self._lock:
+            if self.state is State.CLOSED:
+                return None
+            abort = None
+            if self._post_abort is not None and now >= self._post_deadline:
+                abort, self._post_abort = self._post_abort, None
+        if abort is not None:
+            logger.debug('%s POST body too slow; dropping it', self.sid)
+            abort()
+        deadline = self._next_deadline(now)
+        if deadline is None:
+            return None
+        if self._post_abort is not None:
+            deadline = min(deadline, self._post_deadline)
+        return deadline
+
+    def _next_deadline(self, now: float) -> float | None:
+        with self._lock:
+            if self.state is State.CLOSED:
+                return None
+            if self.state is State.CLOSING:
+                if now < self._closing_deadline:
+                    return self._closing_deadline
+                action = 'finish'
+            else:
+                assert self._heartbeat is not None
+                action = self._heartbeat.due(now) or 'wait'
+                deadline = self._heartbeat.deadline
+        if action == 'ping':
+            self.enqueue(PING)
+            return deadline
+        if action == 'timeout':
+            self.close(Reason.PING_TIMEOUT)
+            return self.backend.monotonic()  # come back to see if it lingers
+        if action == 'finish':
+            logger.debug('%s close packet was not fetched in time', self.sid)
+            self._finish()
+            return None
+        return deadline
+
+    def _heartbeat_loop(self) -> None:
+        monotonic = self.backend.monotonic
+        wake = self._hb_wake
+        try:
+            while True:
+                wake.clear()
+                deadline = self.heartbeat_step()
+                if deadline is None:
+                    return
+                delay = deadline - monotonic()
+                if delay > 0:
+                    wake.wait(delay)
+        except Exception:
+            logger.exception('%s heartbeat failed', self.sid)
+            self.close(Reason.TRANSPORT_ERROR, farewell=False)
+            self._finish()
+
+    def pong(self) -> None:
+        with self._lock:
+            if self._heartbeat is None or not self._heartbeat.pong(self.backend.monotonic()):
+                return
+        self._hb_wake.set()
+
+    # -- outgoing ---------------------------------------------------------------
+
+    def enqueue(self, packet: Packet) -> bool:
+        """Queue a packet for the client; False when the session has ended."""
+        with self._lock:
+            if self.state is not State.OPEN:
+                return False
+            if len(self._outbox) >= self.options.max_queued_packets:
+                overflow = True
+            else:
+                overflow = False
+                self._outbox.append(packet)
+                flush = self._writer is not None and not self._flushing
+                if flush:
+                    self._flushing = True
+        if overflow:
+            self.close(Reason.SEND_BUFFER_FULL)
+            return False
+        if flush:
+            self._flush()
+        else:
+            self._wake.set()
+        return True
+
+    def _flush(self) -> None:
+        """Write the queue to the WebSocket until it is empty; one caller at a time."""
+        while True:
+            with self._lock:
+                writer = self._writer
+                if not self._outbox or writer is None:
+                    self._flushing = False
+                    done = self.state is State.CLOSING and writer is not None
+                    break
+                batch = list(self._outbox)
+                self._outbox.clear()
+                self._flushing = True
+            try:
+                writer(batch)
+            except Exception as exc:
+                logger.debug('%s write failed: %r', self.sid, exc)
+                with self._lock:
+                    self._flushing = False
+                self.close(Reason.TRANSPORT_ERROR, farewell=False)
+                self._finish()
+                return
+        if done:
+            self._finish()
+
+    def use_writer(self, writer: Writer, close_transport: Callable[[], None]) -> None:
+        """Send everything from now on, and everything still queued, with ``writer``."""
+        with self._lock:
+            if self.state is State.CLOSED:
+                raise_closed = True
+            else:
+                raise_closed = False
+                self._writer = writer
+                self._close_transport = close_transport
+                self.transport = 'websocket'
+                self.upgrading = False
+                self._flushing = True
+        if raise_closed:
+            close_transport()
+            return
+        self._wake.set()
+        self._flush()
+
+    # -- polling ----------------------------------------------------------------
+
+    def poll(self) -> list[Packet]:
+        """Wait for packets for a long-polling GET.
+
+        Raises ``DuplicateRequest`` when another GET is already waiting.
+        """
+        with self._lock:
+            if self._polling_get:
+                duplicate = True
+            else:
+                duplicate = False
+                self._polling_get = True
+        if duplicate:
+            raise DuplicateRequest()
+        limit = self.options.max_packets_per_poll
+        # a GET never outlives the heartbeat's verdict on its session
+        deadline = self.backend.monotonic() + self.options.ping_interval + self.options.ping_timeout
+        finish = False
+        try:
+            while True:
+                with self._lock:
+                    if self.upgrading or self.transport != 'polling':
+                        return [NOOP]
+                    if self._outbox:
+                        take = min(limit, len(self._outbox))
+                        packets = [self._outbox.popleft() for _ in range(take)]
+                        finish = self.state is State.CLOSING and not self._outbox
+                        return packets
+                    if self.state is not State.OPEN:
+                        return [NOOP]
+                    self._wake.clear()
+                remaining = deadline - self.backend.monotonic()
+                if remaining <= 0:
+                    return [NOOP]
+                self._wake.wait(remaining)
+        finally:
+            with self._lock:
+                self._polling_get = False
+            if finish:
+                self._finish()
+
+    def begin_post(self, abort: Callable[[], None] | None = None) -> None:
+        """A POST starts; ``abort`` cuts its connection if the body is too slow."""
+        with self._lock:
+            duplicate = self._polling_post
+            if not duplicate:
+                self._polling_post = True
+                self._post_abort = abort
+                self._post_deadline = self.backend.monotonic() + self.options.http_body_timeout
+        if duplicate:
+            raise DuplicateRequest()
+        if abort is not None:
+            self._hb_wake.set()
+
+    def end_post(self) -> None:
+        with self._lock:
+            self._polling_post = False
+            self._post_abort = None
+
+    def check_text(self, data: str) -> None:
+        """The polling payload cannot carry a record separator inside text."""
+        if '\x1e' in data and self.transport == 'polling':
+            raise ValueError('text sent over long-polling cannot contain "\\x1e"')
+
+    # -- upgrade ----------------------------------------------------------------
+
+    def reserve_probe(self) -> bool:
+        """Claim this session for one upgrading WebSocket; False if one has it."""
+        with self._lock:
+            if self.probe_taken or self.state is not State.OPEN or self.transport != 'polling':
+                return False
+            self.probe_taken = True
+            return True
+
+    def start_upgrade(self) -> None:
+        """``2probe`` arrived: pending and new GETs answer ``noop`` at once."""
+        with self._lock:
+            self.upgrading = True
+        self._wake.set()
+
+    def abort_upgrade(self) -> None:
+        """The probe failed or timed out: carry on over polling."""
+        with self._lock:
+            self.upgrading = False
+            self.probe_taken = False
+        self._wake.set()
+
+    # -- incoming ---------------------------------------------------------------
+
+    def receive(self, packet: Packet) -> None:
+        """Handle one packet from the client (POST or upgraded WebSocket)."""
+        kind = packet.type
+        if kind is PacketType.MESSAGE:
+            self._dispatch(packet.data)  # type: ignore[arg-type]
+        elif kind is PacketType.PONG:
+            self.pong()
+        elif kind is PacketType.CLOSE:
+            self.close(Reason.CLIENT_DISCONNECT)
+        elif kind is PacketType.UPGRADE or kind is PacketType.NOOP:
+            pass
+        else:
+            raise ProtocolViolation(f'unexpected {kind.name} packet from the client')
+
+    def _dispatch(self, data: str | bytes) -> None:
+        if self.state is not State.OPEN:
+            return
+        if not self.options.async_handlers:
+            self._on_message(self, data)
+            return
+        with self._lock:
+            self._inbox.append(data)
+            start = not self._dispatching
+            self._dispatching = True
+        if start:
+            self.backend.run_soon(self._drain)
+
+    def _notify_closed(self, reason: str) -> None:
+        """Report the end once; after the messages already received, if any.
+
+        A server disconnect is reported at the call, as the caller expects;
+        messages not yet handled are then dropped.
+        """
+        with self._lock:
+            queue_it = (self._dispatching and reason != Reason.SERVER_DISCONNECT
+                        and reason != Reason.SERVER_SHUTDOWN)
+            if queue_it:
+                self._inbox.append(_Closed(reason))
+            else:
+                self._notified = True
+                self._inbox.clear()
+        if not queue_it:
+            self._on_close(self, reason)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._inbox:
+                    self._dispatching = False
+                    return
+                item = self._inbox.popleft()
+                if isinstance(item, _Closed):
+                    self._notified = True
+            if isinstance(item, _Closed):
+                self._on_close(self, item.reason)
+            elif not self._notified:
+                self._on_message(self, item)
+
+
+class _Closed:
+    __slots__ = ('reason',)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class DuplicateRequest(Exception):
+    """A second GET or POST while one is in progress on the same session."""
