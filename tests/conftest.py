@@ -1,0 +1,20 @@
+"""Top-level test configuration.
+
+Makes the repository root importable, in this process and in the server
+subprocesses the tests start, so that ``tests.apps.echo`` and ``tests.live``
+import however pytest was invoked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+_pythonpath = os.environ.get("PYTHONPATH", "")
+if ROOT not in _pythonpath.split(os.pathsep):
+    os.environ["PYTHONPATH"] = ROOT + os.pathsep + _pythonpath if _pythonpath else ROOT
