@@ -64,10 +64,11 @@ class Options:
         logger = kwargs.pop('logger', False)
         if logger is True:
             logging.getLogger('engineio_wsgi').setLevel(logging.INFO)
-        ping_interval = kwargs.pop('ping_interval', cls.ping_interval)
-        if isinstance(ping_interval, (tuple, list)):
-            ping_interval, values['ping_grace'] = ping_interval
-        values['ping_interval'] = ping_interval
+        if 'ping_interval' in kwargs:
+            ping_interval = kwargs.pop('ping_interval')
+            if isinstance(ping_interval, (tuple, list)):
+                ping_interval, values['ping_grace'] = ping_interval
+            values['ping_interval'] = ping_interval
         if 'transports' in kwargs:
             transports = kwargs.pop('transports')
             if transports is None:

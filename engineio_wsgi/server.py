@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import polling, servers
+from . import polling, servers, websocket
 from .backends import Backend, Task, create_backend
 from .cors import CorsPolicy
 from .errors import (BadHandshakeMethod, BadRequest, ConnectionRefusedError, Forbidden,
@@ -173,7 +173,6 @@ class Server:
                 return self._handshake(request, start_response, headers)
             session = self._find(request)
             if request.transport == 'websocket':
-                from . import websocket
                 return websocket.upgrade(self, session, request, start_response, headers)
             if request.method == 'GET':
                 body = polling.get(session, environ, self.options, headers)
@@ -184,6 +183,10 @@ class Server:
             return respond(start_response, 200, headers, body)
         except RequestError as exc:
             self._rejects.rejected(type(exc).__name__, exc.detail)
+            if 'wsgi.websocket' in environ:
+                closed = websocket.refuse_after_upgrade(environ, start_response, exc.message)
+                if closed is not None:
+                    return closed
             return render_error(start_response, exc, headers)
 
     def _find(self, request: Request) -> Session:
@@ -201,15 +204,14 @@ class Server:
                    headers: Headers) -> Iterable[bytes]:
         if request.method != 'GET':
             raise BadHandshakeMethod(f'handshake with {request.method}')
-        websocket = request.transport == 'websocket'
-        if websocket and not request.wants_websocket_upgrade:
+        is_websocket = request.transport == 'websocket'
+        if is_websocket and not request.wants_websocket_upgrade:
             raise BadRequest('transport=websocket without a WebSocket upgrade')
         if self._shutting_down:
             raise ServiceUnavailable('shutting down')
         session = self._open(request)
-        if websocket:
-            from . import websocket as ws
-            return ws.open_session(self, session, request, start_response, headers)
+        if is_websocket:
+            return websocket.open_session(self, session, request, start_response, headers)
         if self.options.cookie is not None:
             headers.append(cookie_header(session.sid, self.options.cookie))
         body = polling.get(session, request.environ, self.options, headers)

@@ -1,0 +1,70 @@
+import logging
+
+import pytest
+
+from engineio_wsgi import Server
+from engineio_wsgi.options import Options
+
+PYTHON_ENGINEIO_KEYWORDS = dict(
+    async_mode='threading', ping_interval=25, ping_timeout=20, max_http_buffer_size=1000000,
+    allow_upgrades=True, http_compression=True, compression_threshold=1024, cookie=None,
+    cors_allowed_origins=None, cors_credentials=True, logger=False, json=None,
+    async_handlers=True, monitor_clients=None, transports=None)
+
+
+def test_every_python_engineio_keyword_is_accepted():
+    Server(**PYTHON_ENGINEIO_KEYWORDS)
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match='ping_intreval'):
+        Server(ping_intreval=3)
+
+
+@pytest.mark.parametrize('name', ['ping_interval', 'ping_timeout', 'upgrade_timeout'])
+@pytest.mark.parametrize('value', [0, -1, 'x'])
+def test_times_must_be_positive(name, value):
+    with pytest.raises(ValueError):
+        Options.from_kwargs(**{name: value})
+
+
+def test_times_are_advertised_as_whole_milliseconds():
+    opts = Options.from_kwargs(ping_interval=0.3, ping_timeout=0.2)
+    assert (opts.ping_interval_ms, opts.ping_timeout_ms) == (300, 200)
+    assert Options.from_kwargs(ping_interval=1.2345).ping_interval_ms == 1234
+
+
+def test_ping_interval_with_grace_period():
+    opts = Options.from_kwargs(ping_interval=(10, 5))
+    assert opts.ping_interval == 10 and opts.ping_grace == 5
+
+
+def test_transports_as_a_string_or_list():
+    assert Options.from_kwargs(transports='polling').transports == ('polling',)
+    assert Options.from_kwargs(transports=['websocket']).transports == ('websocket',)
+    with pytest.raises(ValueError):
+        Options.from_kwargs(transports=['carrier-pigeon'])
+
+
+def test_bad_async_mode_is_refused():
+    with pytest.raises(ValueError, match='async_mode'):
+        Options.from_kwargs(async_mode='eventlet')
+
+
+def test_logger_true_sets_info_and_adds_no_handler():
+    lib = logging.getLogger('engineio_wsgi')
+    before = list(lib.handlers)
+    old = lib.level
+    try:
+        Server(logger=True)
+        assert lib.level == logging.INFO
+        assert lib.handlers == before
+    finally:
+        lib.setLevel(old)
+
+
+def test_cookie_forms():
+    assert Options.from_kwargs(cookie='io').cookie == {'name': 'io'}
+    assert Options.from_kwargs(cookie={'samesite': 'None'}).cookie == {'name': 'io',
+                                                                       'samesite': 'None'}
+    assert Options.from_kwargs(cookie=None).cookie is None

@@ -1,0 +1,454 @@
+"""The WSGI application in-process (webtest), on the threading backend."""
+
+import base64
+import gzip
+import json
+import threading
+import time
+
+import pytest
+import webtest
+
+import engineio_wsgi
+from engineio_wsgi import ConnectionRefusedError, Server, WSGIApp
+
+EIO = '/engine.io/?EIO=4&transport=polling'
+
+
+def fallback(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'fallback ' + environ['PATH_INFO'].encode()]
+
+
+def make(**kwargs):
+    kwargs.setdefault('async_mode', 'threading')
+    # clients here never come back for their close packet: do not wait long for them
+    kwargs.setdefault('shutdown_timeout', 0.05)
+    eio = Server(**kwargs)
+    received = []
+    closed = []
+
+    @eio.on('message')
+    def on_message(sid, data):
+        received.append(data)
+        if data == 'disconnect me':
+            eio.disconnect(sid)
+        else:
+            eio.send(sid, data)
+
+    @eio.on('disconnect')
+    def on_disconnect(sid, reason):
+        closed.append((sid, reason))
+    app = webtest.TestApp(WSGIApp(eio, fallback))
+    return eio, app, received, closed
+
+
+def handshake(app, **extra):
+    res = app.get(EIO, **extra)
+    assert res.body[:1] == b'0'
+    return json.loads(res.body[1:].split(b'\x1e')[0])
+
+
+def error(res):
+    assert res.content_type == 'application/json'
+    return res.status_int, res.json['code']
+
+
+def wait_until(predicate, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_handshake_open_packet():
+    eio, app, _, _ = make(ping_interval=0.3, ping_timeout=0.2)
+    res = app.get(EIO)
+    assert res.headers['Content-Type'] == 'text/plain; charset=UTF-8'
+    assert res.headers['Cache-Control'] == 'no-store'
+    info = json.loads(res.body[1:])
+    assert set(info) == {'sid', 'upgrades', 'pingInterval', 'pingTimeout', 'maxPayload'}
+    assert (info['pingInterval'], info['pingTimeout'], info['maxPayload']) == (300, 200, 1000000)
+    assert len(info['sid']) >= 16 and info['sid'].replace('-', '').replace('_', '').isalnum()
+    # webtest's environ gives no socket access: WebSocket is not offered
+    assert info['upgrades'] == []
+    eio.shutdown()
+
+
+def test_sids_are_unique():
+    eio, app, _, _ = make()
+    sids = {handshake(app)['sid'] for _ in range(200)}
+    assert len(sids) == 200
+    eio.shutdown()
+
+
+@pytest.mark.parametrize('query,method,expected', [
+    ('EIO=4&EIO=4&transport=polling', 'GET', (400, 3)),
+    ('EIO=4&transport=polling&transport=polling', 'GET', (400, 3)),
+    ('EIO=4&transport=polling&sid=a&sid=b', 'GET', (400, 3)),
+    ('EIO=3&EIO=3&transport=bogus', 'GET', (400, 3)),       # 1 before 2 and 3
+    ('transport=polling', 'GET', (400, 5)),
+    ('EIO=3&transport=polling', 'GET', (400, 5)),
+    ('EIO=3&transport=bogus', 'GET', (400, 5)),              # 2 before 3
+    ('EIO=4', 'GET', (400, 0)),
+    ('EIO=4&transport=bogus', 'GET', (400, 0)),
+    ('EIO=4&transport=polling&sid=nope', 'GET', (400, 1)),
+    ('EIO=4&transport=polling&sid=nope', 'POST', (400, 1)),
+    ('EIO=4&transport=polling', 'POST', (400, 2)),
+    ('EIO=4&transport=polling', 'PUT', (400, 2)),
+    ('EIO=4&transport=websocket', 'GET', (400, 3)),          # no Upgrade header
+])
+def test_validation_order(query, method, expected):
+    eio, app, _, _ = make()
+    res = app.request('/engine.io/?' + query, method=method, expect_errors=True)
+    assert error(res) == expected
+    assert b'nope' not in res.body  # never echoes the client's input
+    assert eio.session_count() == 0
+
+
+def test_transport_not_enabled_is_unknown_transport():
+    eio, app, _, _ = make(transports=['websocket'])
+    assert error(app.get(EIO, expect_errors=True)) == (400, 0)
+
+
+def test_origin_checks_come_after_transport_and_before_sid():
+    eio, app, _, _ = make()
+    bad_chars = app.get(EIO + '&sid=nope', headers={'Origin': 'http://a b'}, expect_errors=True)
+    assert error(bad_chars) == (400, 3)
+    foreign = app.get(EIO + '&sid=nope', headers={'Origin': 'http://evil.com'},
+                      expect_errors=True)
+    assert error(foreign) == (403, 4)
+    assert 'Access-Control-Allow-Origin' not in foreign.headers
+    unknown_transport = app.get('/engine.io/?EIO=4&transport=x',
+                                headers={'Origin': 'http://evil.com'}, expect_errors=True)
+    assert error(unknown_transport) == (400, 0)
+
+
+def test_same_origin_passes_with_cors_headers():
+    eio, app, _, _ = make()
+    res = app.get(EIO, headers={'Origin': 'http://localhost:80', 'Host': 'localhost'})
+    assert res.headers['Access-Control-Allow-Origin'] == 'http://localhost:80'
+    assert res.headers['Access-Control-Allow-Credentials'] == 'true'
+    eio.shutdown()
+
+
+def test_errors_carry_the_cors_headers_the_request_would_have_had():
+    eio, app, _, _ = make(cors_allowed_origins='*')
+    res = app.get(EIO + '&sid=nope', headers={'Origin': 'http://a.com'}, expect_errors=True)
+    assert error(res) == (400, 1)
+    assert res.headers['Access-Control-Allow-Origin'] == 'http://a.com'
+
+
+def test_preflight_opens_nothing():
+    eio, app, _, _ = make(cors_allowed_origins=['http://a.com'])
+    res = app.options(EIO, headers={'Origin': 'http://a.com',
+                                    'Access-Control-Request-Headers': 'content-type'})
+    assert res.status_int == 204
+    assert res.headers['Access-Control-Allow-Methods'] == 'GET, POST, OPTIONS'
+    assert res.headers['Access-Control-Allow-Headers'] == 'content-type'
+    assert eio.session_count() == 0
+
+
+def test_echo_text_and_binary():
+    eio, app, received, _ = make()
+    sid = handshake(app)['sid']
+    url = EIO + '&sid=' + sid
+    body = '4héllo 🎉\x1e4{"json": "stays text"}\x1eb' + base64.b64encode(b'\x00\xff').decode()
+    res = app.post(url, body.encode(), content_type='text/plain;charset=UTF-8')
+    assert res.body == b'ok'
+    assert wait_until(lambda: len(received) == 3)
+    assert received == ['héllo 🎉', '{"json": "stays text"}', b'\x00\xff']
+    packets = []
+    while len(packets) < 3:
+        packets += app.get(url).body.decode().split('\x1e')
+    assert packets == ['4héllo 🎉', '4{"json": "stays text"}', 'bAP8=']
+    eio.shutdown()
+
+
+@pytest.mark.parametrize('body', ['4ok\x1e2', '4ok\x1e9x', '4ok\x1ebnot base64!', '4ok\x1e\x1e4x',
+                                  '4ok\x1e0'])
+def test_bad_packets_close_the_session_but_earlier_ones_arrive(body):
+    eio, app, received, closed = make()
+    sid = handshake(app)['sid']
+    res = app.post(EIO + '&sid=' + sid, body.encode(), content_type='text/plain',
+                   expect_errors=True)
+    assert error(res) == (400, 3)
+    assert wait_until(lambda: closed)
+    assert received == ['ok']
+    assert closed == [(sid, 'parse error')]
+
+
+def test_invalid_utf8_and_empty_body_are_parse_errors():
+    for body in (b'4\xff\xfe', b''):
+        eio, app, _, closed = make()
+        sid = handshake(app)['sid']
+        res = app.post(EIO + '&sid=' + sid, body, content_type='text/plain', expect_errors=True)
+        assert error(res) == (400, 3)
+        assert closed == [(sid, 'parse error')]
+
+
+def test_octet_stream_post_is_refused_and_closes():
+    eio, app, _, closed = make()
+    sid = handshake(app)['sid']
+    res = app.post(EIO + '&sid=' + sid, b'4x', content_type='application/octet-stream',
+                   expect_errors=True)
+    assert error(res) == (400, 3)
+    assert closed == [(sid, 'parse error')]
+    assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
+
+
+def test_body_over_max_payload_is_413_and_closes():
+    eio, app, _, closed = make(max_http_buffer_size=100)
+    sid = handshake(app)['sid']
+    res = app.post(EIO + '&sid=' + sid, b'4' + b'x' * 100, content_type='text/plain',
+                   expect_errors=True)
+    assert error(res) == (413, 3)
+    assert closed == [(sid, 'payload too large')]
+
+
+def test_unsolicited_pong_noop_and_upgrade_are_ignored():
+    eio, app, received, closed = make()
+    sid = handshake(app)['sid']
+    assert app.post(EIO + '&sid=' + sid, b'3\x1e6\x1e5\x1e4x', content_type='text/plain').body == b'ok'
+    assert wait_until(lambda: received == ['x'])
+    assert closed == []
+    eio.shutdown()
+
+
+def test_client_close_answers_ok_and_ends_the_session():
+    eio, app, _, closed = make()
+    sid = handshake(app)['sid']
+    assert app.post(EIO + '&sid=' + sid, b'1', content_type='text/plain').body == b'ok'
+    assert closed == [(sid, 'client disconnect')]
+    assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
+    assert eio.session_count() == 0
+
+
+def test_connect_handler_refusals():
+    eio, app, _, _ = make()
+    eio.on('connect', lambda sid, environ: False)
+    res = app.get(EIO, expect_errors=True)
+    assert error(res) == (403, 4)
+
+    def refuse_with_reason(sid, environ):
+        raise ConnectionRefusedError('not today')
+    eio.on('connect', refuse_with_reason)
+    res = app.get(EIO, expect_errors=True)
+    assert error(res) == (403, 4) and res.json['message'] == 'not today'
+
+    def broken(sid, environ):
+        raise RuntimeError('secret internals')
+    eio.on('connect', broken)
+    res = app.get(EIO, expect_errors=True)
+    assert error(res) == (403, 4) and 'secret' not in res.text
+    assert eio.session_count() == 0
+
+
+def test_connect_handler_sees_the_environ_and_can_send_first():
+    eio, app, _, _ = make()
+    seen = {}
+
+    def on_connect(sid, environ):
+        seen['token'] = environ['QUERY_STRING']
+        eio.send(sid, 'welcome')
+    eio.on('connect', on_connect)
+    res = app.get(EIO + '&token=abc')
+    assert 'token=abc' in seen['token']
+    assert res.body.split(b'\x1e')[1] == b'4welcome'
+    eio.shutdown()
+
+
+def test_disconnect_from_the_message_handler_returns_at_once_and_client_gets_close():
+    eio, app, received, closed = make()
+    sid = handshake(app)['sid']
+    start = time.monotonic()
+    app.post(EIO + '&sid=' + sid, b'4disconnect me', content_type='text/plain')
+    assert wait_until(lambda: closed)
+    assert time.monotonic() - start < 1.0
+    assert closed == [(sid, 'server disconnect')]
+    assert app.get(EIO + '&sid=' + sid).body == b'1'
+    assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
+    assert eio.session_count() == 0
+
+
+def test_disconnect_from_another_thread_wakes_a_waiting_get():
+    eio, app, _, closed = make()
+    sid = handshake(app)['sid']
+    result = []
+    getter = threading.Thread(target=lambda: result.append(app.get(EIO + '&sid=' + sid).body))
+    getter.start()
+    time.sleep(0.05)
+    start = time.monotonic()
+    eio.disconnect(sid)
+    assert time.monotonic() - start < 0.1
+    getter.join(2)
+    assert result == [b'1']
+    assert closed == [(sid, 'server disconnect')]
+
+
+def test_post_after_server_disconnect_is_unknown_sid():
+    eio, app, _, _ = make()
+    sid = handshake(app)['sid']
+    eio.disconnect(sid)
+    res = app.post(EIO + '&sid=' + sid, b'4x', content_type='text/plain', expect_errors=True)
+    assert error(res) == (400, 1)
+
+
+def test_old_style_disconnect_handler_without_reason():
+    eio, app, _, _ = make()
+    calls = []
+    eio.on('disconnect', lambda sid: calls.append(sid))
+    sid = handshake(app)['sid']
+    eio.disconnect(sid)
+    assert calls == [sid]
+
+
+def test_send_rules():
+    eio, app, _, _ = make()
+    sid = handshake(app)['sid']
+    with pytest.raises(ValueError):
+        eio.send(sid, 'a\x1eb')
+    with pytest.raises(TypeError):
+        eio.send(sid, {'not': 'text'})
+    eio.send('no-such-sid', 'ignored')  # logged, not raised
+    eio.send(sid, bytearray(b'\x01'))
+    assert app.get(EIO + '&sid=' + sid).body == b'bAQ=='
+    eio.shutdown()
+
+
+def test_session_data_and_transport():
+    eio, app, _, _ = make()
+    sid = handshake(app)['sid']
+    assert eio.transport(sid) == 'polling'
+    with eio.session(sid) as data:
+        data['user'] = 'ann'
+    assert eio.get_session(sid) == {'user': 'ann'}
+    eio.save_session(sid, {'user': 'bob'})
+    assert eio.get_session(sid)['user'] == 'bob'
+    with pytest.raises(KeyError):
+        eio.transport('nope')
+    eio.shutdown()
+
+
+def call(wsgi_app, query, **environ):
+    """Call the WSGI app directly (webtest would undo the compression)."""
+    seen = {}
+
+    def start_response(status, headers):
+        seen['status'], seen['headers'] = status, dict(headers)
+    env = {'REQUEST_METHOD': 'GET', 'PATH_INFO': '/engine.io/', 'QUERY_STRING': query,
+           'wsgi.url_scheme': 'http', 'HTTP_HOST': 'localhost', **environ}
+    body = b''.join(wsgi_app(env, start_response))
+    return seen['status'], seen['headers'], body
+
+
+def test_gzip_compression_of_large_poll_responses():
+    eio, app, _, _ = make()
+    sid = handshake(app)['sid']
+    eio.send(sid, 'x' * 5000)
+    status, headers, body = call(app.app, f'EIO=4&transport=polling&sid={sid}',
+                                 HTTP_ACCEPT_ENCODING='deflate;q=0.5, gzip')
+    assert status == '200 OK'
+    assert headers['Content-Encoding'] == 'gzip'
+    assert headers['Content-Length'] == str(len(body))
+    assert gzip.decompress(body) == b'4' + b'x' * 5000
+    eio.shutdown()
+
+
+def test_compression_can_be_turned_off():
+    eio, app, _, _ = make(http_compression=False)
+    sid = handshake(app)['sid']
+    eio.send(sid, 'x' * 5000)
+    _, headers, body = call(app.app, f'EIO=4&transport=polling&sid={sid}',
+                            HTTP_ACCEPT_ENCODING='gzip')
+    assert 'Content-Encoding' not in headers and body == b'4' + b'x' * 5000
+    eio.shutdown()
+
+
+def test_cookie_is_off_by_default_and_on_when_asked():
+    eio, app, _, _ = make()
+    assert 'Set-Cookie' not in app.get(EIO).headers
+    eio, app, _, _ = make(cookie='io')
+    res = app.get(EIO)
+    sid = json.loads(res.body[1:])['sid']
+    assert res.headers['Set-Cookie'] == f'io={sid}; Path=/; HttpOnly; SameSite=Lax'
+    eio.shutdown()
+
+
+def test_shutdown_sends_close_and_refuses_new_handshakes():
+    eio, app, _, closed = make()
+    sid = handshake(app)['sid']
+    result = []
+    getter = threading.Thread(target=lambda: result.append(app.get(EIO + '&sid=' + sid).body))
+    getter.start()
+    time.sleep(0.05)
+    eio.shutdown()
+    getter.join(2)
+    assert result == [b'1']
+    assert closed == [(sid, 'server shutdown')]
+    assert error(app.get(EIO, expect_errors=True)) == (503, 3)
+
+
+def test_paths_and_fallback():
+    eio, app, _, _ = make()
+    assert app.get('/engine.io?EIO=4&transport=polling').body[:1] == b'0'
+    assert app.get('/other').text == 'fallback /other'
+    bare = webtest.TestApp(WSGIApp(eio))
+    assert bare.get('/other', expect_errors=True).status_int == 404
+    custom = webtest.TestApp(WSGIApp(eio, fallback, engineio_path='/socket.io/'))
+    assert custom.get('/socket.io/?EIO=4&transport=polling').body[:1] == b'0'
+    assert custom.get('/engine.io/').text == 'fallback /engine.io/'
+    mounted = custom.get('/socket.io/?EIO=4&transport=polling',
+                         extra_environ={'SCRIPT_NAME': '/app'})
+    assert mounted.body[:1] == b'0'
+    eio.shutdown()
+
+
+def test_static_files(tmp_path):
+    (tmp_path / 'index.html').write_text('<h1>home</h1>')
+    (tmp_path / 'assets').mkdir()
+    (tmp_path / 'assets' / 'app.js').write_text('alert(1)')
+    (tmp_path / 'secret.txt').write_text('no')
+    eio = Server(async_mode='threading')
+    app = webtest.TestApp(WSGIApp(eio, fallback, static_files={
+        '/': str(tmp_path / 'index.html'),
+        '/static/': str(tmp_path / 'assets'),
+        '/data.bin': {'filename': str(tmp_path / 'secret.txt'),
+                      'content_type': 'application/x-thing'},
+    }))
+    home = app.get('/')
+    assert home.text == '<h1>home</h1>' and home.content_type == 'text/html'
+    js = app.get('/static/app.js')
+    assert js.text == 'alert(1)' and 'javascript' in js.content_type
+    assert app.get('/data.bin').content_type == 'application/x-thing'
+    assert app.get('/static/../secret.txt').text.startswith('fallback')
+    assert app.get('/static/%2e%2e/secret.txt', expect_errors=True).text != 'no'
+    assert app.get('/static/missing.js').text == 'fallback /static/missing.js'
+
+
+def _threads():
+    return threading.active_count()
+
+
+def test_leak_1000_sessions_leave_nothing_behind():
+    """1,000 sessions ended by the client, by ping timeout and by the server."""
+    eio, app, _, closed = make(ping_interval=0.1, ping_timeout=0.1)
+    baseline = _threads()
+    for batch in range(10):
+        for i in range(100):
+            sid = handshake(app)['sid']
+            url = EIO + '&sid=' + sid
+            if i % 3 == 0:
+                app.post(url, b'4hi\x1e1', content_type='text/plain')
+            elif i % 3 == 1:
+                eio.disconnect(sid)
+                assert app.get(url).body.endswith(b'1')
+            # the rest time out: nobody answers their pings
+        assert wait_until(lambda: eio.session_count() == 0, timeout=5)
+    reasons = {reason for _, reason in closed}
+    assert reasons == {'client disconnect', 'server disconnect', 'ping timeout'}
+    assert len(closed) == 1000
+    # heartbeats end with their sessions; idle handler workers leave after a few seconds
+    assert wait_until(lambda: _threads() <= baseline, timeout=10), (_threads(), baseline)
