@@ -47,6 +47,15 @@ class Options:
     shutdown_timeout: float = 5.0
     #: True: message handlers run off the I/O path (in order per session)
     async_handlers: bool = True
+    #: most sessions open at once (None: no limit); past it handshakes get 503
+    max_sessions: int | None = None
+    #: most sessions open at once per client address; past it handshakes get 429
+    max_sessions_per_client: int | None = None
+    #: ``(messages, seconds)``: most messages a session may send in that window;
+    #: past it the session closes (a POST gets 429). None: no limit
+    message_rate_limit: tuple[int, float] | None = None
+    #: addresses of reverse proxies whose ``X-Forwarded-For`` is believed
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def ping_interval_ms(self) -> int:
@@ -78,6 +87,12 @@ class Options:
             values['transports'] = tuple(transports)
         if 'cookie' in kwargs:
             values['cookie'] = _cookie_options(kwargs.pop('cookie'))
+        if 'trusted_proxies' in kwargs:
+            proxies = kwargs.pop('trusted_proxies') or ()
+            values['trusted_proxies'] = (proxies,) if isinstance(proxies, str) else tuple(proxies)
+        if kwargs.get('message_rate_limit') is not None:
+            count, seconds = kwargs.pop('message_rate_limit')
+            values['message_rate_limit'] = (count, float(seconds))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
@@ -98,6 +113,15 @@ class Options:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
+        for name in ('max_sessions', 'max_sessions_per_client'):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f'{name} must be None or a positive integer, not {value!r}')
+        if self.message_rate_limit is not None:
+            count, seconds = self.message_rate_limit
+            if not isinstance(count, int) or count <= 0:
+                raise ValueError('message_rate_limit must be (messages > 0, seconds > 0)')
+            _positive('message_rate_limit seconds', seconds)
         if self.ping_grace < 0:
             raise ValueError('the ping_interval grace period must not be negative')
         if self.compression_threshold < 0:

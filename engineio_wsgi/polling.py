@@ -8,11 +8,11 @@ import socket
 from typing import Any
 
 from . import servers
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge, TooManyRequests
 from .options import Options
 from .packets import DecodeError, Packet, decode_payload, encode_payload
 from .response import NO_STORE, TEXT, Headers, compress
-from .session import DuplicateRequest, ProtocolViolation, Reason, Session
+from .session import DuplicateRequest, ProtocolViolation, RateLimited, Reason, Session
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     try:
         for packet in packets:
             session.receive(packet)
+    except RateLimited:
+        session.close(Reason.TRANSPORT_ERROR)
+        raise TooManyRequests('message rate limit exceeded') from None
     except ProtocolViolation as exc:
         error = exc  # type: ignore[assignment]
     if error is not None:
@@ -138,5 +141,5 @@ def _watchdog(environ: dict[str, Any]) -> Any:
 
     def abort() -> None:
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RD)  # the 400 can still be written
     return abort

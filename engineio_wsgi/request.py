@@ -34,6 +34,20 @@ class Request:
                 and 'upgrade' in env.get('HTTP_CONNECTION', '').lower())
 
 
+def client_address(environ: dict[str, Any], trusted_proxies: tuple[str, ...]) -> str:
+    """The client's address: ``REMOTE_ADDR``, or when that is a trusted proxy,
+    the nearest address in ``X-Forwarded-For`` that is not one."""
+    address = environ.get('REMOTE_ADDR') or ''
+    if not trusted_proxies or address not in trusted_proxies:
+        return address
+    forwarded = environ.get('HTTP_X_FORWARDED_FOR', '')
+    for hop in reversed(forwarded.split(',')):
+        hop = hop.strip()
+        if hop and hop not in trusted_proxies:
+            return hop[:64]
+    return address
+
+
 def parse_query(query: str) -> dict[str, str]:
     """The parameters this library reads; raises on a repeated one."""
     found: dict[str, str] = {}

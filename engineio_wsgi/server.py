@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import secrets
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -17,12 +18,12 @@ from . import polling, servers, websocket
 from .backends import Backend, Task, create_backend
 from .cors import CorsPolicy
 from .errors import (BadHandshakeMethod, BadRequest, ConnectionRefusedError, Forbidden,
-                     RequestError, ServiceUnavailable, UnknownSid)
+                     RequestError, ServiceUnavailable, TooManyRequests, UnknownSid)
 from .options import Options
 from .packets import Packet, PacketType
 from .registry import SessionRegistry
 from .rejectlog import RejectLog
-from .request import Request, parse_request
+from .request import Request, client_address, parse_request
 from .response import Headers, StartResponse, cookie_header, render_error, respond
 from .session import Reason, Session, State
 
@@ -30,6 +31,13 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
 EVENTS = ('connect', 'message', 'disconnect')
+
+#: every Server of this process, for process-wide shutdown (gunicorn_hooks)
+_servers: weakref.WeakSet[Server] = weakref.WeakSet()
+
+
+def running_servers() -> list[Server]:
+    return list(_servers)
 
 
 class Server:
@@ -52,6 +60,7 @@ class Server:
         self._diagnosed = False
         self._websocket_ok: bool | None = None
         self._shutting_down = False
+        _servers.add(self)
 
     # -- configuration ----------------------------------------------------------
 
@@ -220,11 +229,19 @@ class Server:
     def _open(self, request: Request) -> Session:
         """Create a session and ask the application; raises ``Forbidden`` if refused."""
         backend = self.backend
-        session = Session(self.generate_id(), request.transport, backend, self.options,
+        options = self.options
+        session = Session(self.generate_id(), request.transport, backend, options,
                           on_message=self._call_message, on_close=self._call_disconnect,
-                          on_finished=self._sessions.remove)
+                          on_finished=self._sessions.remove,
+                          client=client_address(request.environ, options.trusted_proxies))
         session.b64 = request.b64
-        self._sessions.add(session)
+        # limits come before the application is asked: they exist to shed load
+        limited = self._sessions.add(session, options.max_sessions,
+                                     options.max_sessions_per_client)
+        if limited == 'total':
+            raise ServiceUnavailable(f'{options.max_sessions} sessions open')
+        if limited == 'client':
+            raise TooManyRequests(f'{options.max_sessions_per_client} sessions from {session.client}')
         refusal = self._call_connect(session.sid, request.environ)
         if refusal is not None:
             self._sessions.remove(session)

@@ -114,8 +114,11 @@ class Session:
         on_message: Callable[[Session, str | bytes], None],
         on_close: Callable[[Session, str], None],
         on_finished: Callable[[Session], None],
+        client: str = '',
     ) -> None:
         self.sid = sid
+        #: the client's address, for per-client limits
+        self.client = client
         self.transport = transport
         self.backend = backend
         self.options = options
@@ -147,6 +150,8 @@ class Session:
         self._notified = False
         self._finished = False
         self._task: Any = None
+        rate = options.message_rate_limit
+        self._rate = RateLimit(rate[0], rate[1], backend.monotonic()) if rate else None
 
     # -- life cycle -------------------------------------------------------------
 
@@ -455,11 +460,14 @@ class Session:
         """Handle one packet from the client (POST or upgraded WebSocket)."""
         kind = packet.type
         if kind is PacketType.MESSAGE:
+            if self._rate is not None and not self._rate.allow(self.backend.monotonic()):
+                raise RateLimited('message rate limit exceeded')
             self._dispatch(packet.data)  # type: ignore[arg-type]
         elif kind is PacketType.PONG:
             self.pong()
         elif kind is PacketType.CLOSE:
-            self.close(Reason.CLIENT_DISCONNECT)
+            # the client is leaving: nothing more is sent to it (a waiting GET gets noop)
+            self.close(Reason.CLIENT_DISCONNECT, farewell=False)
         elif kind is PacketType.UPGRADE or kind is PacketType.NOOP:
             pass
         else:
@@ -508,6 +516,30 @@ class Session:
                 self._on_close(self, item.reason)
             elif not self._notified:
                 self._on_message(self, item)
+
+
+class RateLimit:
+    """A token bucket: ``count`` messages per ``seconds``, bursts up to ``count``."""
+
+    __slots__ = ('capacity', 'rate', 'tokens', 'updated')
+
+    def __init__(self, count: int, seconds: float, now: float) -> None:
+        self.capacity = float(count)
+        self.rate = count / seconds
+        self.tokens = float(count)
+        self.updated = now
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class RateLimited(ProtocolViolation):
+    """The client sent messages faster than ``message_rate_limit`` allows."""
 
 
 class _Closed:

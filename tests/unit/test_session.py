@@ -127,6 +127,29 @@ def test_client_close_ends_the_session_at_once():
     assert rec.closed == [Reason.CLIENT_DISCONNECT]
 
 
+def test_client_close_answers_a_waiting_get_with_noop():
+    backend = ThreadingBackend()
+    session, rec, _ = make(backend)
+    session.poll()
+    result = []
+    getter = threading.Thread(target=lambda: result.append(session.poll()))
+    getter.start()
+    time.sleep(0.05)
+    session.receive(Packet(PacketType.CLOSE))
+    getter.join(2)
+    assert result == [[Packet(PacketType.NOOP)]]
+    assert rec.finished == ['sid1']
+
+
+def test_client_close_over_websocket_writes_nothing_more():
+    session, _, _ = make()
+    written, closed = [], []
+    session.use_writer(written.extend, lambda: closed.append(True))
+    session.receive(Packet(PacketType.CLOSE))
+    assert [p.type for p in written] == [PacketType.OPEN]
+    assert closed == [True]
+
+
 @pytest.mark.parametrize('kind', [PacketType.PING, PacketType.OPEN])
 def test_forbidden_client_packets_are_protocol_violations(kind):
     session, _, _ = make()

@@ -452,3 +452,51 @@ def test_leak_1000_sessions_leave_nothing_behind():
     assert len(closed) == 1000
     # heartbeats end with their sessions; idle handler workers leave after a few seconds
     assert wait_until(lambda: _threads() <= baseline, timeout=10), (_threads(), baseline)
+
+
+def test_global_session_limit_is_503_and_frees_up():
+    eio, app, _, _ = make(max_sessions=2)
+    first = handshake(app)['sid']
+    handshake(app)
+    assert error(app.get(EIO, expect_errors=True)) == (503, 3)
+    app.post(EIO + '&sid=' + first, b'1', content_type='text/plain')
+    handshake(app)
+    eio.shutdown()
+
+
+def test_per_client_limit_is_429_and_counts_each_address():
+    eio, app, _, _ = make(max_sessions_per_client=1)
+    a = {'extra_environ': {'REMOTE_ADDR': '10.0.0.1'}}
+    b = {'extra_environ': {'REMOTE_ADDR': '10.0.0.2'}}
+    handshake(app, **a)
+    assert error(app.get(EIO, expect_errors=True, **a)) == (429, 3)
+    handshake(app, **b)
+    eio.shutdown()
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies():
+    eio, app, _, _ = make(max_sessions_per_client=1, trusted_proxies=['10.9.9.9'])
+    via_proxy = {'REMOTE_ADDR': '10.9.9.9', 'HTTP_X_FORWARDED_FOR': '203.0.113.5, 10.9.9.9'}
+    other_client = {'REMOTE_ADDR': '10.9.9.9', 'HTTP_X_FORWARDED_FOR': '203.0.113.6'}
+    handshake(app, extra_environ=via_proxy)
+    assert error(app.get(EIO, expect_errors=True, extra_environ=via_proxy)) == (429, 3)
+    handshake(app, extra_environ=other_client)
+    # an untrusted peer cannot pick its address by sending the header
+    spoof = {'REMOTE_ADDR': '198.51.100.1', 'HTTP_X_FORWARDED_FOR': '1.2.3.4'}
+    handshake(app, extra_environ=spoof)
+    assert error(app.get(EIO, expect_errors=True,
+                         extra_environ={**spoof, 'HTTP_X_FORWARDED_FOR': '5.6.7.8'})) == (429, 3)
+    eio.shutdown()
+
+
+def test_message_rate_limit_closes_the_flooding_session():
+    eio, app, received, closed = make(message_rate_limit=(5, 60))
+    sid = handshake(app)['sid']
+    ok = app.post(EIO + '&sid=' + sid, '\x1e'.join(['4m'] * 5).encode(), content_type='text/plain')
+    assert ok.body == b'ok'
+    res = app.post(EIO + '&sid=' + sid, b'4one too many', content_type='text/plain',
+                   expect_errors=True)
+    assert error(res) == (429, 3)
+    assert wait_until(lambda: closed)  # reported after the messages already received
+    assert closed == [(sid, 'transport error')]
+    assert received == ['m'] * 5
