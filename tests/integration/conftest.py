@@ -35,6 +35,15 @@ CONFIGS: dict[str, dict[str, str]] = {
     'slow-body': {**NORMAL, 'EIO_HTTP_BODY_TIMEOUT': '0.5'},
     'small-payload': {**NORMAL, 'EIO_MAX_HTTP_BUFFER_SIZE': '1000'},
     'quick-upgrade': {**NORMAL, 'EIO_UPGRADE_TIMEOUT': '0.5'},
+    # tests/hostile: bad input (bodies over 200 kB, 10,000 packets queued)
+    'hostile': {**NORMAL, 'EIO_HTTP_BODY_TIMEOUT': '1.0', 'EIO_MAX_HTTP_BUFFER_SIZE': '200000',
+                'EIO_MAX_QUEUED_PACKETS': '20000'},
+    # tests/hostile: faults found by a quick heartbeat, a short outgoing queue
+    'faults': {'EIO_PING_INTERVAL': '0.5', 'EIO_PING_TIMEOUT': '0.5',
+               'EIO_HTTP_BODY_TIMEOUT': '1.0', 'EIO_MAX_QUEUED_PACKETS': '500'},
+    # tests/hostile: a client that stops reading while megabytes are sent to others
+    'slow-reader': {'EIO_PING_INTERVAL': '2.0', 'EIO_PING_TIMEOUT': '2.0',
+                    'EIO_MAX_QUEUED_PACKETS': '500'},
 }
 
 # The server's own log level (library loggers), e.g. EIO_TEST_LOG_LEVEL=DEBUG.

@@ -1,0 +1,247 @@
+"""Server-specific access to the client connection behind a WSGI request.
+
+Everything that depends on which WSGI server runs the application lives here:
+finding the raw client socket, telling the server that a WebSocket took the
+connection over (so it writes nothing more on it), and describing what the
+server can do.
+
+Per server (checked against werkzeug 3.1, gunicorn 27, gevent 26 and
+gevent-websocket 0.10, with and without a generator-style middleware):
+
+Takeover, everywhere: once the WebSocket ended, the connection layer has shut
+the socket down (both directions) and the application raises
+:class:`WebSocketTakenOver`, a ``BrokenPipeError`` (errno ``EPIPE``). Every
+server below treats that as "client gone": no response, no traceback, and the
+connection is not reused. Unlike ``StopIteration`` it passes through
+generator-based middleware unchanged (PEP 479).
+
+werkzeug (threaded dev server)
+    Socket: ``environ['werkzeug.socket']``.
+    Takeover: any ``ConnectionError`` is handed to ``connection_dropped``
+    (silent). Returning without ``start_response`` fails werkzeug's
+    "write() before start_response" assertion and a 500 is written; raising
+    ``StopIteration`` logs "Error on request". After the exception werkzeug's
+    keep-alive loop still reads the socket (there is no way to stop it from
+    the app): bytes a client keeps sending past the close are parsed as a new
+    request and logged as "code 400, message Bad request" (its 400 cannot
+    reach the client, the socket is shut down).
+
+gunicorn, ``gthread``, ``gevent`` (and ``sync``) workers
+    Socket: ``environ['gunicorn.socket']``.
+    Takeover: ``EPIPE`` is logged at DEBUG ("Ignoring ... epipe") and the
+    connection closed. ``StopIteration`` works only when raised directly by
+    the callable gunicorn called: inside a generator middleware it becomes
+    ``RuntimeError`` and gunicorn logs it and writes a 500. Returning without
+    ``start_response`` also makes gunicorn write a 500.
+
+gevent.pywsgi (also gunicorn's ``GeventPyWSGIWorker``)
+    Socket: not in the environ. For a request asking for an upgrade,
+    ``environ['wsgi.input']`` is the handler's buffered reader itself, for
+    other requests a ``gevent.pywsgi.Input`` whose ``rfile`` is that reader;
+    either way ``reader.raw._sock`` is the connection socket (gevent's).
+    Takeover: ``EPIPE`` is in pywsgi's ignored errors and sets
+    ``close_connection``. Returning an empty iterable without
+    ``start_response`` writes nothing either, but keeps the keep-alive loop
+    reading: late client bytes are then parsed as a request and logged with a
+    traceback. ``StopIteration`` is logged as an error.
+
+gevent-websocket (``WebSocketHandler``, with pywsgi or as gunicorn worker)
+    The handler has already written the 101 and put its WebSocket object in
+    ``environ['wsgi.websocket']``; the socket is that object's
+    ``handler.socket`` (the same as through ``wsgi.input``). The app runs as
+    ``list(app(environ, dummy_start_response))`` inside pywsgi's handler, so
+    takeover is as for pywsgi. Its WebSocket object is marked closed so that
+    the handler does not try to send a close frame of its own.
+
+Anything else (wsgiref, Django's runserver, waitress, uWSGI, ...): no socket
+access we can rely on, so no WebSocket; long-polling still works where the
+server is concurrent.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+__all__ = [
+    'ServerInfo',
+    'WebSocketTakenOver',
+    'describe',
+    'finish_takeover',
+    'is_gevent_socket',
+    'raw_socket',
+    'server_kind',
+]
+
+logger = logging.getLogger('engineio_wsgi.servers')
+
+WERKZEUG = 'werkzeug'
+GUNICORN = 'gunicorn'
+PYWSGI = 'gevent.pywsgi'
+GEVENT_WEBSOCKET = 'gevent-websocket'
+UNKNOWN = 'unknown'
+
+_ADVICE = (
+    'run the application under gunicorn (-k gthread with enough --threads, '
+    'or -k gevent), gevent.pywsgi, or werkzeug\'s threaded development server'
+)
+
+
+class ServerInfo(NamedTuple):
+    """What :func:`describe` reports about the server behind a request."""
+
+    name: str
+    can_websocket: bool
+    why_not: str | None
+    concurrent: bool
+
+
+class WebSocketTakenOver(BrokenPipeError):
+    """Raised out of the application once a WebSocket owned the connection.
+
+    Servers treat an ``EPIPE`` as a client that went away: they close the
+    connection quietly and write nothing more on it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(errno.EPIPE, 'connection taken over by a WebSocket')
+
+
+def _pywsgi_reader_socket(environ: dict[str, Any]) -> Any:
+    """The socket under gevent.pywsgi's ``wsgi.input``, or None."""
+    stream = environ.get('wsgi.input')
+    if stream is None:
+        return None
+    # gevent.pywsgi.Input wraps the handler's reader in ``rfile``.
+    if type(stream).__module__ == 'gevent.pywsgi':
+        stream = getattr(stream, 'rfile', None)
+    raw = getattr(stream, 'raw', None)
+    sock = getattr(raw, '_sock', None)
+    if sock is None or not is_gevent_socket(sock):
+        return None
+    return sock
+
+
+def is_gevent_socket(sock: Any) -> bool:
+    """True for gevent's cooperative socket objects (patched or not)."""
+    return type(sock).__module__.startswith('gevent')
+
+
+def server_kind(environ: dict[str, Any]) -> str:
+    """Which connection handling is behind this request (module constants)."""
+    if 'wsgi.websocket' in environ:
+        return GEVENT_WEBSOCKET
+    if environ.get('werkzeug.socket') is not None:
+        return WERKZEUG
+    if environ.get('gunicorn.socket') is not None:
+        return GUNICORN
+    if _pywsgi_reader_socket(environ) is not None:
+        return PYWSGI
+    return UNKNOWN
+
+
+def raw_socket(environ: dict[str, Any]) -> socket.socket | None:
+    """The client connection's socket, or None where the server hides it."""
+    sock = environ.get('werkzeug.socket')
+    if sock is not None:
+        return sock
+    sock = environ.get('gunicorn.socket')
+    if sock is not None:
+        return sock
+    ws = environ.get('wsgi.websocket')
+    if ws is not None:
+        handler = getattr(ws, 'handler', None)
+        sock = getattr(handler, 'socket', None)
+        if sock is not None:
+            return sock
+    return _pywsgi_reader_socket(environ)
+
+
+def _gevent_active(sock: Any = None) -> bool:
+    if sock is not None and is_gevent_socket(sock):
+        return True
+    monkey = sys.modules.get('gevent.monkey')
+    if monkey is None:
+        return False
+    return bool(monkey.is_module_patched('socket'))
+
+
+def _software(environ: dict[str, Any]) -> str:
+    return str(environ.get('SERVER_SOFTWARE') or '').strip()
+
+
+def describe(environ: dict[str, Any]) -> ServerInfo:
+    """Describe the server behind ``environ`` for diagnostics.
+
+    ``concurrent`` is False for servers that handle one request at a time
+    (``wsgi.multithread`` false and no gevent); neither long-polling nor
+    WebSocket can work there. ``can_websocket`` also needs socket access.
+    """
+    kind = server_kind(environ)
+    sock = raw_socket(environ)
+    software = _software(environ)
+    gevent = _gevent_active(sock)
+    concurrent = bool(environ.get('wsgi.multithread')) or gevent
+
+    if kind == WERKZEUG:
+        name = 'werkzeug'
+    elif kind == GUNICORN:
+        name = 'gunicorn (gevent worker)' if gevent else 'gunicorn'
+    elif kind == PYWSGI:
+        name = ('gunicorn (gevent pywsgi worker)'
+                if 'gunicorn' in software.lower() else 'gevent.pywsgi')
+    elif kind == GEVENT_WEBSOCKET:
+        name = 'gevent-websocket'
+    else:
+        name = software or 'unknown WSGI server'
+
+    why_not: str | None = None
+    if not concurrent:
+        why_not = (
+            f'{name} handles one request at a time (wsgi.multithread is false '
+            'and gevent is not in use): a long-poll or a WebSocket would hold '
+            f'the only worker; {_ADVICE}'
+        )
+    elif kind == UNKNOWN or sock is None:
+        why_not = (
+            f'{name} gives the application no access to the connection '
+            f'socket, so WebSocket is unavailable; {_ADVICE}'
+        )
+    return ServerInfo(name, why_not is None, why_not, concurrent)
+
+
+def mark_gevent_websocket_done(environ: dict[str, Any]) -> None:
+    """Stop gevent-websocket from writing its own close frame later."""
+    ws = environ.get('wsgi.websocket')
+    if ws is not None:
+        try:
+            ws.closed = True
+        except AttributeError:  # pragma: no cover - not gevent-websocket's class
+            logger.debug('cannot mark %r closed', ws)
+
+
+def finish_takeover(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """End the WSGI call of a request whose connection a WebSocket used.
+
+    Write ``return finish_takeover(environ, start_response)`` once the
+    WebSocket is over (``receive()`` returned None, or ``close()`` returned
+    in the request's thread). Always raises :class:`WebSocketTakenOver`,
+    which every supported server takes as "connection gone": nothing more is
+    written, nothing is logged above DEBUG, also through generator-style
+    middleware. As a safety net the socket is shut down first if it is still
+    open, so that no server reads WebSocket bytes as a new HTTP request.
+    ``start_response`` is never called.
+    """
+    if server_kind(environ) == GEVENT_WEBSOCKET:
+        mark_gevent_websocket_done(environ)
+    sock = raw_socket(environ)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:     # already shut down, or the peer is gone
+            pass
+    raise WebSocketTakenOver()

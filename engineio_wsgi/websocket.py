@@ -1,0 +1,170 @@
+"""The WebSocket transport: WebSocket-only sessions and the upgrade from polling.
+
+The request's own thread (or greenlet) reads the socket for the whole life of
+the WebSocket; writes come from whichever thread flushes the session's queue
+(see ``session.py``), so a WebSocket costs no extra thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import servers, wsconn
+from .errors import BadRequest
+from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
+from .request import Request
+from .response import Headers, StartResponse
+from .session import ProtocolViolation, RateLimited, Reason, Session
+
+if TYPE_CHECKING:
+    from .server import Server
+
+logger = logging.getLogger(__name__)
+
+_PROBE = 'probe'
+
+
+def open_session(server: Server, session: Session, request: Request,
+                 start_response: StartResponse, headers: Headers) -> Iterable[bytes]:
+    """A session that starts on WebSocket: ``open`` is its first frame."""
+    try:
+        conn = _accept(server, request)
+    except BaseException:
+        session.close(Reason.TRANSPORT_ERROR, farewell=False)
+        raise
+    try:
+        session.use_writer(_writer(conn, request.b64), conn.close)
+        _serve(session, conn)
+    except Exception:
+        logger.exception('%s WebSocket failed', session.sid)
+        session.close(Reason.TRANSPORT_ERROR, farewell=False)
+    finally:
+        conn.close()
+    return servers.finish_takeover(request.environ, start_response)
+
+
+def upgrade(server: Server, session: Session, request: Request,
+            start_response: StartResponse, headers: Headers) -> Iterable[bytes]:
+    """A WebSocket for a polling session: the probe, then the switch."""
+    options = server.options
+    if not options.allow_upgrades:
+        raise BadRequest('upgrades are turned off')
+    if not request.wants_websocket_upgrade:
+        raise BadRequest('transport=websocket without a WebSocket upgrade')
+    if not session.reserve_probe():
+        raise BadRequest('session is upgrading or upgraded already')
+    try:
+        conn = _accept(server, request)
+    except BaseException:
+        session.abort_upgrade()
+        raise
+    upgraded = False
+    try:
+        upgraded = _probe(session, conn, server.backend.monotonic() + options.upgrade_timeout,
+                          server.backend.monotonic)
+        if upgraded:
+            session.use_writer(_writer(conn, request.b64), conn.close)
+            logger.info('%s upgraded to websocket', session.sid)
+            _serve(session, conn)
+    except Exception:
+        logger.exception('%s WebSocket failed', session.sid)
+        if upgraded:
+            session.close(Reason.TRANSPORT_ERROR, farewell=False)
+    finally:
+        if not upgraded:
+            session.abort_upgrade()
+        conn.close()
+    return servers.finish_takeover(request.environ, start_response)
+
+
+def refuse_after_upgrade(environ: dict[str, Any], start_response: StartResponse,
+                         reason: str) -> Iterable[bytes] | None:
+    """Refuse a WebSocket whose 101 the server sent already: close it at once.
+
+    None when an HTTP refusal is still possible.
+    """
+    if not wsconn.upgrade_already_sent(environ):
+        return None
+    try:
+        conn = wsconn.accept(environ, max_message_size=None)
+        conn.close(1008, reason[:100])
+    except Exception:
+        logger.debug('closing a refused WebSocket failed', exc_info=True)
+    return servers.finish_takeover(environ, start_response)
+
+
+def _accept(server: Server, request: Request) -> wsconn.WSConnection:
+    try:
+        return wsconn.accept(request.environ,
+                             max_message_size=server.options.max_http_buffer_size,
+                             compression=server.options.websocket_compression,
+                             backend_hint=server.backend.name)
+    except wsconn.HandshakeError as exc:
+        raise BadRequest(f'WebSocket handshake failed: {exc.message}') from None
+
+
+def _writer(conn: wsconn.WSConnection, b64: bool) -> Any:
+    send = conn.send
+
+    def write(batch: list[Packet]) -> None:
+        for packet in batch:
+            send(encode_packet(packet, b64=b64))
+    return write
+
+
+def _probe(session: Session, conn: wsconn.WSConnection, deadline: float,
+           monotonic: Any) -> bool:
+    """Run the probe exchange; True once the client sent ``5``."""
+    while True:
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            logger.debug('%s upgrade timed out', session.sid)
+            return False
+        try:
+            frame = conn.receive(timeout=remaining)
+        except TimeoutError:
+            logger.debug('%s upgrade timed out', session.sid)
+            return False
+        if frame is None:
+            return False
+        try:
+            packet = decode_packet(frame)
+        except DecodeError:
+            return False
+        kind = packet.type
+        if kind is PacketType.PING and packet.data == _PROBE and not session.upgrading:
+            try:
+                conn.send(encode_packet(Packet(PacketType.PONG, _PROBE)))
+            except OSError:
+                return False
+            session.start_upgrade()
+        elif kind is PacketType.UPGRADE and session.upgrading:
+            return not session.closed
+        elif kind in (PacketType.CLOSE, PacketType.PING, PacketType.OPEN):
+            return False
+        # messages, pongs and noops before the upgrade are ignored
+
+
+def _serve(session: Session, conn: wsconn.WSConnection) -> None:
+    """Read packets until the connection or the session ends."""
+    receive = session.receive
+    while True:
+        frame = conn.receive()
+        if frame is None:
+            if conn.end_reason == wsconn.MESSAGE_TOO_BIG:
+                session.close(Reason.PAYLOAD_TOO_LARGE, farewell=False)
+            else:
+                session.close(Reason.TRANSPORT_CLOSE, farewell=False)
+            return
+        try:
+            receive(decode_packet(frame))
+        except RateLimited:
+            logger.debug('%s message rate limit exceeded', session.sid)
+            session.close(Reason.TRANSPORT_ERROR)
+        except (DecodeError, ProtocolViolation) as exc:
+            logger.debug('%s bad packet: %s', session.sid, exc)
+            # the close packet goes out, then the connection closes and
+            # receive() above returns None
+            session.close(Reason.PARSE_ERROR)

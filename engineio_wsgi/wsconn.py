@@ -1,0 +1,558 @@
+"""WebSocket connections on top of a WSGI server's client socket.
+
+:func:`accept` turns a WSGI request into a :class:`WSConnection`. The
+WebSocket protocol itself (framing, masking, close handshake, size limits,
+permessage-deflate) is the sans-I/O core of the ``websockets`` package; this
+module only moves bytes between it and the socket:
+
+- no reader thread: the thread that serves the request reads, in
+  :meth:`WSConnection.receive`;
+- every write is a whole frame written with ``sendall`` by one writer at a
+  time; control frames the reader has to answer (pong, close echo) go through
+  the same queue and never wait for a slow writer;
+- works with plain threads, with gevent when monkey-patched, and with
+  gevent's cooperative sockets when nothing is patched.
+
+With gevent-websocket the handler already answered the handshake with a 101;
+the same driver then runs on that connection's socket (already open, no
+compression) and gevent-websocket's own WebSocket object is left unused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import logging
+import select
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.datastructures import Headers
+from websockets.exceptions import (
+    InvalidState,
+    PayloadTooBig,
+    ProtocolError,
+)
+from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import CLOSED, OPEN, State
+from websockets.server import ServerProtocol
+
+from . import servers
+
+__all__ = [
+    'CONNECTION_LOST',
+    'LOCAL_CLOSE',
+    'MESSAGE_TOO_BIG',
+    'PEER_CLOSE',
+    'PROTOCOL_ERROR',
+    'ConnectionClosed',
+    'HandshakeError',
+    'WSConnection',
+    'accept',
+    'upgrade_already_sent',
+]
+
+#: Values of :attr:`WSConnection.end_reason`.
+PEER_CLOSE = 'peer closed'
+LOCAL_CLOSE = 'closed locally'
+MESSAGE_TOO_BIG = 'message too big'
+PROTOCOL_ERROR = 'protocol error'
+CONNECTION_LOST = 'connection lost'
+
+# Not larger: above malloc's mmap threshold every recv() costs an mmap (8x slower).
+_RECV_SIZE = 64 * 1024
+
+TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+
+logger = logging.getLogger('engineio_wsgi.wsconn')
+
+
+class _QuietProtocolLogger(logging.LoggerAdapter):
+    """The protocol core's per-connection INFO lines go to DEBUG."""
+
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+_PROTOCOL_LOGGER = _QuietProtocolLogger(logger, {})
+_DEFAULT_CLOSE_TIMEOUT = 3.0
+
+
+class HandshakeError(Exception):
+    """The request cannot become a WebSocket; render ``status`` to the client.
+
+    Raised before anything was written on the connection, so the caller can
+    still answer with a normal HTTP response (plus ``headers``).
+    """
+
+    def __init__(self, message: str, status: int = 400,
+                 headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = list(headers or [])
+
+
+class ConnectionClosed(ConnectionError):
+    """A send on a WebSocket that is closing, closed or broken."""
+
+
+def upgrade_already_sent(environ: dict[str, Any]) -> bool:
+    """True when the server answered the upgrade before the app ran.
+
+    That is gevent-websocket's handler: an HTTP refusal is no longer
+    possible; accept and close at once (e.g. ``close(1008, reason)``).
+    """
+    return servers.server_kind(environ) == servers.GEVENT_WEBSOCKET
+
+
+# -- runtime primitives ------------------------------------------------------
+
+class _Runtime:
+    """Locks, timers and waits suited to the socket's concurrency model."""
+
+    def __init__(self, sock: Any, backend_hint: str | None) -> None:
+        gevent_sock = servers.is_gevent_socket(sock)
+        patched = False
+        monkey = sys.modules.get('gevent.monkey')
+        if monkey is not None:
+            patched = bool(monkey.is_module_patched('threading'))
+        # gevent without monkey-patching: real thread primitives would
+        # block the whole hub, use gevent's own.
+        self.gevent_native = (gevent_sock or backend_hint == 'gevent') and not patched
+        self.gevent_sock = gevent_sock
+        if self.gevent_native:
+            import gevent
+            import gevent.lock
+            self._gevent = gevent
+            self._semaphore = gevent.lock.Semaphore
+            self.current: Callable[[], Any] = gevent.getcurrent
+        else:
+            self.current = threading.get_ident
+
+    def write_lock(self) -> Any:
+        if self.gevent_native:
+            return self._semaphore()
+        return threading.Lock()
+
+    def call_later(self, delay: float, func: Callable[[], None]) -> Callable[[], None]:
+        """Run ``func`` after ``delay`` seconds; return a cancel function."""
+        if self.gevent_native:
+            glet = self._gevent.spawn_later(delay, func)
+            return lambda: glet.kill(block=False)
+        timer = threading.Timer(delay, func)
+        timer.daemon = True
+        timer.start()
+        return timer.cancel
+
+    def wait_readable(self, sock: Any, timeout: float) -> bool:
+        pending = getattr(sock, 'pending', None)
+        if pending is not None:
+            try:
+                if pending():
+                    return True
+            except (OSError, ValueError):
+                logger.debug('pending() failed', exc_info=True)
+        if self.gevent_sock:
+            from gevent.socket import wait_read
+            try:
+                wait_read(sock.fileno(), timeout=timeout)
+            except TimeoutError:
+                return False
+            return True
+        if hasattr(select, 'poll'):
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+            return bool(poller.poll(max(0.0, timeout) * 1000.0))
+        readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
+        return bool(readable)
+
+
+# -- connection ---------------------------------------------------------------
+
+class WSConnection:
+    """One WebSocket connection driven on the server's socket.
+
+    ``receive`` is for the thread (or greenlet) serving the request only;
+    ``send`` and ``close`` may be called from anywhere.
+    """
+
+    def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
+                 close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
+                 subprotocol: str | None = None,
+                 extensions: list[str] | None = None) -> None:
+        self._sock = sock
+        self._proto = protocol
+        self._rt = runtime
+        self._close_timeout = close_timeout
+        self.subprotocol = subprotocol
+        #: Names of the negotiated extensions, e.g. ``['permessage-deflate']``.
+        self.extensions = list(extensions or [])
+        #: Why the connection ended (one of the module constants) or None.
+        self.end_reason: str | None = None
+        # Protocol state and the outgoing queue are guarded by _state_lock,
+        # which is never held across I/O. _write_lock is held by the one
+        # thread writing queued frames to the socket.
+        self._state_lock = threading.Lock() if not runtime.gevent_native else runtime.write_lock()
+        self._write_lock = runtime.write_lock()
+        self._outbox: collections.deque[bytes] = collections.deque()
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._frag_opcode: Any = None
+        self._frag_parts: list[bytes] = []
+        self._broken = False        # a write failed or the socket was aborted
+        self._finished = False      # reading is over, socket shut down
+        self._closing_deadline: float | None = None
+        self._cancel_timer: Callable[[], None] | None = None
+        self._reader: Any = runtime.current()
+        self._failed = False        # we failed the connection: drop what follows
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received from the peer, else the one we sent."""
+        proto = self._proto
+        if proto.close_rcvd is not None:
+            return int(proto.close_rcvd.code)
+        if proto.close_sent is not None:
+            return int(proto.close_sent.code)
+        return None
+
+    @property
+    def open(self) -> bool:
+        return self._proto.state is OPEN and not self._broken
+
+    def receive(self, timeout: float | None = None) -> str | bytes | None:
+        """Next message: ``str`` for text, ``bytes`` for binary.
+
+        Returns None once the connection is over (closed by either side,
+        failed, or lost); the socket is then shut down. Raises
+        ``TimeoutError`` when ``timeout`` seconds pass without a message.
+        """
+        self._reader = self._rt.current()
+        if self._messages:
+            return self._messages.popleft()
+        if self._finished:
+            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None
+            if self._closing_deadline is not None:
+                wait = self._closing_deadline - time.monotonic()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                wait = left if wait is None else min(wait, left)
+            if wait is not None and not self._rt.wait_readable(self._sock, wait):
+                if self._closing_deadline is not None and time.monotonic() >= self._closing_deadline:
+                    self._finish(CONNECTION_LOST)
+                    return None
+                raise TimeoutError('no WebSocket message within the timeout')
+            try:
+                data = self._sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                continue
+            except OSError:
+                data = b''
+            with self._state_lock:
+                self._feed(data)
+                ended = self._proto.state is CLOSED or (not data)
+            self._pump(block=False)
+            if self._messages:
+                return self._messages.popleft()
+            if ended or self._broken:
+                self._finish(CONNECTION_LOST)
+                return None
+
+    def send(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send one message (text for ``str``). Thread-safe.
+
+        Raises :class:`ConnectionClosed` when the connection is closing,
+        closed or broken.
+        """
+        with self._state_lock:
+            if self._broken:
+                raise ConnectionClosed('WebSocket connection is broken')
+            try:
+                if isinstance(data, str):
+                    self._proto.send_text(data.encode('utf-8'))
+                else:
+                    self._proto.send_binary(data)
+            except InvalidState as exc:
+                raise ConnectionClosed('WebSocket connection is closed') from exc
+            self._outbox.extend(self._proto.data_to_send())
+        self._pump(block=True)
+        if self._broken:
+            raise ConnectionClosed('WebSocket connection is broken')
+
+    def close(self, code: int = 1000, reason: str = '') -> None:
+        """Start (or finish) the close handshake. Idempotent.
+
+        From the thread that reads: waits for the peer's answer at most the
+        close timeout, then shuts the socket down. From another thread:
+        sends the close frame and returns; the reader's ``receive`` returns
+        None when the peer answers, or at the close timeout.
+        """
+        if self._finished:
+            return
+        with self._state_lock:
+            if self._proto.state is OPEN and not self._broken:
+                # A close reason is at most 123 bytes of UTF-8.
+                reason = reason.encode('utf-8')[:123].decode('utf-8', 'ignore')
+                try:
+                    self._proto.send_close(code, reason)
+                except (ProtocolError, ValueError):   # a code one may not send
+                    self._proto.send_close(1000, reason)
+                self._outbox.extend(self._proto.data_to_send())
+                self._start_closing(LOCAL_CLOSE)
+        if not self._write_lock.acquire(timeout=self._close_timeout):
+            # A writer is stuck on a peer that does not read: give up.
+            self._abort()
+        else:
+            self._write_lock.release()
+            self._pump(block=False)
+        if self._rt.current() == self._reader:
+            while not self._finished:
+                try:
+                    self.receive(timeout=self._close_timeout)
+                except TimeoutError:
+                    self._finish(CONNECTION_LOST)
+            self._messages.clear()
+        elif self._cancel_timer is None and not self._finished:
+            self._cancel_timer = self._rt.call_later(self._close_timeout, self._abort)
+
+    # -- internals ----------------------------------------------------------
+
+    def _start_closing(self, reason: str) -> None:
+        if self.end_reason is None:
+            self.end_reason = reason
+        if self._closing_deadline is None:
+            self._closing_deadline = time.monotonic() + self._close_timeout
+
+    def _feed(self, data: bytes) -> None:
+        """Run received bytes through the protocol (state lock held)."""
+        proto = self._proto
+        if proto.state is CLOSED:
+            return
+        was_open = proto.state is OPEN
+        if data:
+            proto.receive_data(data)
+        else:
+            proto.receive_eof()
+        for frame in proto.events_received():
+            if not isinstance(frame, Frame):
+                continue
+            op = frame.opcode
+            if op is TEXT or op is BINARY:
+                if frame.fin:
+                    self._deliver(op, frame.data)
+                else:
+                    self._frag_opcode = op
+                    self._frag_parts = [bytes(frame.data)]
+            elif op is CONT:
+                self._frag_parts.append(bytes(frame.data))
+                if frame.fin:
+                    self._deliver(self._frag_opcode, b''.join(self._frag_parts))
+                    self._frag_parts = []
+                    self._frag_opcode = None
+        if proto.state is not OPEN and was_open:
+            exc = proto.parser_exc
+            if isinstance(exc, PayloadTooBig):
+                reason = MESSAGE_TOO_BIG
+            elif isinstance(exc, (ProtocolError, UnicodeDecodeError)):
+                reason = PROTOCOL_ERROR
+            elif exc is not None:
+                reason = CONNECTION_LOST
+            else:
+                reason = PEER_CLOSE
+            self._start_closing(reason)
+        self._outbox.extend(proto.data_to_send())
+
+    def _deliver(self, opcode: Any, data: Any) -> None:
+        if self._failed:
+            return
+        if opcode is TEXT:
+            try:
+                self._messages.append(bytes(data).decode('utf-8'))
+            except UnicodeDecodeError:
+                self._failed = True
+                self._proto.fail(1007, 'invalid UTF-8 in text message')
+                self._start_closing(PROTOCOL_ERROR)
+        else:
+            self._messages.append(bytes(data))
+
+    def _pump(self, block: bool) -> None:
+        """Write queued frames; one writer at a time, whole frames only.
+
+        With ``block=False`` a busy writer is left to write our frames.
+        """
+        while True:
+            if not self._write_lock.acquire(blocking=block):
+                return
+            try:
+                while True:
+                    with self._state_lock:
+                        if not self._outbox:
+                            break
+                        chunk = self._outbox.popleft()
+                    if self._broken or self._finished:
+                        # After _finish the server owns the socket again (and
+                        # closes it): never touch it.
+                        continue
+                    try:
+                        if chunk:
+                            self._sock.sendall(chunk)
+                        else:   # the protocol's end-of-stream marker
+                            self._sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        self._mark_broken()
+            finally:
+                self._write_lock.release()
+            with self._state_lock:
+                if not self._outbox:
+                    return
+            block = False
+
+    def _mark_broken(self) -> None:
+        self._broken = True
+        if self.end_reason is None:
+            self.end_reason = CONNECTION_LOST
+        with self._state_lock:
+            self._outbox.clear()
+        self._shutdown()
+
+    def _abort(self) -> None:
+        """Close timeout reached or writer stuck: end the TCP connection."""
+        if self._finished:
+            return
+        self._broken = True
+        if self.end_reason is None:
+            self.end_reason = CONNECTION_LOST
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _finish(self, reason: str) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self.end_reason is None:
+            self.end_reason = reason
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+        self._shutdown()
+
+
+# -- accept -------------------------------------------------------------------
+
+def _header_tokens(value: str) -> set[str]:
+    return {part.strip().lower() for part in value.split(',') if part.strip()}
+
+
+def _check_handshake(environ: dict[str, Any]) -> None:
+    if environ.get('REQUEST_METHOD', 'GET').upper() != 'GET':
+        raise HandshakeError('WebSocket handshake must use GET')
+    if str(environ.get('SERVER_PROTOCOL', 'HTTP/1.1')).upper() == 'HTTP/1.0':
+        raise HandshakeError('WebSocket handshake needs HTTP/1.1')
+    if 'websocket' not in _header_tokens(environ.get('HTTP_UPGRADE', '')):
+        raise HandshakeError('missing "Upgrade: websocket" header')
+    if 'upgrade' not in _header_tokens(environ.get('HTTP_CONNECTION', '')):
+        raise HandshakeError('missing "Connection: Upgrade" header')
+    version = environ.get('HTTP_SEC_WEBSOCKET_VERSION', '').strip()
+    if version != '13':
+        raise HandshakeError('unsupported Sec-WebSocket-Version (13 required)',
+                             headers=[('Sec-WebSocket-Version', '13')])
+    key = environ.get('HTTP_SEC_WEBSOCKET_KEY', '').strip()
+    try:
+        raw_key = base64.b64decode(key.encode('ascii'), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raw_key = b''
+    if len(raw_key) != 16:
+        raise HandshakeError('invalid Sec-WebSocket-Key header')
+
+
+def _request_from_environ(environ: dict[str, Any]) -> Request:
+    headers = Headers()
+    for key, value in environ.items():
+        if key.startswith('HTTP_') and isinstance(value, str):
+            headers[key[5:].replace('_', '-').title()] = value
+    path = environ.get('PATH_INFO', '/') or '/'
+    query = environ.get('QUERY_STRING', '')
+    if query:
+        path = f'{path}?{query}'
+    try:
+        path.encode('ascii')
+    except UnicodeEncodeError:
+        path = '/'
+    return Request(path, headers)
+
+
+def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
+           compression: bool = False, backend_hint: str | None = None,
+           close_timeout: float = _DEFAULT_CLOSE_TIMEOUT) -> WSConnection:
+    """Complete the WebSocket handshake for this request.
+
+    ``max_message_size`` bounds one incoming message in bytes (after
+    decompression); a larger one closes the connection with 1009 before it is
+    buffered. ``compression`` allows permessage-deflate when the client offers
+    it. ``backend_hint`` (``'threading'``, ``'gevent'`` or None) is advisory:
+    locks, timers and waits follow the socket (gevent's or not) and whether
+    ``threading`` is monkey-patched; ``'gevent'`` only matters for a
+    non-gevent socket in an unpatched process, which should not happen.
+    ``close_timeout`` bounds how long a close waits for the peer.
+
+    Raises :class:`HandshakeError` (nothing written yet) when the request is
+    not a valid upgrade or the server gives no socket access. Afterwards the
+    application must end the WSGI call with
+    ``servers.finish_takeover(environ, start_response)``.
+    """
+    kind = servers.server_kind(environ)
+    sock = servers.raw_socket(environ)
+    if kind == servers.GEVENT_WEBSOCKET:
+        if sock is None:
+            raise HandshakeError('cannot reach the socket behind gevent-websocket')
+        # Its WebSocket object must not write a close frame of its own later.
+        servers.mark_gevent_websocket_done(environ)
+        runtime = _Runtime(sock, backend_hint)
+        proto = ServerProtocol(state=State.OPEN, max_size=max_message_size,
+                               logger=_PROTOCOL_LOGGER)
+        sock.settimeout(None)
+        return WSConnection(sock, proto, runtime, close_timeout=close_timeout)
+
+    _check_handshake(environ)
+    if sock is None:
+        info = servers.describe(environ)
+        raise HandshakeError(info.why_not or 'WebSocket is not available on this server')
+
+    # One protocol object answers the handshake (validation, accept key,
+    # extension negotiation); a second one, created open, runs the frames
+    # with the negotiated extensions.
+    offered = enable_server_permessage_deflate(None) if compression else None
+    handshake = ServerProtocol(extensions=offered, max_size=max_message_size,
+                               logger=_PROTOCOL_LOGGER)
+    response = handshake.accept(_request_from_environ(environ))
+    if response.status_code != 101:
+        raise HandshakeError(str(handshake.handshake_exc or 'invalid WebSocket handshake'))
+    handshake.send_response(response)
+    runtime = _Runtime(sock, backend_hint)
+    try:
+        sock.settimeout(None)
+        for chunk in handshake.data_to_send():
+            if chunk:
+                sock.sendall(chunk)
+    except OSError as exc:
+        raise ConnectionClosed('connection lost during the WebSocket handshake') from exc
+    proto = ServerProtocol(state=State.OPEN, max_size=max_message_size, logger=_PROTOCOL_LOGGER)
+    proto.extensions = list(handshake.extensions)
+    names = [str(ext.name) for ext in proto.extensions]
+    return WSConnection(sock, proto, runtime, close_timeout=close_timeout, extensions=names)

@@ -1,0 +1,148 @@
+"""A raw WSGI WebSocket echo app on engineio_wsgi.wsconn, for the connection-layer tests.
+
+Paths:
+    /ws?id=ID&max=BYTES&deflate=1&ct=SECONDS  WebSocket echo (see commands below);
+                                     ct is the close timeout
+    /mw/ws?...                        the same behind a generator-style middleware
+    /describe                         JSON of servers.describe(environ)
+
+Every text message is echoed unchanged except these commands:
+    __close               close (1000, 'bye') from the request thread
+    __close_bg            close (1001, 'away') from another thread
+    __flood T N S         T threads send N text messages of S bytes each at once,
+                          message i of thread t is 't:i:' padded with chr(97+t);
+                          then '__flood_done' once all threads finished
+    __big N               send N bytes binary (bytes(range(256)) repeated)
+    __info                send JSON {extensions, kind}
+When the WebSocket ends the app logs ``WS END id=ID reason=... code=...`` to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from engineio_wsgi import servers, wsconn
+
+
+def _spawn(func: Callable[..., Any], *args: Any) -> Any:
+    """Start func in a thread, or a greenlet when gevent runs unpatched."""
+    if os.environ.get('WSECHO_SPAWN') == 'gevent':
+        import gevent
+        return gevent.spawn(func, *args)
+    thread = threading.Thread(target=func, args=args)
+    thread.start()
+    return thread
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _json(start_response: Callable[..., Any], status: str, payload: Any,
+          headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    body = json.dumps(payload).encode('utf-8')
+    start_response(status, [('Content-Type', 'application/json'),
+                            ('Content-Length', str(len(body)))] + list(headers or []))
+    return [body]
+
+
+def _flood(ws: wsconn.WSConnection, threads: int, count: int, size: int) -> None:
+    def worker(t: int) -> None:
+        pad = chr(97 + t)
+        for i in range(count):
+            head = f'{t}:{i}:'
+            try:
+                ws.send(head + pad * max(0, size - len(head)))
+            except ConnectionError:
+                return
+
+    workers = [_spawn(worker, t) for t in range(threads)]
+    for w in workers:
+        w.join()
+    try:
+        ws.send('__flood_done')
+    except ConnectionError:
+        pass
+
+
+def _command(ws: wsconn.WSConnection, environ: dict[str, Any], msg: str) -> None:
+    parts = msg.split()
+    if parts[0] == '__close':
+        ws.close(1000, 'bye')
+    elif parts[0] == '__close_bg':
+        _spawn(ws.close, 1001, 'away')
+    elif parts[0] == '__flood':
+        threads, count, size = (int(p) for p in parts[1:4])
+        _spawn(_flood, ws, threads, count, size)
+    elif parts[0] == '__big':
+        n = int(parts[1])
+        block = bytes(range(256))
+        ws.send((block * (n // 256 + 1))[:n])
+    elif parts[0] == '__info':
+        ws.send(json.dumps({'extensions': ws.extensions, 'kind': servers.server_kind(environ)}))
+    else:
+        ws.send(msg)
+
+
+def websocket_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    query = parse_qs(environ.get('QUERY_STRING', ''))
+    ident = query.get('id', ['-'])[0]
+    max_size = int(query.get('max', ['1000000'])[0])
+    compression = query.get('deflate', ['0'])[0] == '1'
+    close_timeout = float(query.get('ct', ['3'])[0])
+    try:
+        ws = wsconn.accept(environ, max_message_size=max_size, compression=compression,
+                           close_timeout=close_timeout)
+    except wsconn.HandshakeError as exc:
+        return _json(start_response, f'{exc.status} Bad Request',
+                     {'code': 3, 'message': exc.message}, exc.headers)
+    try:
+        while True:
+            msg = ws.receive()
+            if msg is None:
+                break
+            if isinstance(msg, str) and msg.startswith('__'):
+                _command(ws, environ, msg)
+            else:
+                ws.send(msg)
+    except ConnectionError:
+        pass
+    finally:
+        ws.close()
+    _log(f'WS END id={ident} reason={ws.end_reason} code={ws.close_code}')
+    return servers.finish_takeover(environ, start_response)
+
+
+def generator_middleware(inner: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """A middleware written as a generator, as many are."""
+    def wrapper(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        result = inner(environ, start_response)
+        try:
+            yield from result
+        finally:
+            close = getattr(result, 'close', None)
+            if close is not None:
+                close()
+    return wrapper
+
+
+_wrapped = generator_middleware(websocket_app)
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ.get('PATH_INFO', '')
+    if path == '/ws':
+        return websocket_app(environ, start_response)
+    if path == '/mw/ws':
+        return _wrapped(environ, start_response)
+    if path == '/describe':
+        return _json(start_response, '200 OK', servers.describe(environ)._asdict())
+    body = b'fallback'
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
