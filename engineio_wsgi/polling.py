@@ -22,8 +22,9 @@ _CHUNK = 65536
 def get(session: Session, environ: dict[str, Any], options: Options,
         headers: Headers) -> bytes:
     """Answer a long-poll: the queued packets as one payload."""
+    sock = servers.raw_socket(environ)
     try:
-        packets = session.poll()
+        packets = session.poll(None if sock is None else lambda: servers.peer_gone(sock))
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a GET is already waiting on this session') from None

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import socket
 import sys
 from collections.abc import Iterable
@@ -73,6 +74,7 @@ __all__ = [
     'describe',
     'finish_takeover',
     'is_gevent_socket',
+    'peer_gone',
     'raw_socket',
     'server_kind',
 ]
@@ -245,3 +247,25 @@ def finish_takeover(environ: dict[str, Any], start_response: Any) -> Iterable[by
         except OSError:     # already shut down, or the peer is gone
             pass
     raise WebSocketTakenOver()
+
+
+_GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL | getattr(select, 'POLLRDHUP', 0)
+
+
+def peer_gone(sock: Any) -> bool:
+    """True when the client closed this connection; never blocks.
+
+    Used on a waiting long-poll whose client may have dropped it. A readable
+    socket is peeked at: end of file means gone, data means alive.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | _GONE)
+        events = poller.poll(0)
+        if not events:
+            return False
+        if events[0][1] & _GONE:
+            return True
+        return sock.recv(1, socket.MSG_PEEK) == b''
+    except (OSError, ValueError):
+        return True

@@ -139,6 +139,8 @@ class Session:
         self._heartbeat: Heartbeat | None = None
         self._closing_deadline = 0.0
         self._polling_get = False
+        self._poll_generation = 0
+        self._poll_peer_gone: Callable[[], bool] | None = None
         self._polling_post = False
         self._post_abort: Callable[[], None] | None = None
         self._post_deadline = 0.0
@@ -368,43 +370,67 @@ class Session:
 
     # -- polling ----------------------------------------------------------------
 
-    def poll(self) -> list[Packet]:
+    def poll(self, peer_gone: Callable[[], bool] | None = None) -> list[Packet]:
         """Wait for packets for a long-polling GET.
 
-        Raises ``DuplicateRequest`` when another GET is already waiting.
+        ``peer_gone`` tells whether this GET's client has dropped the
+        connection. A second GET while one waits raises ``DuplicateRequest``,
+        unless the waiting one was abandoned: then the new one takes over.
         """
-        with self._lock:
-            if self._polling_get:
-                duplicate = True
-            else:
-                duplicate = False
-                self._polling_get = True
-        if duplicate:
-            raise DuplicateRequest()
+        while True:
+            with self._lock:
+                if not self._polling_get:
+                    self._polling_get = True
+                    self._poll_generation += 1
+                    generation = self._poll_generation
+                    self._poll_peer_gone = peer_gone
+                    break
+                waiting_gone = self._poll_peer_gone
+            if waiting_gone is None or not waiting_gone():
+                raise DuplicateRequest()
+            with self._lock:
+                if self._poll_peer_gone is waiting_gone:
+                    self._polling_get = False   # the abandoned GET leaves empty-handed
+                    self._poll_generation += 1
+            self._wake.set()
         limit = self.options.max_packets_per_poll
         # a GET never outlives the heartbeat's verdict on its session
         deadline = self.backend.monotonic() + self.options.ping_interval + self.options.ping_timeout
         finish = False
+        checked = peer_gone is None
         try:
             while True:
                 with self._lock:
+                    if generation != self._poll_generation:
+                        return [NOOP]   # taken over by a newer GET
                     if self.upgrading or self.transport != 'polling':
                         return [NOOP]
-                    if self._outbox:
+                    if self._outbox and checked:
                         take = min(limit, len(self._outbox))
                         packets = [self._outbox.popleft() for _ in range(take)]
                         finish = self.state is State.CLOSING and not self._outbox
                         return packets
-                    if self.state is not State.OPEN:
+                    ready = bool(self._outbox)
+                    if not ready:
+                        if self.state is not State.OPEN:
+                            return [NOOP]
+                        self._wake.clear()
+                if ready:
+                    # packets handed to a dropped connection would be lost
+                    if peer_gone():  # type: ignore[misc]
                         return [NOOP]
-                    self._wake.clear()
+                    checked = True
+                    continue
+                checked = peer_gone is None
                 remaining = deadline - self.backend.monotonic()
                 if remaining <= 0:
                     return [NOOP]
                 self._wake.wait(remaining)
         finally:
             with self._lock:
-                self._polling_get = False
+                if generation == self._poll_generation:
+                    self._polling_get = False
+                    self._poll_peer_gone = None
             if finish:
                 self._finish()
 

@@ -951,3 +951,18 @@ def test_fallback_app(server: LiveServer, method: str, target: str) -> None:
     assert resp.status == 200, resp
     assert resp.body == b'fallback', resp
     assert resp.content_type.startswith('text/plain'), resp
+
+
+def test_a_long_poll_abandoned_by_the_client_does_not_count_as_a_duplicate(client):
+    """A client (or a proxy) that drops a waiting GET and polls again keeps its
+    session; a second GET on a live connection is still a duplicate."""
+    from tests.live import RawRequest
+    with RawRequest(client.port, 'GET', client.target(), timeout=5):
+        time.sleep(0.2)          # the GET is waiting on the server
+    time.sleep(0.1)              # ... and its connection is now closed
+    client.send('after the abandoned poll')
+    assert client.receive(1) == ['after the abandoned poll']
+    with RawRequest(client.port, 'GET', client.target(), timeout=5) as first:
+        time.sleep(0.2)
+        expect_error(client.get(timeout=5), 400, 3)
+        assert [p.type for p in decode_payload(first.response().body)] == [CLOSE]
