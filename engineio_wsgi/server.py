@@ -150,8 +150,7 @@ class Server:
         while len(self._sessions) and self.backend.monotonic() < deadline:
             self.backend.sleep(0.02)
         for session in list(self._sessions):  # clients that never came back for it
-            session.close(Reason.SERVER_SHUTDOWN, farewell=False)
-            self._sessions.remove(session)
+            session.end()
 
     @staticmethod
     def generate_id() -> str:

@@ -211,6 +211,11 @@ class Session:
             self.backend.run_soon(self._flush)
         return True
 
+    def end(self) -> None:
+        """Drop the session now, whatever its state: nothing more is sent."""
+        self.close(Reason.SERVER_SHUTDOWN, farewell=False)
+        self._finish()
+
     def _finish(self) -> None:
         """Release everything; the session is gone for good. Idempotent."""
         with self._lock:

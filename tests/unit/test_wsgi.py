@@ -500,3 +500,14 @@ def test_message_rate_limit_closes_the_flooding_session():
     assert wait_until(lambda: closed)  # reported after the messages already received
     assert closed == [(sid, 'transport error')]
     assert received == ['m'] * 5
+
+
+def test_shutdown_drops_sessions_whose_clients_never_come_back():
+    eio, app, _, closed = make(shutdown_timeout=0.1)
+    sids = [handshake(app)['sid'] for _ in range(3)]
+    baseline = _threads()
+    eio.shutdown()
+    assert eio.session_count() == 0
+    assert sorted(sid for sid, _ in closed) == sorted(sids)
+    # their heartbeats are gone too, not left to run out on their own
+    assert wait_until(lambda: _threads() <= baseline - 3, timeout=2)
