@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 TRANSPORTS = ('polling', 'websocket')
 ASYNC_MODES = ('threading', 'gevent')
 
 #: ``cors_allowed_origins``: None (same origin), '*', a list, or a callable
-OriginPolicy = Union[None, str, Sequence[str], Callable[..., bool]]
+OriginPolicy = None | str | Sequence[str] | Callable[..., bool]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,7 +132,8 @@ class Options:
         policy = self.cors_allowed_origins
         if not (policy is None or isinstance(policy, str) or callable(policy)
                 or all(isinstance(o, str) for o in policy)):
-            raise ValueError('cors_allowed_origins must be None, "*", a list of origins or a callable')
+            raise ValueError(
+                'cors_allowed_origins must be None, "*", a list of origins or a callable')
 
 
 #: python-engineio keywords that have no effect here (see the README's options table)

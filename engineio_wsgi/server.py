@@ -17,8 +17,16 @@ from typing import Any
 from . import polling, servers, websocket
 from .backends import Backend, Task, create_backend
 from .cors import CorsPolicy
-from .errors import (BadHandshakeMethod, BadRequest, ConnectionRefusedError, Forbidden,
-                     RequestError, ServiceUnavailable, TooManyRequests, UnknownSid)
+from .errors import (
+    BadHandshakeMethod,
+    BadRequest,
+    ConnectionRefusedError,
+    Forbidden,
+    RequestError,
+    ServiceUnavailable,
+    TooManyRequests,
+    UnknownSid,
+)
 from .options import Options
 from .packets import Packet, PacketType
 from .registry import SessionRegistry
@@ -240,7 +248,8 @@ class Server:
         if limited == 'total':
             raise ServiceUnavailable(f'{options.max_sessions} sessions open')
         if limited == 'client':
-            raise TooManyRequests(f'{options.max_sessions_per_client} sessions from {session.client}')
+            raise TooManyRequests(
+                f'{options.max_sessions_per_client} sessions from {session.client}')
         refusal = self._call_connect(session.sid, request.environ)
         if refusal is not None:
             self._sessions.remove(session)

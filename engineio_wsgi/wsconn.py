@@ -250,7 +250,8 @@ class WSConnection:
                 left = deadline - time.monotonic()
                 wait = left if wait is None else min(wait, left)
             if wait is not None and not self._rt.wait_readable(self._sock, wait):
-                if self._closing_deadline is not None and time.monotonic() >= self._closing_deadline:
+                closing = self._closing_deadline
+                if closing is not None and time.monotonic() >= closing:
                     self._finish(CONNECTION_LOST)
                     return None
                 raise TimeoutError('no WebSocket message within the timeout')
