@@ -404,6 +404,10 @@ def test_500_messages_with_python_engineio_client(server):
 
 def test_no_traceback_in_the_server_log(server, kind):
     """Runs last in this module: every WebSocket above ended cleanly."""
+    PollingClient(server).handshake()   # at least one Engine.IO request was served
+    assert server.wait_for_log('serving polling, websocket on')
     log = server.log()
     assert 'Traceback' not in log, server.log_tail(80)
     assert 'HTTP/1.1 500' not in log
+    # what this server can serve is said once, at the first request
+    assert log.count('serving polling, websocket on') == 1, server.log_tail(80)
