@@ -9,9 +9,10 @@ Concurrency rules of this module:
   is the only thing that watches for timeouts (ping timeout, and the grace time
   of a closing session).
 - Outgoing packets go through one ordered queue. On polling a GET drains it; on
-  WebSocket whichever thread finds the queue non-empty and nobody flushing
-  becomes the one writer until the queue is empty, so frames never interleave
-  and no writer thread is needed.
+  WebSocket a writer task, started when the queue stops being empty and gone
+  when it is empty again, is the one writer, so frames never interleave, no
+  thread is parked per session, and a client that stops reading blocks nobody
+  but that task (its queue then fills up: "send buffer full").
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and only
   record a time; messages reach the application off the I/O path, in order, by
   a worker started when the first one arrives and gone when the queue is
@@ -229,11 +230,15 @@ class Session:
         self._wake.set()
         self._hb_wake.set()
         if close_transport is not None:
-            try:
-                close_transport()
-            except Exception:
-                logger.debug('%s error while closing the transport', self.sid, exc_info=True)
+            # closing may wait on a writer stuck on this client: not here
+            self.backend.run_soon(self._close_transport_now, close_transport)
         self._on_finished(self)
+
+    def _close_transport_now(self, close_transport: Callable[[], None]) -> None:
+        try:
+            close_transport()
+        except Exception:
+            logger.debug('%s error while closing the transport', self.sid, exc_info=True)
 
     @property
     def closed(self) -> bool:
@@ -323,10 +328,13 @@ class Session:
                 if flush:
                     self._flushing = True
         if overflow:
-            self.close(Reason.SEND_BUFFER_FULL)
+            # the client does not keep up: it will not read a close packet either
+            self.close(Reason.SEND_BUFFER_FULL, farewell=False)
             return False
         if flush:
-            self._flush()
+            # never on the caller's thread: a client that stops reading must
+            # not block whoever sends to it
+            self.backend.run_soon(self._flush)
         else:
             self._wake.set()
         return True

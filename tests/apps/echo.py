@@ -14,6 +14,12 @@ The server is configured from environment variables read at import time:
     EIO_CORS                  '*' or a comma separated list of origins
     EIO_TRANSPORTS            comma separated list (polling, websocket)
     EIO_HTTP_BODY_TIMEOUT     optional: seconds a POST body may take to arrive
+    EIO_MAX_QUEUED_PACKETS    optional: packets queued per session (int)
+    EIO_MAX_SESSIONS          optional: most sessions at once (int)
+    EIO_MAX_SESSIONS_PER_CLIENT optional: most sessions per client address (int)
+    EIO_MESSAGE_RATE_LIMIT    optional: 'messages,seconds' (e.g. '20,1')
+    EIO_TRUSTED_PROXIES       optional: comma separated proxy addresses
+    EIO_SHUTDOWN_TIMEOUT      optional: seconds (float)
     EIO_LOG_LEVEL             optional: configure logging to stderr at this level
 
 Text messages that are commands are not echoed:
@@ -22,6 +28,16 @@ Text messages that are commands are not echoed:
     __block <secs>    the handler sleeps <secs>, then sends 'unblocked'
     __send <n>        the server sends n messages 'm0' .. 'm<n-1>'
     __raise           the handler raises (the session must live on)
+    __sendto <n> <size> <sid>[,<sid>...]
+                      the handler sends n messages of <size> bytes ('b' * size)
+                      to each listed session, one session after the other,
+                      then 'sendto done' to the sender
+
+A request for ``/__stats`` (outside the Engine.IO path) answers JSON
+``{"sessions", "threads", "greenlets", "rss_kb", "thread_names"}``: open
+sessions, live threads (``threading.active_count()``), live greenlets when
+gevent is loaded (else 0), the resident memory of the process in kB, and the
+live threads counted by name with trailing digits removed.
 
 A command with missing or bad arguments is echoed like any other message.
 Every received message is also written to stderr (shortened), so that tests
@@ -31,10 +47,13 @@ its session is already gone.
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -69,13 +88,26 @@ def server_options() -> dict[str, Any]:
         ('EIO_PING_TIMEOUT', 'ping_timeout'),
         ('EIO_UPGRADE_TIMEOUT', 'upgrade_timeout'),
         ('EIO_HTTP_BODY_TIMEOUT', 'http_body_timeout'),
+        ('EIO_SHUTDOWN_TIMEOUT', 'shutdown_timeout'),
     ):
         seconds = _env_float(env_name)
         if seconds is not None:
             options[option] = seconds
-    size = _env_int('EIO_MAX_HTTP_BUFFER_SIZE')
-    if size is not None:
-        options['max_http_buffer_size'] = size
+    for env_name, option in (
+        ('EIO_MAX_HTTP_BUFFER_SIZE', 'max_http_buffer_size'),
+        ('EIO_MAX_QUEUED_PACKETS', 'max_queued_packets'),
+        ('EIO_MAX_SESSIONS', 'max_sessions'),
+        ('EIO_MAX_SESSIONS_PER_CLIENT', 'max_sessions_per_client'),
+    ):
+        number = _env_int(env_name)
+        if number is not None:
+            options[option] = number
+    rate = _env_list('EIO_MESSAGE_RATE_LIMIT')
+    if rate:
+        options['message_rate_limit'] = (int(rate[0]), float(rate[1]))
+    proxies = _env_list('EIO_TRUSTED_PROXIES')
+    if proxies is not None:
+        options['trusted_proxies'] = proxies
     cors = os.environ.get('EIO_CORS')
     if cors is not None:
         options['cors_allowed_origins'] = '*' if cors.strip() == '*' else _env_list('EIO_CORS')
@@ -129,6 +161,14 @@ def on_disconnect(sid: str, reason: Any = None) -> None:
     _note('disconnect', sid, reason)
 
 
+def _send_to(sender: str, count: int, size: int, targets: list[str]) -> None:
+    data = 'b' * size
+    for sid in targets:
+        for _ in range(count):
+            eio.send(sid, data)
+    eio.send(sender, 'sendto done')
+
+
 @eio.on('message')
 def on_message(sid: str, data: str | bytes) -> None:
     _note('message', sid, _short(data))
@@ -146,6 +186,13 @@ def on_message(sid: str, data: str | bytes) -> None:
                 eio.sleep(seconds)
                 eio.send(sid, 'unblocked')
                 return
+        if command == '__sendto':
+            parts = arg.split()
+            if len(parts) == 3:
+                count, size = _number(parts[0], int), _number(parts[1], int)
+                if count is not None and size is not None and count * size <= 100_000_000:
+                    _send_to(sid, count, size, parts[2].split(','))
+                    return
         if command == '__send':
             count = _number(arg, int)
             if count is not None and count <= 100_000:
@@ -155,9 +202,46 @@ def on_message(sid: str, data: str | bytes) -> None:
     eio.send(sid, data)
 
 
+def _rss_kb() -> int:
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _greenlets() -> int:
+    if 'gevent' not in sys.modules:
+        return 0
+    import greenlet
+    return sum(1 for obj in gc.get_objects()
+               if isinstance(obj, greenlet.greenlet) and not obj.dead)
+
+
+def _thread_names() -> dict[str, int]:
+    names: dict[str, int] = {}
+    for thread in threading.enumerate():
+        name = thread.name.rstrip('0123456789').rstrip('-_ ') or 'unnamed'
+        names[name] = names.get(name, 0) + 1
+    return names
+
+
+def stats() -> dict[str, Any]:
+    return {'sessions': eio.session_count(), 'threads': threading.active_count(),
+            'greenlets': _greenlets(), 'rss_kb': _rss_kb(), 'thread_names': _thread_names()}
+
+
 def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    body = b'fallback'
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    if environ.get('PATH_INFO') == '/__stats':
+        body = json.dumps(stats()).encode()
+        content_type = 'application/json'
+    else:
+        body = b'fallback'
+        content_type = 'text/plain'
+    start_response('200 OK', [('Content-Type', content_type), ('Content-Length', str(len(body)))])
     return [body]
 
 
