@@ -1,0 +1,441 @@
+"""Run the benchmark scenarios against every server and save the raw results.
+
+Started by ``bench/run`` inside ``bench/.venv``; see the README's "Benchmarks"
+section. Each server runs pinned to CPU 0, the Node load generator to CPU 1.
+Writes ``results/results.json``, then calls ``report.py`` for the table and chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / 'results'
+LOGS = RESULTS / 'logs'
+VENV_BIN = Path(sys.executable).parent
+SERVER_CPU = '0'
+LOADGEN_CPU = '1'
+TICK = os.sysconf('SC_CLK_TCK')
+
+
+@dataclass
+class ServerSpec:
+    key: str
+    label: str
+    mode: str                    # 'gevent' or 'threading' (Node: 'node')
+    kind: str                    # 'gunicorn' or 'node'
+    module: str = ''
+    threads: int = 0             # gthread only
+    idle_sizes: list[int] = field(default_factory=list)
+
+
+def server_specs(quick: bool) -> list[ServerSpec]:
+    full_idle = [1000] if quick else [1000, 5000]
+    return [
+        ServerSpec('eiowsgi-gevent', 'engineio_wsgi (gevent)', 'gevent', 'gunicorn',
+                   'eiowsgi_echo:app', idle_sizes=full_idle + ([] if quick else [10000])),
+        ServerSpec('pyeio-gevent', 'python-engineio (gevent)', 'gevent', 'gunicorn',
+                   'pyeio_echo:app', idle_sizes=full_idle),
+        ServerSpec('node', 'Node engine.io 6', 'node', 'node', idle_sizes=full_idle),
+        ServerSpec('eiowsgi-gthread', 'engineio_wsgi (gthread)', 'threading', 'gunicorn',
+                   'eiowsgi_echo:app', threads=200, idle_sizes=[] if quick else [1000]),
+        ServerSpec('pyeio-gthread', 'python-engineio (gthread)', 'threading', 'gunicorn',
+                   'pyeio_echo:app', threads=200, idle_sizes=[] if quick else [1000]),
+    ]
+
+
+# -- /proc ------------------------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f'/proc/{pid}/task').glob('*'):
+        try:
+            kids += [int(x) for x in (task / 'children').read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += _children(p)
+    return out
+
+
+def tree_stats(pids: list[int]) -> dict[str, float]:
+    """Resident memory (KiB) and CPU seconds used so far, summed over ``pids``."""
+    rss = 0
+    cpu = 0.0
+    for pid in pids:
+        try:
+            for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+                if line.startswith('VmRSS:'):
+                    rss += int(line.split()[1])
+            stat = Path(f'/proc/{pid}/stat').read_text()
+            fields = stat[stat.rindex(')') + 2:].split()
+            cpu += (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, ValueError, IndexError):
+            pass
+    return {'rss_kib': rss, 'cpu_s': cpu, 'core_busy_s': core_busy(SERVER_CPU),
+            't': time.monotonic()}
+
+
+def core_busy(core: str) -> float:
+    """CPU seconds this core spent on anything (all processes) since boot."""
+    for line in Path('/proc/stat').read_text().splitlines():
+        if line.startswith(f'cpu{core} '):
+            v = [int(x) for x in line.split()[1:]]
+            idle = v[3] + v[4]          # idle + iowait
+            return (sum(v[:8]) - idle) / TICK
+    return 0.0
+
+
+# -- servers ------------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, spec: ServerSpec, port: int, ping: tuple[int, int], tag: str,
+                 sessions: int = 0) -> None:
+        self.spec = spec
+        self.port = port
+        env = dict(os.environ, BENCH_PING_INTERVAL=str(ping[0]), BENCH_PING_TIMEOUT=str(ping[1]),
+                   BENCH_ASYNC_MODE=spec.mode if spec.kind == 'gunicorn' else '',
+                   PYTHONUNBUFFERED='1')
+        if spec.kind == 'node':
+            cmd = ['node', str(BENCH / 'servers' / 'node_server.js'), str(port)]
+        else:
+            cmd = [str(VENV_BIN / 'gunicorn'), '-w', '1', '-b', f'127.0.0.1:{port}',
+                   '--chdir', str(BENCH / 'servers'), '--backlog', '4096',
+                   '--keep-alive', '30', '--timeout', '300', '--graceful-timeout', '2',
+                   '--log-level', 'warning']
+            if spec.mode == 'gevent':
+                cmd += ['-k', 'gevent', '--worker-connections', '20000']
+            else:
+                threads = max(spec.threads, sessions + 100)
+                cmd += ['-k', 'gthread', '--threads', str(threads),
+                        '--worker-connections', str(max(2000, 2 * threads))]
+            cmd.append(spec.module)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.logfile = open(LOGS / f'{tag}.log', 'w')
+        self.proc = subprocess.Popen(['taskset', '-c', SERVER_CPU] + cmd, env=env,
+                                     stdout=self.logfile, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.worker = self._wait_ready()
+
+    def _wait_ready(self) -> int:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'{self.spec.key} exited at start, see {self.logfile.name}')
+            try:
+                urllib.request.urlopen(f'http://127.0.0.1:{self.port}/ready', timeout=2).read()
+                break
+            except urllib.error.HTTPError:
+                break        # any HTTP answer means the worker serves
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f'{self.spec.key} did not start, see {self.logfile.name}')
+        if self.spec.kind == 'node':
+            return self.proc.pid
+        kids = _children(self.proc.pid)
+        if len(kids) != 1:
+            raise RuntimeError(f'expected one gunicorn worker, found {kids}')
+        return kids[0]
+
+    def stats(self) -> dict[str, float]:
+        return tree_stats(process_tree(self.worker))
+
+    def stop(self) -> None:
+        sig = signal.SIGINT if self.spec.kind == 'gunicorn' else signal.SIGTERM
+        try:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)   # stray children, if any
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.logfile.close()
+
+
+# -- load generator ---------------------------------------------------------------------
+
+def run_loadgen(cfg: dict, server: Server, timeout: float) -> dict:
+    """Run one scenario; sample the server at every mark. Returns the result plus samples."""
+    cfg = dict(cfg, port=server.port, interactive=True, deadline=timeout)
+    proc = subprocess.Popen(['taskset', '-c', LOADGEN_CPU, 'node', str(BENCH / 'loadgen.js'),
+                             json.dumps(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=server.logfile, text=True, bufsize=1)
+    killer = threading.Timer(timeout + 30, proc.kill)
+    killer.start()
+    marks: dict[str, dict] = {}
+    result: dict = {'error': 'load generator ended without a result'}
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get('event') == 'mark':
+                marks[event['name']] = dict(event, **server.stats())
+                proc.stdin.write('go\n')
+                proc.stdin.flush()
+            elif event.get('event') == 'result':
+                result = event
+        proc.wait()
+    finally:
+        killer.cancel()
+    result['marks'] = marks
+    return result
+
+
+def foreign_between(marks: dict, a: str, b: str) -> float | None:
+    """Share of the server's core used by other processes between two marks."""
+    if a not in marks or b not in marks:
+        return None
+    busy = marks[b]['core_busy_s'] - marks[a]['core_busy_s']
+    own = marks[b]['cpu_s'] - marks[a]['cpu_s']
+    return max(0.0, busy - own) / (marks[b]['t'] - marks[a]['t'])
+
+
+def cpu_between(marks: dict, a: str, b: str) -> float | None:
+    if a not in marks or b not in marks:
+        return None
+    return (marks[b]['cpu_s'] - marks[a]['cpu_s']) / (marks[b]['t'] - marks[a]['t'])
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+class Runner:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.quick = args.quick
+        self.port = 21000 + (os.getpid() % 2000) * 10   # a fresh port per server start
+        self.records: list[dict] = []
+        if self.quick:
+            self.echo_time = dict(warmup=0.5, duration=2)
+            self.idle_ping = (2, 2)
+            self.idle_hold = 5
+            self.broadcasts = 1
+        else:
+            self.echo_time = dict(warmup=1, duration=5)
+            self.idle_ping = (5, 5)
+            self.idle_hold = 12
+            self.broadcasts = 3
+
+    def next_port(self) -> int:
+        self.port += 1
+        return self.port
+
+    def record(self, spec: ServerSpec, scenario: str, repeat: int, result: dict, **extra) -> None:
+        rec = {k: v for k, v in result.items() if k not in ('event', 'marks', 'scenario')}
+        rec.update({'server': spec.key, 'label': spec.label, 'scenario': scenario,
+                    'repeat': repeat, **extra})
+        self.records.append(rec)
+        summary = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                            for k, v in rec.items()
+                            if k in ('rate', 'p50_ms', 'p99_ms', 'loadgen_cpu', 'server_cpu',
+                                     'foreign_cpu',
+                                     'rss_per_session_kib', 'alive', 'answering',
+                                     'broadcast_ms', 'errors', 'error'))
+        print(f'  {spec.key:16} {scenario:14} #{repeat}: {summary}', flush=True)
+
+    def traffic(self, spec: ServerSpec, repeat: int) -> None:
+        """Handshakes and echo scenarios, on one server started for them."""
+        server = Server(spec, self.next_port(), (25, 20), f'{spec.key}-traffic-{repeat}')
+        try:
+            run_loadgen({'scenario': 'warm'}, server, 30)
+            scenarios = [('handshakes', {'scenario': 'handshakes', 'concurrency': 20}),
+                         ('ws_echo_1', {'scenario': 'echo', 'transport': 'websocket', 'sessions': 1}),
+                         ('ws_echo_50', {'scenario': 'echo', 'transport': 'websocket', 'sessions': 50}),
+                         ('poll_echo_1', {'scenario': 'echo', 'transport': 'polling', 'sessions': 1}),
+                         ('poll_echo_50', {'scenario': 'echo', 'transport': 'polling', 'sessions': 50})]
+            for name, cfg in scenarios:
+                if self.args.scenarios and name not in self.args.scenarios:
+                    continue
+                result = run_loadgen(dict(cfg, **self.echo_time), server, 120)
+                self.record(spec, name, repeat, result,
+                            server_cpu=cpu_between(result['marks'], 'start', 'end'),
+                            foreign_cpu=foreign_between(result['marks'], 'start', 'end'))
+                time.sleep(0.3)
+        finally:
+            server.stop()
+
+    def idle(self, spec: ServerSpec, size: int, repeat: int) -> None:
+        name = f'idle_{size}'
+        if self.args.scenarios and name not in self.args.scenarios and 'idle' not in self.args.scenarios:
+            return
+        server = Server(spec, self.next_port(), self.idle_ping, f'{spec.key}-{name}-{repeat}',
+                        sessions=size)
+        try:
+            run_loadgen({'scenario': 'warm'}, server, 30)
+            time.sleep(0.5)
+            base = server.stats()
+            result = run_loadgen({'scenario': 'idle', 'sessions': size, 'hold': self.idle_hold,
+                                  'broadcasts': self.broadcasts,
+                                  'pingInterval': self.idle_ping[0]}, server, 240)
+            marks = result['marks']
+            held = marks.get('held')
+            per_session = None
+            if held and result.get('sessions'):
+                per_session = (held['rss_kib'] - base['rss_kib']) / result['sessions']
+            self.record(spec, name, repeat, result, rss_base_kib=base['rss_kib'],
+                        rss_held_kib=held and held['rss_kib'],
+                        rss_per_session_kib=per_session,
+                        server_cpu=cpu_between(marks, 'connected', 'held'),
+                        foreign_cpu=foreign_between(marks, 'connected', 'held'))
+        finally:
+            server.stop()
+
+    def run(self) -> None:
+        specs = [s for s in server_specs(self.quick)
+                 if not self.args.servers or s.key in self.args.servers]
+        repeats = self.args.repeats or (1 if self.quick else 3)
+        for repeat in range(1, repeats + 1):
+            print(f'repeat {repeat}/{repeats}', flush=True)
+            for spec in specs:
+                self.guarded(self.traffic, spec, repeat)
+            for spec in specs:
+                for size in spec.idle_sizes:
+                    if size >= 10000 and repeat > 1:
+                        continue          # once is enough for the largest one
+                    self.guarded(self.idle, spec, size, repeat)
+
+    def guarded(self, fn, spec: ServerSpec, *args) -> None:
+        try:
+            fn(spec, *args)
+        except Exception as exc:     # one failed server start must not end the run
+            print(f'  {spec.key}: {fn.__name__} failed: {exc!r}', flush=True)
+            self.records.append({'server': spec.key, 'label': spec.label,
+                                 'scenario': fn.__name__, 'repeat': args[-1],
+                                 'error': repr(exc)})
+
+
+def machine() -> dict:
+    cpu = ''
+    for line in Path('/proc/cpuinfo').read_text().splitlines():
+        if line.startswith('model name'):
+            cpu = line.split(':', 1)[1].strip()
+            break
+    mem = Path('/proc/meminfo').read_text().splitlines()[0].split()[1]
+
+    def version(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+        except OSError:
+            return '?'
+    pkgs = {}
+    from importlib.metadata import PackageNotFoundError, version as pkg_version
+    for name in ('engineio_wsgi', 'python-engineio', 'gunicorn', 'gevent', 'simple-websocket',
+                 'websockets', 'wsproto'):
+        try:
+            pkgs[name] = pkg_version(name)
+        except PackageNotFoundError:
+            pkgs[name] = None
+    node_pkgs = {}
+    for name in ('engine.io', 'ws'):
+        try:
+            node_pkgs[name] = json.loads((BENCH / 'node_modules' / name / 'package.json')
+                                         .read_text())['version']
+        except OSError:
+            node_pkgs[name] = None
+    commit = version(['git', '-C', str(BENCH.parent), 'rev-parse', '--short', 'HEAD'])
+    dirty = version(['git', '-C', str(BENCH.parent), 'status', '--porcelain', '--',
+                     'engineio_wsgi'])
+    return {
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        'nproc': os.cpu_count(),
+        'cpu': cpu,
+        'mem_gib': round(int(mem) / 1024 / 1024, 1),
+        'kernel': platform.release(),
+        'python': platform.python_version(),
+        'node': version(['node', '--version']),
+        'packages': pkgs,
+        'node_packages': node_pkgs,
+        'commit': commit + (' (with uncommitted changes)' if dirty else ''),
+    }
+
+
+def source_digest(package: Path) -> str:
+    """A short hash of the library's sources."""
+    import hashlib
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob('*.py')):
+        digest.update(str(path.relative_to(package)).encode() + b'\0' + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def snapshot_library() -> tuple[str, str]:
+    """Copy engineio_wsgi as it is now; the servers import the copy (PYTHONPATH).
+
+    Every server of a run then runs the same code even if the checkout is edited
+    meanwhile. Returns (directory, digest).
+    """
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix='engineio_wsgi-bench-')
+    shutil.copytree(BENCH.parent / 'engineio_wsgi', Path(tmp) / 'engineio_wsgi',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    check = subprocess.run([sys.executable, '-c', 'import engineio_wsgi; print(engineio_wsgi.__file__)'],
+                           env=dict(os.environ, PYTHONPATH=tmp), capture_output=True, text=True)
+    if check.returncode != 0 or not check.stdout.startswith(tmp):
+        sys.exit(f'the library does not import from its snapshot:\n{check.stderr}{check.stdout}')
+    os.environ['PYTHONPATH'] = tmp + os.pathsep + os.environ.get('PYTHONPATH', '')
+    return tmp, source_digest(Path(tmp) / 'engineio_wsgi')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--quick', action='store_true', help='one short repeat (about 2 minutes)')
+    parser.add_argument('--repeats', type=int, default=0)
+    parser.add_argument('--servers', nargs='*', help='only these server keys')
+    parser.add_argument('--scenarios', nargs='*', help='only these scenarios (e.g. ws_echo_50 idle)')
+    parser.add_argument('--output', default=str(RESULTS / 'results.json'))
+    args = parser.parse_args()
+    if shutil.which('taskset') is None:
+        sys.exit('taskset (util-linux) is needed')
+    started = time.monotonic()
+    runner = Runner(args)
+    info = machine()
+    info['mode'] = 'quick' if args.quick else 'full'
+    info['idle_ping'] = runner.idle_ping
+    info['idle_hold'] = runner.idle_hold
+    info['echo_time'] = runner.echo_time
+    info['loadavg_start'] = Path('/proc/loadavg').read_text().split()[:3]
+    snapshot, info['sources'] = snapshot_library()
+    try:
+        runner.run()
+    finally:
+        info['seconds'] = round(time.monotonic() - started)
+        info['loadavg_end'] = Path('/proc/loadavg').read_text().split()[:3]
+        shutil.rmtree(snapshot, ignore_errors=True)
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps({'machine': info, 'records': runner.records},
+                                                indent=1) + '\n')
+        print(f'raw results: {args.output} ({info["seconds"]} s)', flush=True)
+    subprocess.run([sys.executable, str(BENCH / 'report.py'), args.output], check=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,410 @@
+// Load generator for the benchmarks: speaks Engine.IO v4 directly, over
+// WebSocket (the `ws` package) and over HTTP long-polling (keep-alive agent).
+//
+//   node loadgen.js '<json>'
+//
+// The JSON names a scenario and its parameters (see SCENARIOS below). Events
+// are written to stdout as JSON lines. At a {"event":"mark"} line the
+// generator waits for one line on stdin before it goes on (the harness samples
+// the server's CPU and memory there); the load keeps running meanwhile. The
+// last line is {"event":"result", ...}. Diagnostics go to stderr.
+'use strict';
+
+const http = require('http');
+const readline = require('readline');
+const { performance } = require('perf_hooks');
+const WebSocket = require('ws');
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const HOST = cfg.host || '127.0.0.1';
+const PORT = cfg.port;
+const PATH = cfg.path || '/engine.io/';
+const SEP = '\x1e';
+
+const now = () => performance.now();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const log = (...args) => process.stderr.write(args.join(' ') + '\n');
+
+// Never run away: a hard deadline for the whole process.
+setTimeout(() => {
+  log('loadgen: hard deadline reached');
+  emit({ event: 'result', error: 'hard deadline reached' });
+  process.exit(3);
+}, 1000 * (cfg.deadline || 300)).unref();
+
+// -- stdin handshake with the harness ----------------------------------------
+
+const stdinLines = [];
+const stdinWaiters = [];
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  if (stdinWaiters.length) stdinWaiters.shift()(line);
+  else stdinLines.push(line);
+});
+
+function mark(name, extra) {
+  emit({ event: 'mark', name, ...extra });
+  if (!cfg.interactive) return Promise.resolve('');
+  if (stdinLines.length) return Promise.resolve(stdinLines.shift());
+  return new Promise((resolve) => stdinWaiters.push(resolve));
+}
+
+// -- statistics ----------------------------------------------------------------
+
+class Recorder {
+  constructor() { this.reset(); }
+  reset() {
+    this.count = 0;
+    this.samples = [];
+    this.t0 = now();
+    this.cpu0 = process.cpuUsage();
+  }
+  add(latencyMs) {
+    this.count += 1;
+    this.samples.push(latencyMs);
+  }
+  summary() {
+    const elapsed = (now() - this.t0) / 1000;
+    const cpu = process.cpuUsage(this.cpu0);
+    const sorted = Float64Array.from(this.samples).sort();
+    const q = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : null);
+    return {
+      count: this.count,
+      seconds: elapsed,
+      rate: this.count / elapsed,
+      p50_ms: q(0.5),
+      p99_ms: q(0.99),
+      loadgen_cpu: (cpu.user + cpu.system) / 1e6 / elapsed,
+    };
+  }
+}
+
+let errors = 0;
+const errorKinds = {};
+function countError(kind) {
+  errors += 1;
+  errorKinds[kind] = (errorKinds[kind] || 0) + 1;
+}
+
+// -- HTTP long-polling client ---------------------------------------------------
+
+const agent = new http.Agent({
+  keepAlive: true,
+  keepAliveMsecs: 1000,
+  maxSockets: Infinity,
+  maxFreeSockets: 4096,
+  scheduling: 'lifo',
+});
+
+function request(method, query, body) {
+  return new Promise((resolve, reject) => {
+    const headers = {};
+    if (body !== undefined) {
+      headers['Content-Type'] = 'text/plain;charset=UTF-8';
+      headers['Content-Length'] = Buffer.byteLength(body);
+    }
+    const req = http.request({ agent, host: HOST, port: PORT, method, path: PATH + query, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 120)}`));
+        else resolve(text);
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.end(body);
+    else req.end();
+  });
+}
+
+async function pollingHandshake() {
+  const body = await request('GET', `?EIO=4&transport=polling&t=${Math.random().toString(36).slice(2)}`);
+  const first = body.split(SEP)[0];
+  if (first[0] !== '0') throw new Error(`bad handshake: ${body.slice(0, 80)}`);
+  return JSON.parse(first.slice(1));
+}
+
+class PollingSession {
+  constructor(onMessage) {
+    this.onMessage = onMessage;
+    this.outbox = [];
+    this.posting = false;
+    this.open = false;
+    this.pings = 0;
+  }
+  async connect() {
+    const info = await pollingHandshake();
+    this.sid = info.sid;
+    this.query = `?EIO=4&transport=polling&sid=${encodeURIComponent(this.sid)}`;
+    this.open = true;
+    this.getLoop = this.loop();
+  }
+  async loop() {
+    while (this.open) {
+      let body;
+      try {
+        body = await request('GET', this.query);
+      } catch (err) {
+        if (this.open) countError('poll GET: ' + err.message.slice(0, 40));
+        this.open = false;
+        return;
+      }
+      for (const packet of body.split(SEP)) {
+        const type = packet[0];
+        if (type === '4') this.onMessage(this, packet.slice(1));
+        else if (type === '2') { this.pings += 1; this.send('3'); }
+        else if (type === '1') { this.open = false; }
+      }
+    }
+  }
+  send(packet) {
+    this.outbox.push(packet);
+    if (!this.posting) this.flush();
+  }
+  async flush() {
+    this.posting = true;
+    while (this.outbox.length && (this.open || this.outbox[0] === '1')) {
+      const body = this.outbox.join(SEP);
+      this.outbox = [];
+      try {
+        await request('POST', this.query, body);
+      } catch (err) {
+        if (this.open) countError('poll POST: ' + err.message.slice(0, 40));
+        this.open = false;
+      }
+    }
+    this.posting = false;
+  }
+  async close() {
+    if (!this.open) return;
+    this.open = false;
+    this.outbox = [];
+    await request('POST', this.query, '1').catch(() => {});
+    await Promise.race([this.getLoop, sleep(3000)]);
+  }
+}
+
+// -- WebSocket client --------------------------------------------------------------
+
+class WsSession {
+  constructor(onMessage) {
+    this.onMessage = onMessage;
+    this.pings = 0;
+    this.open = false;
+    this.closed = false;
+  }
+  connect(timeoutMs = 20000) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${HOST}:${PORT}${PATH}?EIO=4&transport=websocket`, {
+        perMessageDeflate: false,
+        handshakeTimeout: timeoutMs,
+      });
+      this.ws = ws;
+      const timer = setTimeout(() => { reject(new Error('open packet timeout')); ws.terminate(); }, timeoutMs);
+      ws.on('message', (data, isBinary) => {
+        const text = isBinary ? null : data.toString();
+        if (text === null) return;
+        const type = text[0];
+        if (type === '4') this.onMessage(this, text.slice(1));
+        else if (type === '2') { this.pings += 1; ws.send('3'); }
+        else if (type === '0') {
+          this.sid = JSON.parse(text.slice(1)).sid;
+          this.open = true;
+          clearTimeout(timer);
+          resolve(this);
+        } else if (type === '1') { this.open = false; }
+      });
+      ws.on('error', (err) => {
+        clearTimeout(timer);
+        if (!this.open) reject(err);
+        else countError('ws: ' + err.message.slice(0, 40));
+      });
+      ws.on('close', () => {
+        clearTimeout(timer);
+        if (!this.closing && this.open) countError('ws closed by server');
+        this.open = false;
+        this.closed = true;
+        if (this.onClosed) this.onClosed();
+        reject(new Error('closed before open'));
+      });
+    });
+  }
+  send(text) { this.ws.send('4' + text); }
+  close(timeoutMs = 3000) {
+    if (this.closed) return Promise.resolve();
+    this.closing = true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.ws.terminate(); resolve(); }, timeoutMs);
+      this.onClosed = () => { clearTimeout(timer); resolve(); };
+      this.ws.close(1000);
+    });
+  }
+}
+
+// -- helpers ---------------------------------------------------------------------------
+
+async function connectAll(count, make, concurrency) {
+  const sessions = new Array(count);
+  let next = 0;
+  let failures = 0;
+  async function worker() {
+    while (next < count) {
+      const i = next++;
+      const session = make();
+      try {
+        await session.connect();
+        sessions[i] = session;
+      } catch (err) {
+        failures += 1;
+        countError('connect: ' + String(err.message).slice(0, 40));
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return { sessions: sessions.filter(Boolean), failures };
+}
+
+// -- scenarios ---------------------------------------------------------------------------
+
+async function echo() {
+  const { transport, sessions: count, size = 100, warmup = 1, duration = 5 } = cfg;
+  const payload = 'x'.repeat(size);
+  const rec = new Recorder();
+  let running = true;
+  const sentAt = new Map();
+  const onMessage = (session, data) => {
+    const t = sentAt.get(session);
+    if (t !== undefined && data === payload) rec.add(now() - t);
+    if (running && session.open) { sentAt.set(session, now()); session.send(transport === 'websocket' ? payload : '4' + payload); }
+  };
+  const make = () => (transport === 'websocket' ? new WsSession(onMessage) : new PollingSession(onMessage));
+  const { sessions, failures } = await connectAll(count, make, 50);
+  for (const s of sessions) { sentAt.set(s, now()); s.send(transport === 'websocket' ? payload : '4' + payload); }
+  await sleep(warmup * 1000);
+  await mark('start');
+  rec.reset();
+  await sleep(duration * 1000);
+  const result = rec.summary();
+  await mark('end');
+  running = false;
+  await Promise.all(sessions.map((s) => s.close()));
+  return { ...result, sessions: sessions.length, connect_failures: failures };
+}
+
+async function handshakes() {
+  const { concurrency = 20, warmup = 1, duration = 5 } = cfg;
+  const rec = new Recorder();
+  let running = true;
+  async function worker() {
+    while (running) {
+      const t = now();
+      try {
+        const info = await pollingHandshake();
+        await request('POST', `?EIO=4&transport=polling&sid=${encodeURIComponent(info.sid)}`, '1');
+        rec.add(now() - t);
+      } catch (err) {
+        countError('handshake: ' + String(err.message).slice(0, 40));
+        await sleep(10);
+      }
+    }
+  }
+  const workers = Array.from({ length: concurrency }, worker);
+  await sleep(warmup * 1000);
+  await mark('start');
+  rec.reset();
+  await sleep(duration * 1000);
+  const result = rec.summary();
+  await mark('end');
+  running = false;
+  await Promise.all(workers);
+  return { ...result, concurrency };
+}
+
+async function idle() {
+  const { sessions: count, hold = 12, broadcasts = 3, concurrency = 100, pingInterval } = cfg;
+  let received = 0;
+  let broadcastTarget = 0;
+  let broadcastDone = null;
+  const onMessage = (session, data) => {
+    if (data === 'b' && !session.gotBroadcast) {
+      session.gotBroadcast = true;
+      received += 1;
+      if (received === broadcastTarget && broadcastDone) broadcastDone();
+    }
+  };
+  const t0 = now();
+  const { sessions, failures } = await connectAll(count, () => new WsSession(onMessage), concurrency);
+  const connectSeconds = (now() - t0) / 1000;
+  await mark('connected', { sessions: sessions.length, connect_failures: failures });
+  for (const s of sessions) s.pings = 0;
+  const cpu0 = process.cpuUsage();
+  const h0 = now();
+  await sleep(hold * 1000);
+  const holdSeconds = (now() - h0) / 1000;
+  const loadgenCpu = (() => { const c = process.cpuUsage(cpu0); return (c.user + c.system) / 1e6 / holdSeconds; })();
+  const alive = sessions.filter((s) => s.open).length;
+  const pings = sessions.map((s) => s.pings);
+  const minPings = pings.length ? Math.min(...pings) : 0;
+  const expected = Math.floor(hold / pingInterval);
+  const answering = sessions.filter((s) => s.open && s.pings >= expected).length;
+  await mark('held', { alive });
+
+  const times = [];
+  for (let i = 0; i < broadcasts; i++) {
+    const targets = sessions.filter((s) => s.open);
+    if (!targets.length) break;
+    for (const s of targets) s.gotBroadcast = false;
+    received = 0;
+    broadcastTarget = targets.length;
+    const done = new Promise((resolve) => { broadcastDone = resolve; });
+    const t = now();
+    targets[0].send('broadcast');
+    const finished = await Promise.race([done.then(() => true), sleep(30000).then(() => false)]);
+    if (!finished) { countError(`broadcast incomplete: ${received}/${targets.length}`); break; }
+    times.push(now() - t);
+    await sleep(300);
+  }
+  const sorted = times.slice().sort((a, b) => a - b);
+  await Promise.all(sessions.map((s) => s.close(5000)));
+  return {
+    sessions: sessions.length,
+    connect_failures: failures,
+    connect_seconds: connectSeconds,
+    hold_seconds: holdSeconds,
+    alive,
+    answering,
+    expected_pings: expected,
+    min_pings: minPings,
+    broadcast_ms: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
+    broadcast_all_ms: times,
+    loadgen_cpu: loadgenCpu,
+  };
+}
+
+async function warm() {
+  // one session of each kind, so that lazy imports happen before measuring
+  const ws = new WsSession(() => {});
+  await ws.connect();
+  await ws.close();
+  const p = new PollingSession(() => {});
+  await p.connect();
+  await p.close();
+  return {};
+}
+
+const SCENARIOS = { echo, handshakes, idle, warm };
+
+(async () => {
+  const scenario = SCENARIOS[cfg.scenario];
+  if (!scenario) throw new Error(`unknown scenario ${cfg.scenario}`);
+  const result = await scenario();
+  emit({ event: 'result', scenario: cfg.scenario, errors, error_kinds: errorKinds, ...result });
+  agent.destroy();
+  process.exit(0);
+})().catch((err) => {
+  log('loadgen failed:', err && err.stack);
+  emit({ event: 'result', error: String(err && err.message), errors, error_kinds: errorKinds });
+  process.exit(2);
+});

@@ -1,0 +1,353 @@
+"""Turn ``results/results.json`` into ``results/RESULTS.md`` and ``results/chart.png``.
+
+    python report.py [results.json]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+
+GEVENT = ['eiowsgi-gevent', 'pyeio-gevent', 'node']
+GTHREAD = ['eiowsgi-gthread', 'pyeio-gthread']
+LABELS = {
+    'eiowsgi-gevent': 'engineio_wsgi',
+    'pyeio-gevent': 'python-engineio',
+    'node': 'Node engine.io 6',
+    'eiowsgi-gthread': 'engineio_wsgi',
+    'pyeio-gthread': 'python-engineio',
+}
+CHART_LABELS = {
+    'eiowsgi-gevent': 'engineio_wsgi gevent',
+    'pyeio-gevent': 'python-engineio gevent',
+    'node': 'Node engine.io 6',
+    'eiowsgi-gthread': 'engineio_wsgi gthread',
+    'pyeio-gthread': 'python-engineio gthread',
+}
+COLORS = {
+    'eiowsgi-gevent': '#1f77b4',
+    'pyeio-gevent': '#ff7f0e',
+    'node': '#2ca02c',
+    'eiowsgi-gthread': '#9ecae1',
+    'pyeio-gthread': '#fdae6b',
+}
+
+TRAFFIC = [
+    ('handshakes', 'rate', 'Handshakes/s (polling handshake + close, 20 at a time)', 0),
+    ('handshakes', 'p50_ms', 'Handshake + close, p50 ms', 2),
+    ('handshakes', 'rate_per_cpu', 'Handshakes per CPU-second of the server', 0),
+    ('ws_echo_1', 'rate', 'WebSocket echo, 1 session: msg/s', 0),
+    ('ws_echo_1', 'p50_ms', 'WebSocket echo, 1 session: p50 ms', 3),
+    ('ws_echo_1', 'p99_ms', 'WebSocket echo, 1 session: p99 ms', 3),
+    ('ws_echo_50', 'rate', 'WebSocket echo, 50 sessions: msg/s', 0),
+    ('ws_echo_50', 'rate_per_cpu', 'WebSocket echo, 50 sessions: msg per CPU-second of the server', 0),
+    ('ws_echo_50', 'p50_ms', 'WebSocket echo, 50 sessions: p50 ms', 2),
+    ('ws_echo_50', 'p99_ms', 'WebSocket echo, 50 sessions: p99 ms', 2),
+    ('poll_echo_1', 'rate', 'Polling echo, 1 session: msg/s', 0),
+    ('poll_echo_1', 'p50_ms', 'Polling echo, 1 session: p50 ms', 2),
+    ('poll_echo_1', 'p99_ms', 'Polling echo, 1 session: p99 ms', 2),
+    ('poll_echo_50', 'rate', 'Polling echo, 50 sessions: msg/s', 0),
+    ('poll_echo_50', 'rate_per_cpu', 'Polling echo, 50 sessions: msg per CPU-second of the server', 0),
+    ('poll_echo_50', 'p50_ms', 'Polling echo, 50 sessions: p50 ms', 2),
+    ('poll_echo_50', 'p99_ms', 'Polling echo, 50 sessions: p99 ms', 2),
+]
+
+
+def idle_rows(size: int) -> list[tuple[str, str, str, int]]:
+    s = f'{size:,}'
+    return [
+        (f'idle_{size}', 'rss_per_session_kib', f'{s} idle WebSockets: KiB per session', 1),
+        (f'idle_{size}', 'server_cpu_pct', f'{s} idle WebSockets: server CPU %', 1),
+        (f'idle_{size}', 'answering', f'{s} idle WebSockets: answering pings', 0),
+        (f'idle_{size}', 'broadcast_ms', f'{s} idle WebSockets: broadcast to all, ms', 1),
+    ]
+
+
+LOWER_IS_BETTER = ('p50_ms', 'p99_ms', 'rss_per_session_kib', 'server_cpu_pct', 'broadcast_ms')
+
+
+def load(path: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
+    data = json.loads(path.read_text())
+    by: dict[tuple[str, str], list[dict]] = {}
+    for rec in data['records']:
+        if rec.get('server_cpu') is not None:
+            rec['server_cpu_pct'] = 100 * rec['server_cpu']
+            if rec.get('rate') and rec['server_cpu'] > 0.05:
+                rec['rate_per_cpu'] = rec['rate'] / rec['server_cpu']
+        if rec.get('foreign_cpu') is not None:
+            rec['foreign_cpu_pct'] = 100 * rec['foreign_cpu']
+        if rec.get('loadgen_cpu') is not None:
+            rec['loadgen_cpu_pct'] = 100 * rec['loadgen_cpu']
+        by.setdefault((rec['server'], rec['scenario']), []).append(rec)
+    return data['machine'], by
+
+
+def values(by: dict, server: str, scenario: str, field: str) -> list[float]:
+    out = []
+    for rec in by.get((server, scenario), []):
+        v = rec.get(field)
+        if isinstance(v, (int, float)) and not rec.get('error'):
+            out.append(float(v))
+    return out
+
+
+def median(by: dict, server: str, scenario: str, field: str) -> float | None:
+    vals = values(by, server, scenario, field)
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v: float | None, digits: int) -> str:
+    if v is None:
+        return '–'
+    if digits == 0:
+        return f'{v:,.0f}'
+    return f'{v:,.{digits}f}'
+
+
+def cell(by: dict, server: str, scenario: str, field: str, digits: int) -> str:
+    if field == 'answering':
+        recs = by.get((server, scenario), [])
+        if not recs:
+            return '–'
+        parts = [f"{r.get('answering', 0):,}/{r.get('sessions', 0):,}" for r in recs]
+        total = {r.get('connect_failures', 0) for r in recs}
+        worst = min(recs, key=lambda r: r.get('answering', 0) - r.get('sessions', 0))
+        text = f"{worst.get('answering', 0):,}/{worst.get('sessions', 0):,}"
+        if max(total) > 0:
+            text += f' ({max(total)} failed to connect)'
+        return text if len(set(parts)) == 1 else f'worst {text}'
+    vals = values(by, server, scenario, field)
+    if not vals:
+        return '–'
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return fmt(med, digits)
+    return f'{fmt(med, digits)} ({fmt(min(vals), digits)}–{fmt(max(vals), digits)})'
+
+
+def ratio(by: dict, a: str, b: str, scenario: str, field: str) -> str:
+    if field == 'answering':
+        return ''
+    x, y = median(by, a, scenario, field), median(by, b, scenario, field)
+    if x is None or not y:
+        return '–'
+    return f'{x / y:.2f}×'
+
+
+def table(by: dict, servers: list[str], rows: list, ratios: list[tuple[str, str, str]]) -> str:
+    head = ['', *[LABELS[s] for s in servers], *[r[2] for r in ratios]]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for scenario, field, label, digits in rows:
+        if not any(by.get((s, scenario)) for s in servers):
+            continue
+        row = [label, *[cell(by, s, scenario, field, digits) for s in servers],
+               *[ratio(by, a, b, scenario, field) for a, b, _ in ratios]]
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
+def targets(by: dict) -> str:
+    def r(a: str, b: str, scenario: str, field: str) -> float | None:
+        x, y = median(by, a, scenario, field), median(by, b, scenario, field)
+        return None if x is None or not y else x / y
+
+    rows = []
+
+    def add(text: str, value: float | None, goal: float, lower: bool = False,
+            shown: str | None = None, per_cpu: float | None = None) -> None:
+        if value is None:
+            rows.append(f'| {text} | – | – | not measured |')
+            return
+        ok = value <= goal if lower else value >= goal
+        extra = '–' if per_cpu is None else f'{per_cpu:.2f}×'
+        rows.append(f"| {text} | {shown or f'{value:.2f}×'} | {extra} | "
+                    f"{'met' if ok else '**not met**'} |")
+
+    def both(a: str, b: str, scenario: str) -> dict:
+        return {'value': r(a, b, scenario, 'rate'), 'per_cpu': r(a, b, scenario, 'rate_per_cpu')}
+
+    def add2(text: str, goal: float, a: str, b: str, scenario: str) -> None:
+        v = both(a, b, scenario)
+        add(text, v['value'], goal, per_cpu=v['per_cpu'])
+
+    add2('WebSocket echo, 50 sessions ≥ 2× python-engineio', 2,
+         'eiowsgi-gevent', 'pyeio-gevent', 'ws_echo_50')
+    add2('WebSocket echo, 50 sessions ≥ 0.5× Node engine.io', 0.5,
+         'eiowsgi-gevent', 'node', 'ws_echo_50')
+    add2('Polling echo, 50 sessions ≥ 3× python-engineio', 3,
+         'eiowsgi-gevent', 'pyeio-gevent', 'poll_echo_50')
+    add2('Handshakes/s ≥ 2× python-engineio', 2,
+         'eiowsgi-gevent', 'pyeio-gevent', 'handshakes')
+    for size in (1000, 5000):
+        add(f'Idle memory per session ({size:,}) ≤ 0.5× python-engineio',
+            r('eiowsgi-gevent', 'pyeio-gevent', f'idle_{size}', 'rss_per_session_kib'), 0.5,
+            lower=True)
+    recs = by.get(('eiowsgi-gevent', 'idle_10000'), [])
+    if recs:
+        worst = min(recs, key=lambda x: x.get('answering', 0))
+        ok = worst.get('answering', 0) >= 10000
+        rows.append(f"| 10,000 idle sessions on one gevent worker, all answering pings | "
+                    f"{worst.get('answering', 0):,}/10,000 | | {'met' if ok else '**not met**'} |")
+    else:
+        rows.append('| 10,000 idle sessions on one gevent worker, all answering pings | – | | '
+                    'not measured (full run only) |')
+    add2('Threading mode (gthread) WebSocket echo, 50 sessions ≥ 2.5× python-engineio', 2.5,
+         'eiowsgi-gthread', 'pyeio-gthread', 'ws_echo_50')
+    return '\n'.join(['| target | ratio of medians | ratio per server CPU-second | |',
+                      '|---|---|---|---|', *rows])
+
+
+def loadgen_table(by: dict, scenarios: list[str]) -> str:
+    servers = GEVENT + GTHREAD
+    head = ['scenario', *[CHART_LABELS[s] for s in servers]]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for sc in scenarios:
+        if not any(by.get((s, sc)) for s in servers):
+            continue
+        row = [sc]
+        for s in servers:
+            srv = values(by, s, sc, 'server_cpu_pct')
+            gen = values(by, s, sc, 'loadgen_cpu_pct')
+            other = values(by, s, sc, 'foreign_cpu_pct')
+            text = f'{statistics.median(srv):.0f} / {max(gen):.0f}' if srv and gen else '–'
+            if other:
+                text += f' / {max(other):.0f}'
+            row.append(text)
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
+def chart(by: dict, path: Path, machine: dict) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    servers = [s for s in GEVENT + GTHREAD if any(k[0] == s for k in by)]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+
+    def bars(ax, groups, field, title, ylabel, log=False):
+        width = 0.8 / max(1, len(servers))
+        for i, s in enumerate(servers):
+            meds, lo, hi, xs = [], [], [], []
+            for j, (sc, _) in enumerate(groups):
+                vals = values(by, s, sc, field)
+                if not vals:
+                    continue
+                m = statistics.median(vals)
+                xs.append(j + (i - (len(servers) - 1) / 2) * width)
+                meds.append(m)
+                lo.append(m - min(vals))
+                hi.append(max(vals) - m)
+            if xs:
+                ax.bar(xs, meds, width, yerr=[lo, hi], capsize=2, color=COLORS[s],
+                       label=CHART_LABELS[s])
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([g[1] for g in groups], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=9)
+        if log:
+            ax.set_yscale('log')
+        ax.grid(axis='y', alpha=0.3)
+
+    bars(axes[0][0], [('ws_echo_1', 'WS echo\n1 session'), ('ws_echo_50', 'WS echo\n50 sessions'),
+                      ('poll_echo_1', 'polling echo\n1 session'),
+                      ('poll_echo_50', 'polling echo\n50 sessions'),
+                      ('handshakes', 'handshakes\n(per s)')],
+         'rate', 'Throughput (higher is better)', 'messages or handshakes per second', log=True)
+    bars(axes[0][1], [('ws_echo_50', 'WS echo p50'), ('poll_echo_50', 'polling echo p50')],
+         'p50_ms', 'Latency with 50 sessions (lower is better)', 'ms')
+    sizes = sorted({int(k[1].split('_')[1]) for k in by if k[1].startswith('idle_')})
+    idle = [(f'idle_{n}', f'{n:,} idle') for n in sizes]
+    bars(axes[1][0], idle, 'rss_per_session_kib', 'Memory per idle WebSocket session (lower is better)',
+         'KiB (server RSS growth / sessions)')
+    bars(axes[1][1], idle, 'broadcast_ms', 'Broadcast to all idle sessions (lower is better)',
+         'ms until every client received it')
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=len(servers), fontsize=9)
+    fig.suptitle(f"engineio_wsgi benchmarks, {machine['date']}: {machine['nproc']} × "
+                 f"{machine['cpu']}, Python {machine['python']}, Node {machine['node']}",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / 'results.json'
+    machine, by = load(path)
+    out_dir = path.parent
+    sizes = sorted({int(k[1].split('_')[1]) for k in by if k[1].startswith('idle_')})
+    rows = TRAFFIC + [r for n in sizes for r in idle_rows(n)]
+    reps = max((len(v) for v in by.values()), default=0)
+    pk = machine.get('packages', {})
+    npk = machine.get('node_packages', {})
+    md = [
+        '# Benchmark results',
+        '',
+        f"- **Date**: {machine['date']} ({machine['mode']} run, {machine.get('seconds', '?')} s)",
+        f"- **Machine**: `nproc` = {machine['nproc']}, CPU: {machine['cpu']}, "
+        f"{machine['mem_gib']} GiB, Linux {machine['kernel']}",
+        f"- **Python** {machine['python']}, **Node** {machine['node']}; load average at start "
+        f"{' '.join(machine.get('loadavg_start', ['?']))}, at end "
+        f"{' '.join(machine.get('loadavg_end', ['?']))}",
+        f"- **Versions**: engineio_wsgi {pk.get('engineio_wsgi')} at {machine['commit']}, "
+        f"python-engineio {pk.get('python-engineio')}, gunicorn {pk.get('gunicorn')}, "
+        f"gevent {pk.get('gevent')}, simple-websocket {pk.get('simple-websocket')}, "
+        f"websockets {pk.get('websockets')}; Node engine.io {npk.get('engine.io')}, ws {npk.get('ws')}"
+        + (f"; every server ran a copy of `engineio_wsgi/` taken at the start "
+           f"(sources digest {machine['sources']})" if machine.get('sources') else ''),
+        f"- **Method**: each server alone on CPU 0 (`taskset`), the Node load generator on CPU 1; "
+        f"`gunicorn -w 1 -k gevent` or `-k gthread` (threads: 200, sessions + 100 for idle runs); "
+        f"100-byte text messages, one in flight per session; "
+        f"{machine['echo_time']['duration']} s measured after {machine['echo_time']['warmup']} s "
+        f"warm-up; ping {machine['idle_ping'][0]} s / {machine['idle_ping'][1]} s for the idle "
+        f"runs (held {machine['idle_hold']} s after all connected), 25 s / 20 s otherwise. "
+        f"Figures are medians of {reps} repeat(s), (min–max) when more than one; "
+        f"ratios are of medians from this run. Memory is the growth of the worker's resident "
+        f"memory (`VmRSS`, the gunicorn worker's process tree; Node's process) divided by the "
+        f"number of sessions.",
+        '',
+        '## gevent (`gunicorn -k gevent -w 1`) and Node',
+        '',
+        table(by, GEVENT, rows, [('eiowsgi-gevent', 'pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
+                                 ('node', 'pyeio-gevent', 'Node ÷ python-engineio')]),
+        '',
+        '## Threading mode (`gunicorn -k gthread -w 1`)',
+        '',
+        table(by, GTHREAD, rows, [('eiowsgi-gthread', 'pyeio-gthread',
+                                   'engineio_wsgi ÷ python-engineio')]),
+        '',
+        '## Targets (issue 6)',
+        '',
+        targets(by),
+        '',
+        '## CPU use: server / load generator / other processes on the server\'s core',
+        '',
+        'Percent of one core during the measurement. Server: median; load generator and '
+        'other processes: highest of the repeats. A load generator near 100 % means the '
+        'figure is a lower bound for that server; other processes on the server\'s core '
+        '(anything else running on the machine) take time from the server and lower its figures.',
+        '',
+        loadgen_table(by, ['handshakes', 'ws_echo_1', 'ws_echo_50', 'poll_echo_1', 'poll_echo_50']
+                      + [f'idle_{n}' for n in sizes]),
+        '',
+        '![chart](chart.png)',
+        '',
+    ]
+    errors = [r for recs in by.values() for r in recs if r.get('error') or r.get('errors')]
+    if errors:
+        md += ['## Errors seen', '']
+        for r in errors:
+            md.append(f"- {r['server']} {r['scenario']} #{r['repeat']}: "
+                      f"{r.get('error') or ''} {r.get('error_kinds') or ''}".rstrip())
+        md.append('')
+    (out_dir / 'RESULTS.md').write_text('\n'.join(md))
+    chart(by, out_dir / 'chart.png', machine)
+    print(f'wrote {out_dir / "RESULTS.md"} and {out_dir / "chart.png"}')
+
+
+if __name__ == '__main__':
+    main()

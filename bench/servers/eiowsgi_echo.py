@@ -1,0 +1,43 @@
+"""Echo server on engineio_wsgi, for ``gunicorn servers.eiowsgi_echo:app``.
+
+Every message goes back to its sender; the text message ``broadcast`` makes
+the server send ``b`` to every connected session instead.
+
+Environment: BENCH_ASYNC_MODE (gevent | threading), BENCH_PING_INTERVAL,
+BENCH_PING_TIMEOUT (seconds, whole numbers so every server advertises the same).
+"""
+
+import os
+
+import engineio_wsgi
+
+sids = set()
+
+eio = engineio_wsgi.Server(
+    async_mode=os.environ.get('BENCH_ASYNC_MODE') or None,
+    ping_interval=int(os.environ.get('BENCH_PING_INTERVAL', '25')),
+    ping_timeout=int(os.environ.get('BENCH_PING_TIMEOUT', '20')),
+    cors_allowed_origins='*',
+)
+
+
+@eio.on('connect')
+def connect(sid, environ):
+    sids.add(sid)
+
+
+@eio.on('disconnect')
+def disconnect(sid, reason):
+    sids.discard(sid)
+
+
+@eio.on('message')
+def message(sid, data):
+    if data == 'broadcast':
+        for other in list(sids):
+            eio.send(other, 'b')
+    else:
+        eio.send(sid, data)
+
+
+app = engineio_wsgi.WSGIApp(eio)
