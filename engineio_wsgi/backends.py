@@ -34,6 +34,8 @@ class Backend:
     """What a concurrency model offers the library."""
 
     name = 'base'
+    #: True when ``timeout()`` interrupts any blocking call (gevent)
+    bounds_blocking_calls = False
     monotonic: Callable[[], float] = staticmethod(time.monotonic)
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
@@ -63,8 +65,11 @@ class Backend:
 class ThreadingBackend(Backend):
     name = 'threading'
 
+    #: blocking calls are not bounded by ``timeout()``: watchdogs are needed
+    bounds_blocking_calls = False
+
     def __init__(self) -> None:
-        self._pool = _ElasticPool()
+        self._pool = _ElasticPool(_start_thread, queue.SimpleQueue())
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         thread = threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True)
@@ -87,19 +92,25 @@ class ThreadingBackend(Backend):
         return queue.Queue(maxsize)
 
 
-class _ElasticPool:
-    """Worker threads started on demand, ended after being idle a while.
+def _start_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name='engineio_wsgi-worker', daemon=True).start()
 
-    Starting a thread per handler call costs more than the call itself on a
-    busy server; keeping one parked per session wastes memory. Idle workers
-    are shared by all sessions and leave after ``idle_timeout`` seconds.
+
+class _ElasticPool:
+    """Workers (threads or greenlets) started on demand, ended when idle a while.
+
+    Starting a worker per task costs more than a small task itself on a busy
+    server; keeping one parked per session wastes memory. Idle workers are
+    shared by all sessions and leave after ``idle_timeout`` seconds.
     """
 
-    def __init__(self, idle_timeout: float = 3.0) -> None:
+    def __init__(self, start_worker: Callable[[Callable[[], None]], Any], tasks: Any,
+                 idle_timeout: float = 3.0) -> None:
         self.idle_timeout = idle_timeout
-        self._tasks: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = (
-            queue.SimpleQueue())
+        self._start_worker = start_worker
+        self._tasks = tasks   # a SimpleQueue of (fn, args) of the matching kind
         self._idle = 0  # workers waiting for a task that no submit has claimed
+        # a real lock, held for two lines that never block: fine under gevent too
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -109,8 +120,7 @@ class _ElasticPool:
                 self._idle -= 1
         self._tasks.put((fn, args))
         if start:
-            threading.Thread(target=self._work, name='engineio_wsgi-worker',
-                             daemon=True).start()
+            self._start_worker(self._work)
 
     def _work(self) -> None:
         while True:
@@ -133,6 +143,7 @@ class _ElasticPool:
 
 class GeventBackend(Backend):
     name = 'gevent'
+    bounds_blocking_calls = True
 
     def __init__(self) -> None:
         import gevent
@@ -143,12 +154,13 @@ class GeventBackend(Backend):
         self._event_class = gevent.event.Event
         self._lock_class = gevent.lock.Semaphore
         self._queue_class = gevent.queue.Queue
+        self._pool = _ElasticPool(gevent.spawn, gevent.queue.SimpleQueue())
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         return self._gevent.spawn(fn, *args, **kwargs)  # type: ignore[no-any-return]
 
     def run_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._gevent.spawn(fn, *args)
+        self._pool.submit(fn, args)
 
     def sleep(self, seconds: float) -> None:
         self._gevent.sleep(seconds)

@@ -48,8 +48,9 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     if content_type == 'application/octet-stream':
         session.close(Reason.PARSE_ERROR)
         raise BadRequest('binary POST bodies are not part of Engine.IO v4')
+    watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ)
     try:
-        session.begin_post(_watchdog(environ))
+        session.begin_post(watchdog)
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a POST is already in progress on this session') from None

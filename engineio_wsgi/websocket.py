@@ -106,11 +106,10 @@ def _accept(server: Server, request: Request) -> wsconn.WSConnection:
 
 
 def _writer(conn: wsconn.WSConnection, b64: bool) -> Any:
-    send = conn.send
+    send_many = conn.send_many
 
     def write(batch: list[Packet]) -> None:
-        for packet in batch:
-            send(encode_packet(packet, b64=b64))
+        send_many([encode_packet(packet, b64=b64) for packet in batch])
     return write
 
 

@@ -29,7 +29,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from websockets.datastructures import Headers
@@ -277,17 +277,23 @@ class WSConnection:
         Raises :class:`ConnectionClosed` when the connection is closing,
         closed or broken.
         """
+        self.send_many((data,))
+
+    def send_many(self, messages: Iterable[str | bytes | bytearray | memoryview]) -> None:
+        """Send several messages, in order, written together where possible."""
         with self._state_lock:
             if self._broken:
                 raise ConnectionClosed('WebSocket connection is broken')
+            proto = self._proto
             try:
-                if isinstance(data, str):
-                    self._proto.send_text(data.encode('utf-8'))
-                else:
-                    self._proto.send_binary(data)
+                for data in messages:
+                    if isinstance(data, str):
+                        proto.send_text(data.encode('utf-8'))
+                    else:
+                        proto.send_binary(data)
             except InvalidState as exc:
                 raise ConnectionClosed('WebSocket connection is closed') from exc
-            self._outbox.extend(self._proto.data_to_send())
+            self._outbox.extend(proto.data_to_send())
         self._pump(block=True)
         if self._broken:
             raise ConnectionClosed('WebSocket connection is broken')
@@ -399,9 +405,16 @@ class WSConnection:
             try:
                 while True:
                     with self._state_lock:
-                        if not self._outbox:
+                        outbox = self._outbox
+                        if not outbox:
                             break
-                        chunk = self._outbox.popleft()
+                        if len(outbox) > 1 and all(outbox):
+                            # whole frames joined: one system call for all of them
+                            # (an empty chunk is the end-of-stream marker: kept apart)
+                            chunk = b''.join(outbox)
+                            outbox.clear()
+                        else:
+                            chunk = outbox.popleft()
                     if self._broken or self._finished:
                         # After _finish the server owns the socket again (and
                         # closes it): never touch it.
