@@ -170,11 +170,12 @@ class Session:
                                     opts.ping_timeout + opts.ping_grace)
         self._task = self.backend.spawn(self._heartbeat_loop)
 
-    def close(self, reason: str, *, farewell: bool = True) -> bool:
+    def close(self, reason: str, *, farewell: bool = True, defer: bool = False) -> bool:
         """End the session; never blocks on a client. False if it had ended already.
 
         ``farewell=False`` when the transport is known to be broken: nothing
-        more is written to it.
+        more is written to it. ``defer=True`` when the caller must not wait
+        for the transport to close (a sender whose client stopped reading).
 
         The client is told with a close packet where a transport can carry one:
         on WebSocket it follows whatever is queued, then the socket closes; on
@@ -206,7 +207,7 @@ class Session:
         self._hb_wake.set()
         self._notify_closed(reason)
         if finished:
-            self._finish()
+            self._finish(defer)
         elif flush:
             # the caller must not wait on a slow client: write from elsewhere
             self.backend.run_soon(self._flush)
@@ -217,7 +218,7 @@ class Session:
         self.close(Reason.SERVER_SHUTDOWN, farewell=False)
         self._finish()
 
-    def _finish(self) -> None:
+    def _finish(self, defer: bool = False) -> None:
         """Release everything; the session is gone for good. Idempotent."""
         with self._lock:
             if self._finished:
@@ -230,8 +231,11 @@ class Session:
         self._wake.set()
         self._hb_wake.set()
         if close_transport is not None:
-            # closing may wait on a writer stuck on this client: not here
-            self.backend.run_soon(self._close_transport_now, close_transport)
+            if defer:
+                # closing may wait on a writer stuck on this client: not here
+                self.backend.run_soon(self._close_transport_now, close_transport)
+            else:
+                self._close_transport_now(close_transport)
         self._on_finished(self)
 
     def _close_transport_now(self, close_transport: Callable[[], None]) -> None:
@@ -329,7 +333,7 @@ class Session:
                     self._flushing = True
         if overflow:
             # the client does not keep up: it will not read a close packet either
-            self.close(Reason.SEND_BUFFER_FULL, farewell=False)
+            self.close(Reason.SEND_BUFFER_FULL, farewell=False, defer=True)
             return False
         if flush:
             # never on the caller's thread: a client that stops reading must

@@ -726,16 +726,25 @@ def cmd_cycles(args: argparse.Namespace) -> int:
                 return data
         raise SystemExit(f'cycler failed:\n{out.stderr[-2000:]}')
 
-    def settled(timeout: float = 30.0) -> dict:
+    def settled(timeout: float = 30.0, quiet: float = 4.0) -> dict:
+        """Stats once no session is left and the counts have not moved for
+        ``quiet`` seconds: longer than the 3 s after which idle workers of the
+        library's pool (threads, or greenlets under gevent) leave."""
         deadline = time.monotonic() + timeout
-        last = server.stats()
-        while time.monotonic() < deadline:
+        seen: tuple[int, int, int] | None = None
+        since = time.monotonic()
+        while True:
             last = server.stats()
             last['threads'] -= pool_threads(last)
-            if last['sessions'] == 0 and last['thread_names'].get('engineio_wsgi-worker', 0) == 0:
+            now = time.monotonic()
+            counts = (last['sessions'], last['threads'], last['greenlets'])
+            if counts != seen:
+                seen, since = counts, now
+            elif last['sessions'] == 0 and now - since >= quiet:
+                return last
+            if now >= deadline:
                 return last
             time.sleep(0.5)
-        return last
 
     try:
         warm = run(0, 1000)
