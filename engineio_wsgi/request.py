@@ -33,6 +33,11 @@ class Request:
         return (env.get('HTTP_UPGRADE', '').lower() == 'websocket'
                 and 'upgrade' in env.get('HTTP_CONNECTION', '').lower())
 
+    def require_upgrade(self) -> None:
+        """``transport=websocket`` must come with a WebSocket upgrade (check 9)."""
+        if not self.wants_websocket_upgrade:
+            raise BadRequest('transport=websocket without a WebSocket upgrade')
+
 
 def client_address(environ: dict[str, Any], trusted_proxies: tuple[str, ...]) -> str:
     """The client's address: ``REMOTE_ADDR``, or when that is a trusted proxy,

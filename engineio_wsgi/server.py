@@ -176,12 +176,14 @@ class Server:
             self._diagnose(environ)
         headers: Headers = []
         origin = environ.get('HTTP_ORIGIN')
+        allowed = self._cors.allows(origin, environ)
         try:
-            if origin is not None and self._cors.allows(origin, environ):
+            if origin is not None and allowed:
+                # errors carry the CORS headers the request would have had
                 headers = self._cors.headers(origin, environ,
                                              environ.get('REQUEST_METHOD') == 'OPTIONS')
             request = parse_request(environ, self.options.transports)
-            if not self._cors.allows(origin, environ):
+            if not allowed:
                 raise Forbidden('origin not allowed')
             if request.method == 'OPTIONS':
                 return respond(start_response, 204, headers)
@@ -189,7 +191,8 @@ class Server:
                 return self._handshake(request, start_response, headers)
             session = self._find(request)
             if request.transport == 'websocket':
-                return websocket.upgrade(self, session, request, start_response, headers)
+                request.require_upgrade()
+                return websocket.upgrade(self, session, request, start_response)
             if request.method == 'GET':
                 body = polling.get(session, environ, self.options, headers)
             elif request.method == 'POST':
@@ -221,13 +224,13 @@ class Server:
         if request.method != 'GET':
             raise BadHandshakeMethod(f'handshake with {request.method}')
         is_websocket = request.transport == 'websocket'
-        if is_websocket and not request.wants_websocket_upgrade:
-            raise BadRequest('transport=websocket without a WebSocket upgrade')
+        if is_websocket:
+            request.require_upgrade()
         if self._shutting_down:
             raise ServiceUnavailable('shutting down')
         session = self._open(request)
         if is_websocket:
-            return websocket.open_session(self, session, request, start_response, headers)
+            return websocket.open_session(self, session, request, start_response)
         if self.options.cookie is not None:
             headers.append(cookie_header(session.sid, self.options.cookie))
         body = polling.get(session, request.environ, self.options, headers)
@@ -241,7 +244,6 @@ class Server:
                           on_message=self._call_message, on_close=self._call_disconnect,
                           on_finished=self._sessions.remove,
                           client=client_address(request.environ, options.trusted_proxies))
-        session.b64 = request.b64
         # limits come before the application is asked: they exist to shed load
         limited = self._sessions.add(session, options.max_sessions,
                                      options.max_sessions_per_client)

@@ -127,7 +127,6 @@ class Session:
         self.upgrading = False
         #: reserved by the first WebSocket that asks to upgrade this session
         self.probe_taken = False
-        self.b64 = False
         #: the application's own data (``get_session`` / ``save_session``)
         self.user_data: dict[str, Any] = {}
         self._on_message = on_message
@@ -152,7 +151,6 @@ class Session:
         self._dispatching = False
         self._notified = False
         self._finished = False
-        self._task: Any = None
         rate = options.message_rate_limit
         self._rate = RateLimit(rate[0], rate[1], backend.monotonic()) if rate else None
 
@@ -168,7 +166,7 @@ class Session:
         opts = self.options
         self._heartbeat = Heartbeat(self.backend.monotonic(), opts.ping_interval,
                                     opts.ping_timeout + opts.ping_grace)
-        self._task = self.backend.spawn(self._heartbeat_loop)
+        self.backend.spawn(self._heartbeat_loop)
 
     def close(self, reason: str, *, farewell: bool = True, defer: bool = False) -> bool:
         """End the session; never blocks on a client. False if it had ended already.
@@ -394,22 +392,7 @@ class Session:
         connection. A second GET while one waits raises ``DuplicateRequest``,
         unless the waiting one was abandoned: then the new one takes over.
         """
-        while True:
-            with self._lock:
-                if not self._polling_get:
-                    self._polling_get = True
-                    self._poll_generation += 1
-                    generation = self._poll_generation
-                    self._poll_peer_gone = peer_gone
-                    break
-                waiting_gone = self._poll_peer_gone
-            if waiting_gone is None or not waiting_gone():
-                raise DuplicateRequest()
-            with self._lock:
-                if self._poll_peer_gone is waiting_gone:
-                    self._polling_get = False   # the abandoned GET leaves empty-handed
-                    self._poll_generation += 1
-            self._wake.set()
+        generation = self._claim_poll(peer_gone)
         limit = self.options.max_packets_per_poll
         # a GET never outlives the heartbeat's verdict on its session
         deadline = self.backend.monotonic() + self.options.ping_interval + self.options.ping_timeout
@@ -450,6 +433,24 @@ class Session:
                     self._poll_peer_gone = None
             if finish:
                 self._finish()
+
+    def _claim_poll(self, peer_gone: Callable[[], bool] | None) -> int:
+        """Become the session's one waiting GET; returns this GET's generation."""
+        while True:
+            with self._lock:
+                if not self._polling_get:
+                    self._polling_get = True
+                    self._poll_generation += 1
+                    self._poll_peer_gone = peer_gone
+                    return self._poll_generation
+                waiting_gone = self._poll_peer_gone
+            if waiting_gone is None or not waiting_gone():
+                raise DuplicateRequest()
+            with self._lock:
+                if self._poll_peer_gone is waiting_gone:
+                    self._polling_get = False   # the abandoned GET leaves empty-handed
+                    self._poll_generation += 1
+            self._wake.set()
 
     def begin_post(self, abort: Callable[[], None] | None = None) -> None:
         """A POST starts; ``abort`` cuts its connection if the body is too slow."""

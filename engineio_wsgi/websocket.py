@@ -15,7 +15,7 @@ from . import servers, wsconn
 from .errors import BadRequest
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .request import Request
-from .response import Headers, StartResponse
+from .response import StartResponse
 from .session import ProtocolViolation, RateLimited, Reason, Session
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ _PROBE = 'probe'
 
 
 def open_session(server: Server, session: Session, request: Request,
-                 start_response: StartResponse, headers: Headers) -> Iterable[bytes]:
+                 start_response: StartResponse) -> Iterable[bytes]:
     """A session that starts on WebSocket: ``open`` is its first frame."""
     try:
         conn = _accept(server, request)
@@ -46,13 +46,11 @@ def open_session(server: Server, session: Session, request: Request,
 
 
 def upgrade(server: Server, session: Session, request: Request,
-            start_response: StartResponse, headers: Headers) -> Iterable[bytes]:
+            start_response: StartResponse) -> Iterable[bytes]:
     """A WebSocket for a polling session: the probe, then the switch."""
     options = server.options
     if not options.allow_upgrades:
         raise BadRequest('upgrades are turned off')
-    if not request.wants_websocket_upgrade:
-        raise BadRequest('transport=websocket without a WebSocket upgrade')
     if not session.reserve_probe():
         raise BadRequest('session is upgrading or upgraded already')
     try:
