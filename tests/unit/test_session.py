@@ -32,6 +32,18 @@ class Recorder:
         self.finished.append(session.sid)
 
 
+def waiting_get(session):
+    """A GET in its own thread, returned once it is waiting on the session."""
+    result = []
+    getter = threading.Thread(target=lambda: result.append(session.poll()))
+    getter.start()
+    deadline = time.monotonic() + 2
+    while not session._polling_get:
+        assert time.monotonic() < deadline, 'the GET never started waiting'
+        time.sleep(0.001)
+    return getter, result
+
+
 def make(backend=None, **options):
     backend = backend or FakeBackend()
     rec = Recorder()
@@ -131,10 +143,7 @@ def test_client_close_answers_a_waiting_get_with_noop():
     backend = ThreadingBackend()
     session, rec, _ = make(backend)
     session.poll()
-    result = []
-    getter = threading.Thread(target=lambda: result.append(session.poll()))
-    getter.start()
-    time.sleep(0.05)
+    getter, result = waiting_get(session)
     session.receive(Packet(PacketType.CLOSE))
     getter.join(2)
     assert result == [[Packet(PacketType.NOOP)]]
@@ -245,10 +254,7 @@ def test_upgrading_makes_a_waiting_get_return_noop_at_once():
     backend = ThreadingBackend()
     session, _, _ = make(backend)
     session.poll()
-    result = []
-    getter = threading.Thread(target=lambda: result.append(session.poll()))
-    getter.start()
-    time.sleep(0.05)
+    getter, result = waiting_get(session)
     assert session.reserve_probe()
     assert not session.reserve_probe()  # a second WebSocket is refused
     session.start_upgrade()
@@ -261,10 +267,7 @@ def test_duplicate_get_is_detected_while_one_waits():
     backend = ThreadingBackend()
     session, rec, _ = make(backend)
     session.poll()
-    result = []
-    getter = threading.Thread(target=lambda: result.append(session.poll()))
-    getter.start()
-    time.sleep(0.05)
+    getter, result = waiting_get(session)
     with pytest.raises(DuplicateRequest):
         session.poll()
     session.close(Reason.TRANSPORT_ERROR)

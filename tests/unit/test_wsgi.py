@@ -9,7 +9,6 @@ import time
 import pytest
 import webtest
 
-import engineio_wsgi
 from engineio_wsgi import ConnectionRefusedError, Server, WSGIApp
 
 EIO = '/engine.io/?EIO=4&transport=polling'
@@ -276,10 +275,7 @@ def test_disconnect_from_the_message_handler_returns_at_once_and_client_gets_clo
 def test_disconnect_from_another_thread_wakes_a_waiting_get():
     eio, app, _, closed = make()
     sid = handshake(app)['sid']
-    result = []
-    getter = threading.Thread(target=lambda: result.append(app.get(EIO + '&sid=' + sid).body))
-    getter.start()
-    time.sleep(0.05)
+    getter, result = waiting_get(eio, app, sid)
     start = time.monotonic()
     eio.disconnect(sid)
     assert time.monotonic() - start < 0.1
@@ -380,10 +376,7 @@ def test_cookie_is_off_by_default_and_on_when_asked():
 def test_shutdown_sends_close_and_refuses_new_handshakes():
     eio, app, _, closed = make()
     sid = handshake(app)['sid']
-    result = []
-    getter = threading.Thread(target=lambda: result.append(app.get(EIO + '&sid=' + sid).body))
-    getter.start()
-    time.sleep(0.05)
+    getter, result = waiting_get(eio, app, sid)
     eio.shutdown()
     getter.join(2)
     assert result == [b'1']
@@ -428,6 +421,16 @@ def test_static_files(tmp_path):
     assert app.get('/static/missing.js').text == 'fallback /static/missing.js'
 
 
+def waiting_get(eio, app, sid):
+    """A long-poll GET in its own thread, returned once it waits on the session."""
+    result = []
+    getter = threading.Thread(target=lambda: result.append(app.get(EIO + '&sid=' + sid).body))
+    getter.start()
+    session = eio._sessions.get(sid)
+    assert wait_until(lambda: session._polling_get), 'the GET never started waiting'
+    return getter, result
+
+
 def _threads():
     return threading.active_count()
 
@@ -436,7 +439,7 @@ def test_leak_1000_sessions_leave_nothing_behind():
     """1,000 sessions ended by the client, by ping timeout and by the server."""
     eio, app, _, closed = make(ping_interval=0.1, ping_timeout=0.1)
     baseline = _threads()
-    for batch in range(10):
+    for _ in range(10):
         for i in range(100):
             sid = handshake(app)['sid']
             url = EIO + '&sid=' + sid
