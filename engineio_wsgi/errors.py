@@ -8,6 +8,7 @@ place (see ``response.error_response``).
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 
 class EngineIOError(Exception):
@@ -31,9 +32,10 @@ class RequestError(EngineIOError):
 
     status: HTTPStatus = HTTPStatus.BAD_REQUEST
     code: int = 3
-    message: str = 'Bad request'
+    #: the body's ``message``: ours, or the value a connect handler refused with
+    message: Any = 'Bad request'
 
-    def __init__(self, detail: str | None = None, *, message: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, message: Any = None) -> None:
         #: what the log line says; never sent to the client
         self.detail = detail or self.message
         if message is not None:

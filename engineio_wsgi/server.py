@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
 EVENTS = ('connect', 'message', 'disconnect')
+#: the refusal message when the connect handler gives none (python-engineio's)
+REFUSED = 'Unauthorized'
 
 #: every Server of this process, for process-wide shutdown (gunicorn_hooks)
 _servers: weakref.WeakSet[Server] = weakref.WeakSet()
@@ -203,7 +205,8 @@ class Server:
         except RequestError as exc:
             self._rejects.rejected(type(exc).__name__, exc.detail)
             if 'wsgi.websocket' in environ:
-                closed = websocket.refuse_after_upgrade(environ, start_response, exc.message)
+                reason = exc.message if isinstance(exc.message, str) else json.dumps(exc.message)
+                closed = websocket.refuse_after_upgrade(environ, start_response, reason)
                 if closed is not None:
                     return closed
             return render_error(start_response, exc, headers)
@@ -255,7 +258,7 @@ class Server:
         refusal = self._call_connect(session.sid, request.environ)
         if refusal is not None:
             self._sessions.remove(session)
-            raise Forbidden(f'connect handler refused: {refusal}', message=refusal)
+            raise Forbidden(f'connect handler refused: {refusal!r}', message=refusal)
         upgrades = (['websocket'] if request.transport == 'polling'
                     and self._can_upgrade(request.environ) else [])
         session.set_open_packet(json.dumps({
@@ -299,23 +302,35 @@ class Server:
 
     # -- calling the application ------------------------------------------------
 
-    def _call_connect(self, sid: str, environ: dict[str, Any]) -> str | None:
-        """None when accepted, else the refusal message for the client."""
+    def _call_connect(self, sid: str, environ: dict[str, Any]) -> Any:
+        """None when accepted, else the refusal message for the client.
+
+        As in python-engineio: None or True accepts, any other value refuses
+        and becomes the message (empty values and exceptions give the default).
+        """
         handler = self.handlers.get('connect')
         if handler is None:
             return None
         try:
             result = handler(sid, environ)
         except ConnectionRefusedError as exc:
-            return exc.reason or 'Connection refused'
+            return exc.reason or REFUSED
         except Exception:
             logger.exception('%s connect handler failed; refusing the connection', sid)
-            return 'Connection refused'
-        if result is False:
-            return 'Connection refused'
+            return REFUSED
+        if result is None or result is True:
+            return None
         if isinstance(result, tuple) and result and result[0] is False:
-            return str(result[1]) if len(result) > 1 else 'Connection refused'
-        return None
+            return str(result[1]) if len(result) > 1 else REFUSED
+        if not result:
+            return REFUSED
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError):
+            logger.warning('%s connect handler returned a %s, which JSON cannot carry; '
+                           'refusing with the default message', sid, type(result).__name__)
+            return REFUSED
+        return result
 
     def _call_message(self, session: Session, data: str | bytes) -> None:
         handler = self.handlers.get('message')
