@@ -16,7 +16,9 @@ class CorsPolicy:
         self.credentials = credentials
         #: ``[]`` turns all checking and all CORS headers off
         self.disabled = isinstance(allowed, (list, tuple)) and not allowed
-        self._any = allowed == '*'
+        # '*' alone or anywhere in a list allows any origin (python-engineio's rule)
+        self._any = allowed == '*' or (
+            isinstance(allowed, (list, tuple, set, frozenset)) and '*' in allowed)
         self._same_origin = allowed is None
         self._call: Callable[[str, dict[str, Any]], bool] | None = None
         self._allowed: frozenset[str] = frozenset()

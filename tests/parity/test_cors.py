@@ -1,0 +1,52 @@
+"""``cors_allowed_origins``: '*' inside a list (or tuple) allows any origin."""
+
+from __future__ import annotations
+
+import pytest
+
+from .engines import HANDSHAKE, OURS, PYEIO, open_sid, outcomes, running
+
+
+def handshake_from(engine: str, allowed: object, origin: str) -> tuple:
+    """('open', Access-Control-Allow-Origin) or ('refused',)."""
+    with running(engine, cors_allowed_origins=allowed) as (_, app):
+        res = app.get(HANDSHAKE, headers={'Origin': origin}, expect_errors=True)
+        if open_sid(res) is not None:
+            return ('open', res.headers.get('Access-Control-Allow-Origin'))
+        # python-engineio answers 400, engineio_wsgi 403 code 4 (PROTOCOL.md)
+        assert res.status_int == (400 if engine == PYEIO else 403), res
+        return ('refused',)
+
+
+@pytest.mark.parametrize('allowed', [
+    ['https://a.example', '*'],
+    ['*'],
+    ('https://a.example', '*'),
+])
+def test_a_star_in_the_list_allows_any_origin(allowed):
+    expected = ('open', 'https://b.example')
+    assert outcomes(handshake_from, allowed, 'https://b.example') == {
+        PYEIO: expected, OURS: expected}
+
+
+@pytest.mark.parametrize('allowed, origin, expected', [
+    (['https://a.example'], 'https://a.example', ('open', 'https://a.example')),
+    (['https://a.example'], 'https://b.example', ('refused',)),
+    ('https://a.example', 'https://a.example', ('open', 'https://a.example')),
+    ('*', 'https://b.example', ('open', 'https://b.example')),
+])
+def test_lists_and_strings_without_a_star(allowed, origin, expected):
+    assert outcomes(handshake_from, allowed, origin) == {PYEIO: expected, OURS: expected}
+
+
+def test_a_callable_taking_the_origin_or_the_origin_and_environ():
+    def one(origin):
+        return origin == 'https://a.example'
+
+    def two(origin, environ):
+        return origin == 'https://a.example' and environ['REQUEST_METHOD'] == 'GET'
+    for check in (one, two):
+        assert outcomes(handshake_from, check, 'https://a.example') == {
+            PYEIO: ('open', 'https://a.example'), OURS: ('open', 'https://a.example')}
+        assert outcomes(handshake_from, check, 'https://b.example') == {
+            PYEIO: ('refused',), OURS: ('refused',)}
