@@ -152,7 +152,19 @@ def _cookie_options(cookie: object) -> dict[str, Any] | None:
     if cookie is None or cookie is False:
         return None
     if isinstance(cookie, str):
-        return {'name': cookie}
-    if isinstance(cookie, dict):
-        return {'name': 'io', **cookie}
-    raise ValueError('cookie must be None, a cookie name or a dict of cookie attributes')
+        cookie = {'name': cookie}
+    if not isinstance(cookie, dict):
+        raise ValueError('cookie must be None, a cookie name or a dict of cookie attributes')
+    cookie = {'name': 'io', **cookie}
+    if not isinstance(cookie['name'], str) or not cookie['name'] or _breaks_header(cookie['name']):
+        raise ValueError(f'cookie name {cookie["name"]!r} is not a valid cookie name')
+    for key, value in cookie.items():
+        # callables are called, and their result checked, at each handshake
+        if not callable(value) and not isinstance(value, bool) and value is not None \
+                and _breaks_header(str(value)):
+            raise ValueError(f'cookie attribute {key} has an invalid character: {value!r}')
+    return cookie
+
+
+def _breaks_header(text: str) -> bool:
+    return any(c in text for c in ';\r\n')

@@ -81,9 +81,22 @@ def choose_encoding(accept: str) -> str | None:
 
 
 def cookie_header(sid: str, options: dict[str, Any]) -> tuple[str, str]:
+    name, attributes = cookie_parts(options)
+    return ('Set-Cookie', f'{name}={sid}{attributes}')
+
+
+def cookie_parts(options: dict[str, Any]) -> tuple[str, str]:
+    """The cookie's name and its attributes as ``'; Path=/; ...'``.
+
+    A callable value is called now, once per handshake (python-engineio's rule),
+    so that e.g. ``Expires`` can move with time.
+    """
     attrs = {'path': '/', 'httponly': True, 'samesite': 'Lax', **options}
-    parts = [f"{attrs.pop('name')}={sid}"]
+    name = attrs.pop('name')
+    parts = ['']
     for key, value in attrs.items():
+        if callable(value):
+            value = value()
         key = key.lower()
         if value is None or value is False:
             continue
@@ -95,7 +108,7 @@ def cookie_header(sid: str, options: dict[str, Any]) -> tuple[str, str]:
             if any(c in text for c in ';\r\n'):
                 raise ValueError(f'cookie attribute {key} has an invalid character')
             parts.append(f'{label}={text}')
-    return ('Set-Cookie', '; '.join(parts))
+    return name, '; '.join(parts)
 
 
 _COOKIE_ATTRS = {'path': 'Path', 'httponly': 'HttpOnly', 'samesite': 'SameSite',

@@ -32,7 +32,7 @@ from .packets import Packet, PacketType
 from .registry import SessionRegistry
 from .rejectlog import RejectLog
 from .request import Request, client_address, parse_request
-from .response import Headers, StartResponse, cookie_header, render_error, respond
+from .response import Headers, StartResponse, cookie_parts, render_error, respond
 from .session import Reason, Session, State
 
 logger = logging.getLogger(__name__)
@@ -231,11 +231,16 @@ class Server:
             request.require_upgrade()
         if self._shutting_down:
             raise ServiceUnavailable('shutting down')
+        cookie = None
+        if self.options.cookie is not None and not is_websocket:
+            # before the session exists: a cookie callable that fails leaves nothing open
+            cookie = cookie_parts(self.options.cookie)
         session = self._open(request)
         if is_websocket:
             return websocket.open_session(self, session, request, start_response)
-        if self.options.cookie is not None:
-            headers.append(cookie_header(session.sid, self.options.cookie))
+        if cookie is not None:
+            name, attributes = cookie
+            headers.append(('Set-Cookie', f'{name}={session.sid}{attributes}'))
         body = polling.get(session, request.environ, self.options, headers)
         return respond(start_response, 200, headers, body)
 

@@ -68,3 +68,17 @@ def test_cookie_forms():
     assert Options.from_kwargs(cookie={'samesite': 'None'}).cookie == {'name': 'io',
                                                                        'samesite': 'None'}
     assert Options.from_kwargs(cookie=None).cookie is None
+
+
+@pytest.mark.parametrize('cookie', [{'path': '/a;b'}, {'domain': 'x\r\nSet-Cookie: y'},
+                                    {'name': 'a;b'}, {'name': 3}])
+def test_a_cookie_attribute_that_would_break_the_header_is_refused_at_start(cookie):
+    with pytest.raises(ValueError, match='cookie'):
+        Options.from_kwargs(cookie=cookie)
+
+
+def test_cookie_callables_are_kept_for_each_handshake():
+    def expires():
+        return 'Thu, 01 Jan 2099 00:00:00 GMT'
+    assert Options.from_kwargs(cookie={'expires': expires}).cookie == {'name': 'io',
+                                                                       'expires': expires}
