@@ -56,6 +56,8 @@ class Options:
     message_rate_limit: tuple[int, float] | None = None
     #: addresses of reverse proxies whose ``X-Forwarded-For`` is believed
     trusted_proxies: tuple[str, ...] = ()
+    #: True: the library logs at INFO; a Logger: the library's records go to it
+    logger: bool | logging.Logger = False
 
     @property
     def ping_interval_ms(self) -> int:
@@ -70,9 +72,12 @@ class Options:
         values: dict[str, Any] = {}
         for name in _ACCEPTED_ONLY:
             kwargs.pop(name, None)
-        logger = kwargs.pop('logger', False)
-        if logger is True:
-            logging.getLogger('engineio_wsgi').setLevel(logging.INFO)
+        if 'logger' in kwargs:
+            logger = kwargs.pop('logger')
+            if not isinstance(logger, (bool, logging.Logger)):
+                raise TypeError(f'logger must be True, False or a logging.Logger, '
+                                f'not {type(logger).__name__}')
+            values['logger'] = logger
         if 'ping_interval' in kwargs:
             ping_interval = kwargs.pop('ping_interval')
             if isinstance(ping_interval, (tuple, list)):

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import polling, servers, websocket
+from . import logs, polling, servers, websocket
 from .backends import Backend, Task, create_backend
 from .cors import CorsPolicy
 from .errors import (
@@ -61,6 +61,8 @@ class Server:
 
     def __init__(self, **kwargs: Any) -> None:
         self.options = Options.from_kwargs(**kwargs)
+        #: where the library's records go (python-engineio's ``Server.logger``)
+        self.logger = logs.configure(self.options.logger)
         self.handlers: dict[str, Handler] = {}
         self._disconnect_takes_reason = True
         self._sessions = SessionRegistry()
