@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import mimetypes
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import static
 from .response import StartResponse, respond
 from .server import Server
 
@@ -19,10 +18,9 @@ class WSGIApp:
     Flask: ``app.wsgi_app = WSGIApp(eio, app.wsgi_app)``;
     Django: ``application = WSGIApp(eio, get_wsgi_application())``.
 
-    ``static_files`` maps URL paths to files, or URL prefixes (ending in ``/``)
-    to folders; a value may be a path or a dict ``{'filename': ...,
-    'content_type': ...}``. Requests are matched on ``PATH_INFO``, so mounting
-    the whole app under a ``SCRIPT_NAME`` prefix works.
+    ``static_files`` maps URL paths to files and URL prefixes to folders, by
+    python-engineio's rules (see ``static.py``). Requests are matched on
+    ``PATH_INFO``, so mounting the whole app under a ``SCRIPT_NAME`` prefix works.
     """
 
     def __init__(self, engineio_app: Server, wsgi_app: WSGIApplication | None = None,
@@ -40,54 +38,21 @@ class WSGIApp:
         if path == self._path or path.startswith(self._prefix):
             return self.engineio_app.handle_request(environ, start_response)
         if self.static_files:
-            found = self._static(path)
+            found = static.resolve(path, self.static_files)
             if found is not None:
                 return _serve_file(found, environ, start_response)
         if self.wsgi_app is not None:
             return self.wsgi_app(environ, start_response)
         return respond(start_response, 404, [('Content-Type', 'text/plain')], b'Not Found')
 
-    def _static(self, path: str) -> tuple[str, str] | None:
-        """(filename, content type) for a static URL path, or None."""
-        entry = self.static_files.get(path)
-        rest = ''
-        if entry is None:
-            for prefix in sorted(self.static_files, key=len, reverse=True):
-                if prefix.endswith('/') and path.startswith(prefix):
-                    entry, rest = self.static_files[prefix], path[len(prefix):]
-                    break
-            else:
-                return None
-        if isinstance(entry, dict):
-            filename, content_type = entry['filename'], entry.get('content_type')
-        else:
-            filename, content_type = entry, None
-        if rest or filename.endswith(os.sep) or os.path.isdir(filename):
-            root = os.path.realpath(filename)
-            target = os.path.realpath(os.path.join(root, rest or 'index.html'))
-            if target != root and not target.startswith(root + os.sep):
-                return None  # a path escaping the folder
-            if os.path.isdir(target):
-                target = os.path.join(target, 'index.html')
-            filename, content_type = target, None
-        if not os.path.isfile(filename):
-            return None
-        if content_type is None:
-            content_type = mimetypes.guess_type(filename)[0] or 'application/octet-stream'
-        return filename, content_type
 
-
-def _serve_file(found: tuple[str, str], environ: dict[str, Any],
+def _serve_file(found: static.StaticFile, environ: dict[str, Any],
                 start_response: StartResponse) -> Iterable[bytes]:
-    filename, content_type = found
     if environ.get('REQUEST_METHOD', 'GET') not in ('GET', 'HEAD'):
         return respond(start_response, 405, [('Allow', 'GET, HEAD')])
-    with open(filename, 'rb') as f:
+    with open(found.filename, 'rb') as f:
         body = f.read()
-    if content_type.startswith('text/') or content_type in ('application/javascript',):
-        if 'charset' not in content_type:
-            content_type += '; charset=utf-8'
-    headers = [('Content-Type', content_type)]
+    headers = [('Content-Type', found.content_type)]
     if environ.get('REQUEST_METHOD') == 'HEAD':
         headers.append(('Content-Length', str(len(body))))
         start_response('200 OK', headers)
