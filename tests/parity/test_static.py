@@ -161,3 +161,13 @@ def test_other_extensions_get_their_standard_type(tree):
     rules = {'/static': str(tree / 'public')}
     assert fetch(PYEIO, rules, ['/static/icon.svg'])[0][1] == 'application/octet-stream'
     assert fetch(OURS, rules, ['/static/icon.svg']) == [(200, 'image/svg+xml', '<svg/>')]
+
+
+def test_the_empty_key_is_never_a_prefix_rule(tree):
+    # python-engineio also tries '' as the prefix of every top-level URL, which
+    # hides a '/' folder rule: '/app.js' would look for 'index.html/app.js'
+    rules = {'/': str(tree / 'public') + '/', '': 'index.html'}
+    assert fetch(PYEIO, rules, ['/app.js']) == [('app', '/app.js')]
+    assert fetch(OURS, rules, ['/app.js', '/']) == [
+        (200, 'application/javascript', 'console.log(1)'),
+        (200, 'text/html', '<p>public index</p>')]
