@@ -1,0 +1,100 @@
+"""The rest of what python-engineio documents on Server and WSGIApp."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import engineio
+import pytest
+import webtest
+
+import engineio_wsgi
+
+from .engines import HANDSHAKE, OURS, PYEIO, make_server, open_sid, outcomes, running
+
+
+@pytest.mark.parametrize('path', ['socket.io', '/socket.io', 'socket.io/', '/socket.io/'])
+def test_engineio_path_in_any_spelling(path):
+    def scenario(engine):
+        with running(engine, engineio_path=path) as (_, app):
+            res = app.get(HANDSHAKE.replace('engine.io', 'socket.io'))
+            other = app.get(HANDSHAKE).text
+            return open_sid(res) is not None, other
+    expected = (True, 'fallback /engine.io/')
+    assert outcomes(scenario) == {PYEIO: expected, OURS: expected}
+
+
+def test_a_nested_engineio_path():
+    def scenario(engine):
+        with running(engine, engineio_path='api/realtime') as (_, app):
+            return open_sid(app.get(HANDSHAKE.replace('engine.io', 'api/realtime'))) is not None
+    assert outcomes(scenario) == {PYEIO: True, OURS: True}
+
+
+def test_handle_request_is_a_wsgi_application_by_itself():
+    def scenario(engine):
+        eio = make_server(engine)
+        try:
+            app = webtest.TestApp(eio.handle_request, extra_environ={'wsgi.multithread': True})
+            # no middleware: the path is not looked at
+            return open_sid(app.get('/anything/?EIO=4&transport=polling')) is not None
+        finally:
+            eio.shutdown()
+    assert outcomes(scenario) == {PYEIO: True, OURS: True}
+
+
+def test_every_disconnect_reason_of_python_engineio_with_the_same_value():
+    theirs = {name: value for name, value in vars(engineio.Server.reason).items()
+              if name.isupper()}
+    assert theirs, 'python-engineio names no reasons?'
+    assert {name: getattr(engineio_wsgi.Server.reason, name, None) for name in theirs} == theirs
+
+
+def test_every_constructor_keyword_of_python_engineio_with_its_default():
+    params = inspect.signature(engineio.Server.__init__).parameters.values()
+    defaults = {p.name: p.default for p in params
+                if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != 'self'}
+    assert 'ping_interval' in defaults and 'cors_allowed_origins' in defaults
+    defaults['async_mode'] = 'threading'
+    eio = engineio_wsgi.Server(**defaults)
+    assert eio.options.ping_interval == defaults['ping_interval']
+
+
+def test_the_session_store_from_connect_and_message_handlers():
+    def scenario(engine):
+        with running(engine) as (eio, app):
+            @eio.on('connect')
+            def connect(sid, environ):
+                with eio.session(sid) as session:
+                    session['user'] = environ['QUERY_STRING'].rpartition('user=')[2]
+                session = eio.get_session(sid)
+                session['transport'] = eio.transport(sid)
+                eio.save_session(sid, session)
+
+            @eio.on('message')
+            def message(sid, data):
+                eio.send(sid, json.dumps(eio.get_session(sid)))
+
+            sid = open_sid(app.get(HANDSHAKE + '&user=ann'))
+            app.post(HANDSHAKE + '&sid=' + sid, b'4hello', content_type='text/plain')
+            body = app.get(HANDSHAKE + '&sid=' + sid).body
+            return json.loads(body.split(b'\x1e')[-1][1:])
+    expected = {'user': 'ann', 'transport': 'polling'}
+    assert outcomes(scenario) == {PYEIO: expected, OURS: expected}
+
+
+def test_unknown_sids():
+    def scenario(engine):
+        with running(engine) as (eio, _):
+            failures = []
+            for call in (eio.get_session, eio.transport, lambda sid: eio.save_session(sid, {})):
+                try:
+                    call('nope')
+                except KeyError:
+                    failures.append('KeyError')
+            eio.send('nope', 'ignored')
+            eio.disconnect('nope')
+            return failures
+    expected = ['KeyError'] * 3
+    assert outcomes(scenario) == {PYEIO: expected, OURS: expected}
