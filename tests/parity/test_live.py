@@ -130,3 +130,19 @@ def test_the_library_logs_through_the_applications_logger(servers, kind):
         assert server.wait_for_log(sid, timeout=5), engine
         lines = [line for line in server.log().splitlines() if sid in line]
         assert lines and all(line.startswith('APPLOG ') for line in lines), (engine, lines)
+
+
+def test_a_refusal_after_gevent_websockets_101_closes_with_the_message():
+    # gevent-websocket answers the handshake before the application runs:
+    # the refusal can only be a close frame (1008), its reason the message
+    with start_server('gunicorn-gws', 'tests.apps.parity_app:app',
+                      env={'EIO_PARITY_ENGINE': OURS, 'EIO_ASYNC_MODE': 'gevent'}) as server:
+        url = f'ws://127.0.0.1:{server.port}/engine.io/?EIO=4&transport=websocket'
+        ws = websocket.create_connection(url, timeout=10, header=['X-Refuse: {"reason": "ws"}'])
+        try:
+            opcode, frame = ws.recv_data(control_frame=True)
+        finally:
+            ws.close()
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert (int.from_bytes(frame[:2], 'big'), json.loads(frame[2:])) == (1008, {'reason': 'ws'})
+        assert 'Traceback' not in server.log(), server.log_tail()
