@@ -50,3 +50,18 @@ def test_a_callable_taking_the_origin_or_the_origin_and_environ():
             PYEIO: ('open', 'https://a.example'), OURS: ('open', 'https://a.example')}
         assert outcomes(handshake_from, check, 'https://b.example') == {
             PYEIO: ('refused',), OURS: ('refused',)}
+
+
+def test_behind_a_proxy_the_forwarded_origin_is_the_same_origin():
+    # python-engineio accepts the Host the proxy talked to as well; here a
+    # request that came through the proxy is same-origin only for the public origin
+    forwarded = {'Host': 'internal:8000', 'X-Forwarded-Host': 'www.example',
+                 'X-Forwarded-Proto': 'https'}
+
+    def scenario(engine: str, origin: str) -> tuple:
+        with running(engine) as (_, app):
+            res = app.get(HANDSHAKE, headers={**forwarded, 'Origin': origin}, expect_errors=True)
+            return ('open',) if open_sid(res) is not None else ('refused', res.status_int)
+    assert outcomes(scenario, 'https://www.example') == {PYEIO: ('open',), OURS: ('open',)}
+    assert outcomes(scenario, 'http://internal:8000') == {
+        PYEIO: ('open',), OURS: ('refused', 403)}
