@@ -130,8 +130,8 @@ class Server:
         """The application's own data for this session (a dict)."""
         return self._session_or_key_error(sid).user_data
 
-    def save_session(self, sid: str, data: dict[str, Any]) -> None:
-        self._session_or_key_error(sid).user_data = data
+    def save_session(self, sid: str, session: dict[str, Any]) -> None:
+        self._session_or_key_error(sid).user_data = session
 
     @contextlib.contextmanager
     def session(self, sid: str) -> Iterator[dict[str, Any]]:
@@ -149,7 +149,10 @@ class Server:
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         return self.backend.queue(*args, **kwargs)
 
-    def create_event(self) -> Any:
+    def create_event(self, *args: Any, **kwargs: Any) -> Any:
+        # python-engineio's signature; the events of both async modes take no arguments
+        if args or kwargs:
+            raise TypeError('create_event() takes no arguments')
         return self.backend.event()
 
     def shutdown(self) -> None:

@@ -98,3 +98,27 @@ def test_unknown_sids():
             return failures
     expected = ['KeyError'] * 3
     assert outcomes(scenario) == {PYEIO: expected, OURS: expected}
+
+
+DOCUMENTED_METHODS = ('send', 'get_session', 'save_session', 'session', 'disconnect',
+                      'handle_request', 'shutdown', 'start_background_task', 'sleep', 'on',
+                      'transport', 'create_queue', 'create_event', 'generate_id')
+
+
+@pytest.mark.parametrize('name', DOCUMENTED_METHODS)
+def test_methods_take_what_python_engineio_takes(name):
+    """Every call python-engineio's signature allows binds to ours, by position and by name."""
+    theirs = inspect.signature(getattr(engineio.Server, name))
+    ours = inspect.signature(getattr(engineio_wsgi.Server(async_mode='threading'), name))
+    positional, named = [], {}
+    for param in list(theirs.parameters.values())[1:]:  # without self
+        if param.kind is param.VAR_POSITIONAL:
+            positional += ['extra1', 'extra2']
+        elif param.kind is param.VAR_KEYWORD:
+            named['extra'] = 'x'
+        elif param.kind is param.POSITIONAL_OR_KEYWORD:
+            positional.append(param.name)
+    ours.bind(*positional, **named)
+    keywords = [p.name for p in list(theirs.parameters.values())[1:]
+                if p.kind is p.POSITIONAL_OR_KEYWORD]
+    ours.bind(**{k: k for k in keywords})
