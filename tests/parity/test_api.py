@@ -122,3 +122,11 @@ def test_methods_take_what_python_engineio_takes(name):
     keywords = [p.name for p in list(theirs.parameters.values())[1:]
                 if p.kind is p.POSITIONAL_OR_KEYWORD]
     ours.bind(**{k: k for k in keywords})
+
+
+def test_wsgiapp_takes_python_engineios_arguments_by_position_and_by_name():
+    theirs = [p.name for p in inspect.signature(engineio.WSGIApp.__init__).parameters.values()][1:]
+    assert theirs == ['engineio_app', 'wsgi_app', 'static_files', 'engineio_path']
+    ours = inspect.signature(engineio_wsgi.WSGIApp.__init__)
+    ours.bind('self', *theirs)
+    ours.bind('self', **{name: name for name in theirs})
