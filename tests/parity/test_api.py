@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 
@@ -130,3 +131,39 @@ def test_wsgiapp_takes_python_engineios_arguments_by_position_and_by_name():
     ours = inspect.signature(engineio_wsgi.WSGIApp.__init__)
     ours.bind('self', *theirs)
     ours.bind('self', **{name: name for name in theirs})
+
+
+def _two(sid, reason):
+    return ('two', reason)
+
+
+def _one(sid):
+    return ('one',)
+
+
+def _default(sid, reason=None):
+    return ('default', reason)
+
+
+def _star(*args):
+    return ('star', args[1:])
+
+
+@pytest.mark.parametrize('handler, expected', [
+    (_two, ('two', 'client disconnect')),
+    (_one, ('one',)),
+    (_default, ('default', 'client disconnect')),
+    (_star, ('star', ('client disconnect',))),
+])
+def test_disconnect_handlers_with_and_without_the_reason(handler, expected):
+    def scenario(engine):
+        seen = []
+        with running(engine) as (eio, app):
+            @functools.wraps(handler)  # keeps the handler's signature
+            def record(*args):
+                seen.append(handler(*args))
+            eio.on('disconnect', record)
+            sid = open_sid(app.get(HANDSHAKE))
+            app.post(HANDSHAKE + '&sid=' + sid, b'1', content_type='text/plain')
+        return seen
+    assert outcomes(scenario) == {PYEIO: [expected], OURS: [expected]}
