@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import inspect
 import json
+import zlib
 
 import engineio
 import pytest
+import webob
 import webtest
 
 import engineio_wsgi
@@ -167,3 +170,30 @@ def test_disconnect_handlers_with_and_without_the_reason(handler, expected):
             app.post(HANDSHAKE + '&sid=' + sid, b'1', content_type='text/plain')
         return seen
     assert outcomes(scenario) == {PYEIO: [expected], OURS: [expected]}
+
+
+@pytest.mark.parametrize('options, accept, encoding', [
+    ({}, 'gzip', 'gzip'),
+    ({}, 'deflate', 'deflate'),
+    ({}, 'gzip, deflate', 'gzip'),
+    ({}, '', None),
+    ({'http_compression': False}, 'gzip', None),
+    ({'compression_threshold': 10_000}, 'gzip', None),
+])
+def test_poll_responses_are_compressed_by_the_same_options(options, accept, encoding):
+    def scenario(engine):
+        with running(engine, **options) as (eio, app):
+            eio.on('connect', lambda sid, environ: eio.send(sid, 'x' * 2000))
+            # webob directly: webtest would decode the body and drop Content-Encoding
+            request = webob.Request.blank(HANDSHAKE, headers={'Accept-Encoding': accept},
+                                          environ={'wsgi.multithread': True})
+            status, headers, chunks = request.call_application(app.app)
+            body = b''.join(chunks)
+            encoding = dict(headers).get('Content-Encoding')
+            if encoding == 'gzip':
+                body = gzip.decompress(body)
+            elif encoding == 'deflate':
+                body = zlib.decompress(body)
+            return encoding, body.split(b'\x1e')[-1]
+    expected = (encoding, b'4' + b'x' * 2000)
+    assert outcomes(scenario) == {PYEIO: expected, OURS: expected}
