@@ -65,3 +65,22 @@ def test_behind_a_proxy_the_forwarded_origin_is_the_same_origin():
     assert outcomes(scenario, 'https://www.example') == {PYEIO: ('open',), OURS: ('open',)}
     assert outcomes(scenario, 'http://internal:8000') == {
         PYEIO: ('open',), OURS: ('refused', 403)}
+
+
+@pytest.mark.parametrize('options, expected', [
+    ({'cors_allowed_origins': '*'}, ('open', 'https://b.example', 'true')),
+    ({'cors_allowed_origins': '*', 'cors_credentials': False}, ('open', 'https://b.example', None)),
+    # [] turns CORS handling off: no check, no Access-Control-Allow-Origin
+    ({'cors_allowed_origins': []}, ('open', None)),
+])
+def test_credentials_and_cors_off(options, expected):
+    def scenario(engine: str) -> tuple:
+        with running(engine, **options) as (_, app):
+            res = app.get(HANDSHAKE, headers={'Origin': 'https://b.example'}, expect_errors=True)
+            if open_sid(res) is None:
+                return ('refused',)
+            origin = res.headers.get('Access-Control-Allow-Origin')
+            if origin is None:
+                return ('open', None)
+            return ('open', origin, res.headers.get('Access-Control-Allow-Credentials'))
+    assert outcomes(scenario) == {PYEIO: expected, OURS: expected}
