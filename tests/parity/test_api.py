@@ -197,3 +197,25 @@ def test_poll_responses_are_compressed_by_the_same_options(options, accept, enco
             return encoding, body.split(b'\x1e')[-1]
     expected = (encoding, b'4' + b'x' * 2000)
     assert outcomes(scenario) == {PYEIO: expected, OURS: expected}
+
+
+def open_packet(engine, **options):
+    with running(engine, **options) as (_, app):
+        body = app.get(HANDSHAKE).body
+        info = json.loads(body[1:].split(b'\x1e')[0])
+        del info['sid']
+        return info
+
+
+def test_the_open_packet_advertises_the_same_settings():
+    options = dict(ping_interval=10, ping_timeout=5, max_http_buffer_size=5000,
+                   allow_upgrades=False)
+    expected = {'upgrades': [], 'pingInterval': 10000, 'pingTimeout': 5000, 'maxPayload': 5000}
+    assert outcomes(open_packet, **options) == {PYEIO: expected, OURS: expected}
+
+
+def test_the_ping_grace_is_not_advertised_here():
+    # python-engineio advertises interval + grace (30 s), though it pings every 25 s
+    found = outcomes(open_packet, ping_interval=(25, 5), allow_upgrades=False)
+    assert (found[PYEIO]['pingInterval'], found[OURS]['pingInterval']) == (30000, 25000)
+
