@@ -48,10 +48,10 @@ def resolve(path: str, rules: Mapping[str, Any]) -> StaticFile | None:
         return None
     if '\x00' in rest or '..' in rest.split('/'):
         return None  # never outside the rule's folder
-    if isinstance(rule, str):
-        filename, content_type = rule, None
+    if isinstance(rule, dict):
+        filename, content_type = os.fspath(rule['filename']), rule.get('content_type')
     else:
-        filename, content_type = rule['filename'], rule.get('content_type')
+        filename, content_type = os.fspath(rule), None  # a str, or a pathlib.Path
     if filename.endswith('/') and rest.startswith('/'):
         rest = rest[1:]
     filename += rest
@@ -59,11 +59,11 @@ def resolve(path: str, rules: Mapping[str, Any]) -> StaticFile | None:
         filename += '/'
     if filename.endswith('/'):
         default = rules.get('', DEFAULT_FILE)
-        if isinstance(default, str):
-            filename += default
-        else:
-            filename += default['filename']
+        if isinstance(default, dict):
+            filename += os.fspath(default['filename'])
             content_type = default.get('content_type', content_type)
+        else:
+            filename += os.fspath(default)
     if not os.path.isfile(filename):
         return None
     return StaticFile(filename, content_type or guess_type(filename))

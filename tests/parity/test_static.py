@@ -171,3 +171,10 @@ def test_the_empty_key_is_never_a_prefix_rule(tree):
     assert fetch(OURS, rules, ['/app.js', '/']) == [
         (200, 'application/javascript', 'console.log(1)'),
         (200, 'text/html', '<p>public index</p>')]
+
+
+def test_pathlib_paths_work_too(tree):
+    # python-engineio needs str (it appends to the filename)
+    rules = {'/static': tree / 'public', '/one': {'filename': tree / 'single.html'}}
+    assert fetch(OURS, rules, ['/static/app.js', '/one']) == [
+        (200, 'application/javascript', 'console.log(1)'), (200, 'text/html', '<p>single</p>')]
