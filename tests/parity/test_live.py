@@ -116,9 +116,11 @@ def test_static_files_and_404(servers, kind):
         page = http_request(port, 'GET', '/demo/')
         assert (page.status, page.header('Content-Type'), page.body) == (
             200, 'text/html', DEMO_PAGE), engine
-        missing = http_request(port, 'GET', '/demo/missing.js')
-        assert (missing.status, missing.header('Content-Type'), missing.body) == (
-            404, 'text/plain', b'Not Found'), engine
+        for url in ('/demo/missing.js', '/demo/%2e%2e/%2e%2e/setup.cfg',
+                    '/demo/..%2f..%2fsetup.cfg'):
+            missing = http_request(port, 'GET', url)
+            assert (missing.status, missing.header('Content-Type'), missing.body) == (
+                404, 'text/plain', b'Not Found'), (engine, url)
 
 
 @pytest.mark.parametrize('kind', KINDS)
