@@ -18,13 +18,13 @@ class EngineIOError(Exception):
 class ConnectionRefusedError(EngineIOError):  # noqa: A001 - python-engineio name
     """Raise from a ``connect`` handler to refuse the connection.
 
-    The first argument, when given, is the reason sent to the client in the
-    error message.
+    The first argument, when given, is the message sent to the client: a
+    string, or data JSON can carry (a dict, a list, a number).
     """
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
-        self.reason = str(args[0]) if args else None
+        self.reason: Any = args[0] if args else None
 
 
 class RequestError(EngineIOError):

@@ -324,23 +324,15 @@ class Server:
         try:
             result = handler(sid, environ)
         except ConnectionRefusedError as exc:
-            return exc.reason or REFUSED
+            return _refusal_message(sid, exc.reason)
         except Exception:
             logger.exception('%s connect handler failed; refusing the connection', sid)
             return REFUSED
         if result is None or result is True:
             return None
         if isinstance(result, tuple) and result and result[0] is False:
-            return str(result[1]) if len(result) > 1 else REFUSED
-        if not result:
-            return REFUSED
-        try:
-            json.dumps(result, allow_nan=False)
-        except (TypeError, ValueError):
-            logger.warning('%s connect handler returned a %s, which JSON cannot carry; '
-                           'refusing with the default message', sid, type(result).__name__)
-            return REFUSED
-        return result
+            return _refusal_message(sid, result[1] if len(result) > 1 else None)
+        return _refusal_message(sid, result)
 
     def _call_message(self, session: Session, data: str | bytes) -> None:
         handler = self.handlers.get('message')
@@ -368,6 +360,19 @@ class Server:
         if session is None or session.state is State.CLOSED:
             raise KeyError(sid)
         return session
+
+
+def _refusal_message(sid: str, value: Any) -> Any:
+    """What a refused client is told: the application's value, or the default."""
+    if not value:
+        return REFUSED
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        logger.warning('%s connect handler refused with a %s, which JSON cannot carry; '
+                       'sending the default message', sid, type(value).__name__)
+        return REFUSED
+    return value
 
 
 def _positional_count(fn: Handler) -> int:

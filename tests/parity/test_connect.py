@@ -100,6 +100,11 @@ def test_connection_refused_error_carries_its_reason():
         raise ConnectionRefusedError()
     assert refused_here(refuse_silently) == 'Unauthorized'
 
+    def refuse_with_data(sid, environ):
+        raise ConnectionRefusedError({'reason': 'banned', 'retry': 30})
+    # like a returned value: JSON data stays JSON data
+    assert refused_here(refuse_with_data) == {'reason': 'banned', 'retry': 30}
+
 
 def test_false_with_a_reason():
     assert refused_here(lambda sid, environ: (False, 'why not')) == 'why not'
