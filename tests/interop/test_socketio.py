@@ -112,7 +112,7 @@ def _wait_transport(client: PyClient, want: str, timeout: float = 10.0) -> str:
 def test_engine_is_engineio_wsgi(sio_server: LiveServer) -> None:
     got = info(sio_server)
     assert got['engine'] == 'engineio_wsgi.server'
-    want = 'gevent' if sio_server.kind == 'gunicorn-gevent' else 'threading'
+    want = 'threading' if sio_server.kind in ('werkzeug', 'gunicorn-gthread') else 'gevent'
     assert got['async_mode'] == want
 
 
