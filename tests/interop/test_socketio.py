@@ -281,43 +281,56 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize('param', PARAMS, ids=param_id)
 def test_clients_reconnect_after_a_server_restart(param: tuple[str, str], tmp_path: Path) -> None:
-    """socket.io-client (Node) and python-socketio's Client, both with
-    reconnection on, come back by themselves once the server is up again."""
+    """socket.io-client in Node and in Chromium, and python-socketio's Client,
+    all with reconnection on, come back by themselves once the server is up again."""
     name, kind = param
-    node_package('socket.io-client')
+    client_js = os.path.join(node_package('socket.io-client'), 'dist', 'socket.io.min.js')
     port = _free_port()
     server = start_server(kind, app=APPS[name], port=port)
-    config = {'url': server.url, 'restart': True, 'user': 'node-restart', 'timeout_ms': 30000}
-    config_path = tmp_path / 'restart.json'
-    config_path.write_text(json.dumps(config), encoding='utf-8')
-    node_proc = subprocess.Popen([node(), os.path.join(HERE, 'sio_client.mjs'), str(config_path)],
-                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 stdin=subprocess.DEVNULL, text=True)
+    procs = {
+        'node': _start_js(tmp_path, 'sio_client.mjs', {
+            'url': server.url, 'restart': True, 'user': 'node-restart', 'timeout_ms': 30000}),
+        'chromium': _start_js(tmp_path, 'sio_browser.mjs', {
+            'url': server.url, 'restart': True, 'user': 'chromium-restart', 'timeout_ms': 30000,
+            'chromium': chromium(), 'user_data_dir': str(tmp_path / 'profile'),
+            'client_js': client_js}),
+    }
     py = socketio.Client(reconnection=True, reconnection_delay=0.1, reconnection_delay_max=0.5)
     py_connects: queue.Queue[str] = queue.Queue()
     py.on('connect', lambda: py_connects.put(py.get_sid()))
     try:
-        first = _node_line(node_proc)
-        assert first['event'] == 'connected', first
+        first = {who: _node_line(proc) for who, proc in procs.items()}
+        for who, line in first.items():
+            assert line['event'] == 'connected', (who, line)
         py.connect(server.url, auth={'token': 'secret', 'user': 'py-restart'}, wait_timeout=10)
         py_first = py_connects.get(timeout=10)
         assert_clean_log(server)
         server.stop()
         server = start_server(kind, app=APPS[name], port=port)
-        again = _node_line(node_proc)
-        assert again['event'] == 'reconnected', again
-        assert again['sid'] != first['sid'] and again['echo'] == ['after restart']
-        assert again['reasons'] == ['transport close']
+        for who, proc in procs.items():
+            again = _node_line(proc)
+            assert again['event'] == 'reconnected', (who, again)
+            assert again['sid'] != first[who]['sid'] and again['echo'] == ['after restart']
+            assert again['reasons'] == ['transport close'], who
         py_again = py_connects.get(timeout=20)
         assert py_again != py_first
         assert py.call('echo', 'py after restart', timeout=10) == 'py after restart'
         assert_clean_log(server)
     finally:
         py.disconnect()
-        if node_proc.poll() is None:
-            node_proc.kill()
-        node_proc.wait(5)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(5)
         server.stop()
+
+
+def _start_js(tmp_path: Path, script: str, config: dict[str, Any]) -> subprocess.Popen[str]:
+    path = tmp_path / f'{script}.json'
+    path.write_text(json.dumps(config), encoding='utf-8')
+    return subprocess.Popen([node(), os.path.join(HERE, script), str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
 
 
 def _node_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> dict[str, Any]:
