@@ -109,6 +109,11 @@ def burst(count: int, pause_ms: float = 0) -> str:
     return 'started'
 
 
+@socketio.on('ask')
+def ask(question: str) -> Any:
+    return socketio.call('question', question, to=request.sid, timeout=10)
+
+
 @socketio.on('kick')
 def kick() -> None:
     disconnect()

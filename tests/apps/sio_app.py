@@ -12,6 +12,8 @@ application written for Flask-SocketIO; both answer the same events:
 - ``bg`` DATA emits ``bg_msg`` DATA to the sender from a background task.
 - ``burst`` N [PAUSE_MS] emits ``seq`` 0..N-1 to the sender from a background
   task (PAUSE_MS apart, default 0), then ``seq_done`` N.
+- ``ask`` Q: the server asks the sender ``question`` Q (an emit with an ack,
+  ``sio.call``) and acks the client's answer back.
 - ``kick``: the server disconnects the sender.
 - namespace ``/chat``: ``echo`` acks ``['chat', *args]``; ``whoami`` acks the
   ``/chat`` session's user (its own connect stores it too).
@@ -120,6 +122,11 @@ def burst(sid: str, count: int, pause_ms: float = 0) -> str:
         sio.emit('seq_done', count, to=sid)
     sio.start_background_task(run)
     return 'started'
+
+
+@sio.on('ask')
+def ask(sid: str, question: str) -> Any:
+    return sio.call('question', question, to=sid, timeout=10)
 
 
 @sio.on('kick')

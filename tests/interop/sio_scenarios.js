@@ -173,6 +173,9 @@
       const [binBack, label] = await ack(a, ms, 'echo', blob, 'label');
       report.echo_binary = { equal: toBytes(binBack) !== null && bytesEqual(toBytes(binBack), blob), label };
       report.whoami = await ack(a, ms, 'whoami');
+      // the server's own emit with an ack, answered here
+      a.on('question', (q, answer) => answer(`${q}!`));
+      report.ask = await ack(a, ms, 'ask', 'why');
       report.chat_echo = await ack(chat, ms, 'echo', 'x');
       report.chat_whoami = await ack(chat, ms, 'whoami');
       step('acks');

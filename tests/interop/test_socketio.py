@@ -63,6 +63,7 @@ class PyClient:
         for event in self.EVENTS:
             self.client.on(event, self._collector(event))
         self.client.on('disconnect', self._on_disconnect)
+        self.client.on('question', lambda q: f'{q}!')
         self.client.connect(server.url, transports=MODES[mode],
                             auth={'token': 'secret', 'user': user},
                             namespaces=list(namespaces), wait_timeout=10)
@@ -129,6 +130,8 @@ def test_python_client(sio_server: LiveServer, mode: str) -> None:
         blob = bytes(range(256)) * 4
         assert a.call('echo', blob, 'label') == (blob, 'label')
         assert a.call('whoami') == user
+        # the server's own emit with an ack (sio.call), answered by the client
+        assert a.call('ask', 'why') == 'why!'
         # namespaces, each with its own session
         assert a.call('echo', 'x', namespace='/chat') == ['chat', 'x']
         assert a.call('whoami', namespace='/chat') == user
@@ -229,6 +232,7 @@ def _check_js_cases(server: LiveServer, cases: list[dict[str, Any]]) -> None:
         assert case['echo_text'] == ['héllo ✓', 42]
         assert case['echo_binary'] == {'equal': True, 'label': 'label'}
         assert case['whoami'] == [user]
+        assert case['ask'] == ['why!']
         assert case['chat_echo'] == [['chat', 'x']]
         assert case['chat_whoami'] == [user]
         assert case['join'] == ['joined'] and case['to_room'] == ['sent']
