@@ -95,7 +95,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     finally:
         httpd.shutdown()
         thread.join(5)
-        eio.shutdown() if name == 'engineio_wsgi' else None
+        eio.shutdown()
 
 
 def _raises_key_error(fn: Callable[[], Any]) -> bool:

@@ -40,7 +40,7 @@ def test_engine_is_engineio_wsgi_and_reports_its_mode() -> None:
     assert sio.async_mode == sio.eio.async_mode == 'threading'
     assert sio.reason.CLIENT_DISCONNECT == engineio_wsgi.Server.reason.CLIENT_DISCONNECT
     # a plain socketio.Server is left alone: nothing is patched globally
-    assert type(socketio.Server().eio).__module__.startswith('engineio.')
+    assert type(socketio.Server(async_mode='threading').eio).__module__.startswith('engineio.')
 
 
 def test_instrument_fails_with_a_clear_message() -> None:
