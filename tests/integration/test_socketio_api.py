@@ -90,9 +90,9 @@ def test_flask_socketio_runs_on_engineio_wsgi() -> None:
 def test_flask_socketio_init_app_later_and_message_queue_option() -> None:
     # Flask-SocketIO leaves message_queue among the server's options; with no
     # URL it is not the engine's business and must not be refused as unknown
-    sock = SocketIO(message_queue=None)
+    sock = SocketIO(message_queue=None, async_mode='threading')
     app = flask.Flask(__name__)
-    sock.init_app(app, async_mode='threading')
+    sock.init_app(app)
     assert isinstance(sock.server.eio, engineio_wsgi.Server)
     assert app.extensions['socketio'] is sock
 
