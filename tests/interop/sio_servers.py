@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from tests.live import LiveServer, http_request
 
 from .conftest import KINDS
@@ -56,7 +54,3 @@ def emit_from_view(server: LiveServer, room: str, text: str) -> None:
 
 def info(server: LiveServer) -> dict[str, Any]:
     return get_json(server, '/info')  # type: ignore[no-any-return]
-
-
-def fail_with_log(server: LiveServer, message: str) -> None:
-    pytest.fail(f'{message}\n--- server log ---\n{server.log_tail(80)}')
