@@ -1,6 +1,6 @@
-"""The Socket.IO test applications (tests/apps/sio_app.py, flask_sio_app.py) in
-real servers, for tests/interop/test_socketio_*.py: one server per (application,
-gunicorn worker), started once and shared by every module that asks for it.
+"""Helpers for the Socket.IO interop tests: the test applications
+(tests/apps/sio_app.py, flask_sio_app.py) by name, the (application, server
+kind) pairs they run on, and what their HTTP routes and logs tell.
 """
 
 from __future__ import annotations
