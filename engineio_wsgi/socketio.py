@@ -25,6 +25,7 @@ __all__ = ['Server', 'WSGIApp']
 #: refuses them)
 _NOT_ENGINE_OPTIONS = ('message_queue',)
 
+
 class WSGIApp(BaseWSGIApp):
     """``socketio.WSGIApp``'s arguments on engineio_wsgi's ``WSGIApp``: Socket.IO
     at ``/socket.io/``, ``static_files`` as this library serves them, everything
