@@ -381,7 +381,9 @@ class Session:
             close_transport()
             return
         self._wake.set()
-        self._flush()
+        # not here: the caller is the connection's reader, and an application
+        # that keeps the queue full would keep it from reading (pongs) forever
+        self.backend.run_soon(self._flush)
 
     # -- polling ----------------------------------------------------------------
 
