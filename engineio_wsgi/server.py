@@ -101,7 +101,9 @@ class Server:
         """Send a message; ignored (logged at DEBUG) when the session has ended."""
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
-        elif not isinstance(data, (str, bytes)):
+        elif isinstance(data, str):
+            check_encodable(data)
+        elif not isinstance(data, bytes):
             raise TypeError(f'message data must be str or bytes, not {type(data).__name__}')
         session = self._sessions.get(sid)
         if session is None or session.closed:
@@ -343,6 +345,18 @@ class Server:
         if session is None or session.state is State.CLOSED:
             raise KeyError(sid)
         return session
+
+
+def check_encodable(text: str) -> None:
+    """Refuse text that has no UTF-8 form (lone surrogates) before it is queued:
+    found later, it would cost the whole batch (polling) or the connection."""
+    if text.isascii():
+        return
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ValueError('text with lone surrogates cannot be sent: it has no UTF-8 form') \
+            from None
 
 
 def _positional_count(fn: Handler) -> int:

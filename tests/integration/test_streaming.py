@@ -63,3 +63,25 @@ def test_the_client_is_read_while_the_application_streams(stream_server: LiveSer
     finally:
         ws.close()
     assert 'ping timeout' not in stream_server.log()
+
+
+@pytest.fixture(scope='module', params=KINDS)
+def plain_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    with start_server(request.param, 'tests.apps.stream:app',
+                      env={'EIO_PING_INTERVAL': '1', 'EIO_PING_TIMEOUT': '1',
+                           'EIO_LOG_LEVEL': 'INFO'}) as server:
+        yield server
+
+
+def test_text_that_cannot_be_encoded_is_refused_at_send_on_websocket(plain_server: LiveServer):
+    ws = websocket.create_connection(
+        f'ws://127.0.0.1:{plain_server.port}/engine.io/?EIO=4&transport=websocket', timeout=10)
+    try:
+        assert ws.recv().startswith('0{')
+        ws.send('4__badtext')
+        assert ws.recv() == '4refused ValueError'
+        ws.send('4still here')
+        assert ws.recv() == '4still here'
+    finally:
+        ws.close()
+    assert 'transport error' not in plain_server.log()
