@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .response import cookie_header
+
 TRANSPORTS = ('polling', 'websocket')
 ASYNC_MODES = ('threading', 'gevent')
 
@@ -129,6 +131,9 @@ class Options:
         if not self.transports or any(t not in TRANSPORTS for t in self.transports):
             raise ValueError(
                 f'transports must be a non-empty list of {TRANSPORTS}, not {self.transports!r}')
+        if self.cookie is not None:
+            # found here, not at the first handshake (which could not be answered)
+            cookie_header('-', self.cookie)
         policy = self.cors_allowed_origins
         if not (policy is None or isinstance(policy, str) or callable(policy)
                 or all(isinstance(o, str) for o in policy)):

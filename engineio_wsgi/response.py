@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -81,9 +82,15 @@ def choose_encoding(accept: str) -> str | None:
 
 
 def cookie_header(sid: str, options: dict[str, Any]) -> tuple[str, str]:
+    """The Set-Cookie header; ValueError for a name or attribute it cannot carry."""
     attrs = {'path': '/', 'httponly': True, 'samesite': 'Lax', **options}
-    parts = [f"{attrs.pop('name')}={sid}"]
+    name = attrs.pop('name')
+    if not isinstance(name, str) or not _COOKIE_TOKEN.fullmatch(name):
+        raise ValueError(f'cookie name {name!r} is not a valid token')
+    parts = [f'{name}={sid}']
     for key, value in attrs.items():
+        if not isinstance(key, str) or not _COOKIE_TOKEN.fullmatch(key):
+            raise ValueError(f'cookie attribute {key!r} is not a valid token')
         key = key.lower()
         if value is None or value is False:
             continue
@@ -98,6 +105,8 @@ def cookie_header(sid: str, options: dict[str, Any]) -> tuple[str, str]:
     return ('Set-Cookie', '; '.join(parts))
 
 
+#: RFC 6265 cookie-name (an RFC 7230 token)
+_COOKIE_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _COOKIE_ATTRS = {'path': 'Path', 'httponly': 'HttpOnly', 'samesite': 'SameSite',
                  'secure': 'Secure', 'domain': 'Domain', 'max_age': 'Max-Age',
                  'max-age': 'Max-Age', 'expires': 'Expires'}

@@ -254,20 +254,31 @@ class Server:
         if limited == 'client':
             raise TooManyRequests(
                 f'{options.max_sessions_per_client} sessions from {session.client}')
-        refusal = self._call_connect(session.sid, request.environ)
+        try:
+            refusal = self._call_connect(session.sid, request.environ)
+        except BaseException:
+            self._sessions.remove(session)  # the application never saw it start
+            raise
         if refusal is not None:
             self._sessions.remove(session)
             raise Forbidden(f'connect handler refused: {refusal}', message=refusal)
-        upgrades = (['websocket'] if request.transport == 'polling'
-                    and self._can_upgrade(request.environ) else [])
-        session.set_open_packet(json.dumps({
-            'sid': session.sid,
-            'upgrades': upgrades,
-            'pingInterval': self.options.ping_interval_ms,
-            'pingTimeout': self.options.ping_timeout_ms,
-            'maxPayload': self.options.max_http_buffer_size,
-        }, separators=(',', ':')))
-        session.start()
+        try:
+            upgrades = (['websocket'] if request.transport == 'polling'
+                        and self._can_upgrade(request.environ) else [])
+            session.set_open_packet(json.dumps({
+                'sid': session.sid,
+                'upgrades': upgrades,
+                'pingInterval': self.options.ping_interval_ms,
+                'pingTimeout': self.options.ping_timeout_ms,
+                'maxPayload': self.options.max_http_buffer_size,
+            }, separators=(',', ':')))
+            session.start()
+        except Exception as exc:
+            # accepted by the application but not running: end it as any
+            # session ends (unregistered, disconnect handler called)
+            logger.error('%s could not be started: %r', session.sid, exc)
+            session.close(Reason.TRANSPORT_ERROR, farewell=False)
+            raise ServiceUnavailable(f'session could not be started: {exc!r}') from None
         logger.info('%s opened over %s', session.sid, request.transport)
         return session
 
