@@ -35,7 +35,7 @@ def open_session(server: Server, session: Session, request: Request,
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
         raise
     try:
-        session.use_writer(_writer(conn, request.b64), conn.close)
+        session.use_writer(_writer(conn, request.b64), conn)
         _serve(session, conn)
     except Exception:
         logger.exception('%s WebSocket failed', session.sid)
@@ -63,7 +63,7 @@ def upgrade(server: Server, session: Session, request: Request,
         upgraded = _probe(session, conn, server.backend.monotonic() + options.upgrade_timeout,
                           server.backend.monotonic)
         if upgraded:
-            session.use_writer(_writer(conn, request.b64), conn.close)
+            session.use_writer(_writer(conn, request.b64), conn)
             logger.info('%s upgraded to websocket', session.sid)
             _serve(session, conn)
     except Exception:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import heapq
+import itertools
 import logging
 import select
 import socket
@@ -115,6 +117,63 @@ def upgrade_already_sent(environ: dict[str, Any]) -> bool:
 
 # -- runtime primitives ------------------------------------------------------
 
+class _Deadlines:
+    """One thread runs the close timeouts of every connection of the process.
+
+    A timer thread per closing connection would start thousands of threads
+    when a server closes thousands of WebSockets at once. The callbacks only
+    shut a socket down: they never block.
+    """
+
+    def __init__(self) -> None:
+        # held for a few lines that never block: fine under gevent too
+        self._start_lock = threading.Lock()
+        # made with the thread, so that it is gevent's when gevent patched
+        # threading after this module was imported
+        self._cond: threading.Condition | None = None
+        self._heap: list[list[Any]] = []   # [when, order, func or None]
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, func: Callable[[], None]) -> Callable[[], None]:
+        entry = [time.monotonic() + delay, next(self._order), func]
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._cond = threading.Condition()
+                self._thread = threading.Thread(target=self._run, args=(self._cond,),
+                                                daemon=True, name='engineio_wsgi-deadlines')
+                self._thread.start()
+            cond = self._cond
+        assert cond is not None
+        with cond:
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                cond.notify()
+
+        def cancel() -> None:
+            entry[2] = None   # left in the heap until its time: at most a close timeout
+        return cancel
+
+    def _run(self, cond: threading.Condition) -> None:
+        heap = self._heap
+        while True:
+            with cond:
+                while True:
+                    wait = heap[0][0] - time.monotonic() if heap else None
+                    if wait is not None and wait <= 0:
+                        func = heapq.heappop(heap)[2]
+                        break
+                    cond.wait(wait)
+            if func is not None:
+                try:
+                    func()
+                except Exception:
+                    logger.exception('a WebSocket close timeout failed')
+
+
+_DEADLINES = _Deadlines()
+
+
 class _Runtime:
     """Locks, timers and waits suited to the socket's concurrency model."""
 
@@ -147,10 +206,8 @@ class _Runtime:
         if self.gevent_native:
             glet = self._gevent.spawn_later(delay, func)
             return lambda: glet.kill(block=False)
-        timer = threading.Timer(delay, func)
-        timer.daemon = True
-        timer.start()
-        return timer.cancel
+        return _DEADLINES.call_later(delay, func)
+
 
     def wait_readable(self, sock: Any, timeout: float) -> bool:
         pending = getattr(sock, 'pending', None)
@@ -320,7 +377,7 @@ class WSConnection:
                 self._start_closing(LOCAL_CLOSE)
         if not self._write_lock.acquire(timeout=self._close_timeout):
             # A writer is stuck on a peer that does not read: give up.
-            self._abort()
+            self.abort()
         else:
             self._write_lock.release()
             self._pump(block=False)
@@ -332,7 +389,7 @@ class WSConnection:
                     self._finish(CONNECTION_LOST)
             self._messages.clear()
         elif self._cancel_timer is None and not self._finished:
-            self._cancel_timer = self._rt.call_later(self._close_timeout, self._abort)
+            self._cancel_timer = self._rt.call_later(self._close_timeout, self.abort)
 
     # -- internals ----------------------------------------------------------
 
@@ -441,8 +498,13 @@ class WSConnection:
             self._outbox.clear()
         self._shutdown()
 
-    def _abort(self) -> None:
-        """Close timeout reached or writer stuck: end the TCP connection."""
+    def abort(self) -> None:
+        """End the TCP connection now, without a close handshake; never blocks.
+
+        For a close timeout, a writer stuck on a peer that does not read, or
+        a server that must let go of a client at once. The reader's
+        ``receive`` then returns None.
+        """
         if self._finished:
             return
         self._broken = True
