@@ -68,8 +68,8 @@ class ThreadingBackend(Backend):
     #: blocking calls are not bounded by ``timeout()``: watchdogs are needed
     bounds_blocking_calls = False
 
-    def __init__(self) -> None:
-        self._pool = _ElasticPool(_start_thread, queue.SimpleQueue())
+    def __init__(self, max_workers: int | None = None) -> None:
+        self._pool = _ElasticPool(_start_thread, queue.SimpleQueue(), max_workers=max_workers)
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         thread = threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True)
@@ -101,26 +101,42 @@ class _ElasticPool:
 
     Starting a worker per task costs more than a small task itself on a busy
     server; keeping one parked per session wastes memory. Idle workers are
-    shared by all sessions and leave after ``idle_timeout`` seconds.
+    shared by all sessions and leave after ``idle_timeout`` seconds. With
+    ``max_workers`` no more run at once: further tasks wait in order for a
+    worker to be free.
     """
 
     def __init__(self, start_worker: Callable[[Callable[[], None]], Any], tasks: Any,
-                 idle_timeout: float = 3.0) -> None:
+                 idle_timeout: float = 3.0, max_workers: int | None = None) -> None:
         self.idle_timeout = idle_timeout
+        self.max_workers = max_workers
         self._start_worker = start_worker
         self._tasks = tasks   # a SimpleQueue of (fn, args) of the matching kind
-        self._idle = 0  # workers waiting for a task that no submit has claimed
-        # a real lock, held for two lines that never block: fine under gevent too
+        self._workers = 0   # started and not gone
+        self._idle = 0      # workers waiting for a task that no submit has claimed
+        self._backlog = 0   # tasks queued that no worker is counted for yet
+        # a real lock, held for a few lines that never block: fine under gevent too
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         with self._lock:
-            start = self._idle == 0
-            if not start:
+            start = False
+            if self._idle > 0:
                 self._idle -= 1
+            elif self.max_workers is None or self._workers < self.max_workers:
+                self._workers += 1
+                start = True
+            else:
+                self._backlog += 1   # the next worker to finish takes it
         self._tasks.put((fn, args))
         if start:
-            self._start_worker(self._work)
+            try:
+                self._start_worker(self._work)
+            except BaseException:
+                with self._lock:
+                    self._workers -= 1
+                    self._backlog += 1   # left for a running worker, if any
+                raise
 
     def _work(self) -> None:
         while True:
@@ -130,6 +146,7 @@ class _ElasticPool:
                 with self._lock:
                     if self._idle > 0:   # nobody is counting on this worker
                         self._idle -= 1
+                        self._workers -= 1
                         return
                 continue                 # a task was promised to the waiting workers
             try:
@@ -138,7 +155,10 @@ class _ElasticPool:
                 logger.exception('unhandled error in a worker')
             del fn, args
             with self._lock:
-                self._idle += 1
+                if self._backlog > 0:
+                    self._backlog -= 1   # a queued task is this worker's now
+                else:
+                    self._idle += 1
 
 
 class GeventBackend(Backend):
@@ -193,7 +213,7 @@ def detect_async_mode() -> str:
     return 'threading'
 
 
-def create_backend(async_mode: str | None) -> Backend:
+def create_backend(async_mode: str | None, max_worker_threads: int | None = None) -> Backend:
     mode = async_mode or detect_async_mode()
     if mode == 'gevent':
         try:
@@ -201,4 +221,4 @@ def create_backend(async_mode: str | None) -> Backend:
         except ImportError:
             raise ValueError('async_mode "gevent" needs gevent: pip install '
                              '"engineio_wsgi[gevent]"') from None
-    return ThreadingBackend()
+    return ThreadingBackend(max_worker_threads)

@@ -58,6 +58,9 @@ class Options:
     message_rate_limit: tuple[int, float] | None = None
     #: addresses of reverse proxies whose ``X-Forwarded-For`` is believed
     trusted_proxies: tuple[str, ...] = ()
+    #: threading mode: most threads running message handlers and WebSocket
+    #: writes at once, for all sessions together
+    max_worker_threads: int = 64
 
     @property
     def ping_interval_ms(self) -> int:
@@ -111,7 +114,8 @@ class Options:
         for name in ('ping_interval', 'ping_timeout', 'upgrade_timeout',
                      'http_body_timeout', 'shutdown_timeout'):
             _positive(name, getattr(self, name))
-        for name in ('max_http_buffer_size', 'max_packets_per_poll', 'max_queued_packets'):
+        for name in ('max_http_buffer_size', 'max_packets_per_poll', 'max_queued_packets',
+                     'max_worker_threads'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')

@@ -75,7 +75,8 @@ class Server:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = create_backend(self.options.async_mode)
+            self._backend = create_backend(self.options.async_mode,
+                                           self.options.max_worker_threads)
             logger.info('using %s', self._backend.name)
         return self._backend
 

@@ -4,55 +4,34 @@ nothing extra each (SIGTERM to gunicorn with the shipped hook)."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 import websocket
 
-from tests.live import ROOT, PollingClient
+from tests.integration.gunicorn_runner import Gunicorn, start_gunicorn
+from tests.live import PollingClient
 
 WORKERS = {'gevent': ['-k', 'gevent'], 'gthread': ['-k', 'gthread', '--threads', '20']}
 SHUTDOWN_TIMEOUT = 1.0
 STUCK = 6
 
 
-def start_gunicorn(worker: str) -> tuple[subprocess.Popen, int, list[str]]:
-    env = {**os.environ, 'PYTHONPATH': ROOT, 'EIO_PING_INTERVAL': '20', 'EIO_PING_TIMEOUT': '20',
+def start(worker: str) -> Gunicorn:
+    env = {'EIO_PING_INTERVAL': '20', 'EIO_PING_TIMEOUT': '20',
            'EIO_SHUTDOWN_TIMEOUT': str(SHUTDOWN_TIMEOUT), 'EIO_MAX_QUEUED_PACKETS': '100000',
            'EIO_LOG_LEVEL': 'INFO'}
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', '-w', '1', '-b', '127.0.0.1:0',
-         '--graceful-timeout', '60', '--no-control-socket',
-         '-c', 'python:engineio_wsgi.gunicorn_hooks', *WORKERS[worker], 'tests.apps.echo:app'],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    lines: list[str] = []
-    port = None
-    deadline = time.monotonic() + 20
-    while port is None and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r'Listening at: http://127\.0\.0\.1:(\d+)', line)
-        if match:
-            port = int(match.group(1))
-    if port is None:
-        proc.kill()
-        pytest.fail('gunicorn did not start:\n' + ''.join(lines))
-    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-    return proc, port, lines
+    return start_gunicorn(WORKERS[worker], 'tests.apps.echo:app', env,
+                          ['--graceful-timeout', '60', '-c', 'python:engineio_wsgi.gunicorn_hooks'])
 
 
 @pytest.mark.parametrize('worker', sorted(WORKERS))
 @pytest.mark.timeout(90)
 def test_shutdown_with_clients_that_stopped_reading_takes_its_timeout_not_more(worker):
-    proc, port, log = start_gunicorn(worker)
+    server = start(worker)
+    proc, port = server.proc, server.port
     sockets = []
     try:
         sids = []
@@ -79,8 +58,6 @@ def test_shutdown_with_clients_that_stopped_reading_takes_its_timeout_not_more(w
     finally:
         for ws in sockets:
             ws.sock.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    text = ''.join(log)
+        server.kill()
+    text = server.text()
     assert 'Traceback' not in text, text
