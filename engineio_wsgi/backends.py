@@ -42,7 +42,8 @@ class Backend:
         raise NotImplementedError
 
     def run_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` off the caller's thread; for short-lived work."""
+        """Run ``fn`` off the caller's thread, on a shared worker (threading:
+        at most ``max_worker_threads`` at once; later calls wait their turn)."""
         raise NotImplementedError
 
     def sleep(self, seconds: float) -> None:

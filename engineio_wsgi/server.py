@@ -6,7 +6,6 @@ This is the only module that calls application code (the event handlers).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import secrets
@@ -16,6 +15,7 @@ from typing import Any
 
 from . import polling, servers, websocket
 from .backends import Backend, Task, create_backend
+from .callables import takes_args
 from .cors import CorsPolicy
 from .errors import (
     BadHandshakeMethod,
@@ -92,7 +92,7 @@ class Server:
         def register(fn: Handler) -> Handler:
             self.handlers[event] = fn
             if event == 'disconnect':
-                self._disconnect_takes_reason = _positional_count(fn) >= 2
+                self._disconnect_takes_reason = takes_args(fn, 2)
             return fn
         return register(handler) if handler is not None else register
 
@@ -369,13 +369,3 @@ def check_encodable(text: str) -> None:
     except UnicodeEncodeError:
         raise ValueError('text with lone surrogates cannot be sent: it has no UTF-8 form') \
             from None
-
-
-def _positional_count(fn: Handler) -> int:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 2
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 2
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)

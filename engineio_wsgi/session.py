@@ -10,9 +10,11 @@ Concurrency rules of this module:
   of a closing session).
 - Outgoing packets go through one ordered queue. On polling a GET drains it; on
   WebSocket a writer task, started when the queue stops being empty and gone
-  when it is empty again, is the one writer, so frames never interleave, no
-  thread is parked per session, and a client that stops reading blocks nobody
-  but that task (its queue then fills up: "send buffer full").
+  when it is empty again, is the one writer, so frames never interleave and no
+  thread is parked per session. It never runs on the connection's reader. A
+  client that stops reading blocks nobody but that task, which holds one of
+  the backend's workers until the session ends (its queue fills up: "send
+  buffer full", and the connection is cut).
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and only
   record a time; messages reach the application off the I/O path, in order, by
   a worker started when the first one arrives and gone when the queue is

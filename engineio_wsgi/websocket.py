@@ -101,6 +101,11 @@ def _accept(server: Server, request: Request) -> wsconn.WSConnection:
                              backend_hint=server.backend.name)
     except wsconn.HandshakeError as exc:
         raise BadRequest(f'WebSocket handshake failed: {exc.message}') from None
+    except wsconn.ConnectionClosed as exc:
+        # the client left before its 101: nothing to answer, nothing to trace
+        logger.info('WebSocket handshake not completed: %s (%s)', exc, exc.__cause__)
+        servers.finish_takeover(request.environ, None)
+        raise   # not reached: finish_takeover raises
 
 
 def _writer(conn: wsconn.WSConnection, b64: bool) -> Any:

@@ -58,6 +58,7 @@ __all__ = [
     'HandshakeError',
     'WSConnection',
     'accept',
+    'asks_for_upgrade',
     'upgrade_already_sent',
 ]
 
@@ -243,13 +244,11 @@ class WSConnection:
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
-                 subprotocol: str | None = None,
                  extensions: list[str] | None = None) -> None:
         self._sock = sock
         self._proto = protocol
         self._rt = runtime
         self._close_timeout = close_timeout
-        self.subprotocol = subprotocol
         #: Names of the negotiated extensions, e.g. ``['permessage-deflate']``.
         self.extensions = list(extensions or [])
         #: Why the connection ended (one of the module constants) or None.
@@ -531,8 +530,29 @@ class WSConnection:
 
 # -- accept -------------------------------------------------------------------
 
-def _header_tokens(value: str) -> set[str]:
-    return {part.strip().lower() for part in value.split(',') if part.strip()}
+def _header_tokens(value: str) -> list[str]:
+    return [part.strip().lower() for part in value.split(',') if part.strip()]
+
+
+def _upgrade_ok(environ: dict[str, Any]) -> bool:
+    # as the protocol core (websockets) reads it: exactly one protocol
+    return _header_tokens(environ.get('HTTP_UPGRADE', '')) == ['websocket']
+
+
+def _connection_ok(environ: dict[str, Any]) -> bool:
+    # a list: 'keep-alive, Upgrade' has it, 'notupgrade' does not
+    return 'upgrade' in _header_tokens(environ.get('HTTP_CONNECTION', ''))
+
+
+def asks_for_upgrade(environ: dict[str, Any]) -> bool:
+    """True when the request asks for a WebSocket (or the server upgraded it).
+
+    The one reading of ``Upgrade`` and ``Connection`` for the whole library,
+    the same as :func:`accept` applies.
+    """
+    if 'wsgi.websocket' in environ:   # gevent-websocket upgraded it already
+        return True
+    return _upgrade_ok(environ) and _connection_ok(environ)
 
 
 def _check_handshake(environ: dict[str, Any]) -> None:
@@ -540,9 +560,9 @@ def _check_handshake(environ: dict[str, Any]) -> None:
         raise HandshakeError('WebSocket handshake must use GET')
     if str(environ.get('SERVER_PROTOCOL', 'HTTP/1.1')).upper() == 'HTTP/1.0':
         raise HandshakeError('WebSocket handshake needs HTTP/1.1')
-    if 'websocket' not in _header_tokens(environ.get('HTTP_UPGRADE', '')):
+    if not _upgrade_ok(environ):
         raise HandshakeError('missing "Upgrade: websocket" header')
-    if 'upgrade' not in _header_tokens(environ.get('HTTP_CONNECTION', '')):
+    if not _connection_ok(environ):
         raise HandshakeError('missing "Connection: Upgrade" header')
     version = environ.get('HTTP_SEC_WEBSOCKET_VERSION', '').strip()
     if version != '13':

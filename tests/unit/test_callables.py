@@ -1,0 +1,48 @@
+"""One reading of an application's callables for the disconnect handler and
+the CORS check: the short and the long form, alike in both places."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from engineio_wsgi import Server
+from engineio_wsgi.callables import takes_args
+from engineio_wsgi.cors import CorsPolicy
+
+
+class Unreadable:
+    """A callable whose signature Python cannot read (as some builtins)."""
+
+    __signature__ = 'not a signature'
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        return True
+
+
+def short(a): ...
+def long(a, b): ...
+def star(*args): ...
+def keyword_only(a, *, b): ...
+
+
+@pytest.mark.parametrize('fn,expected', [
+    (short, False), (long, True), (star, True), (keyword_only, False),
+    (functools.partial(long, 1), False), (Unreadable(), True), (lambda a, b=None: 0, True),
+])
+def test_takes_args(fn, expected):
+    assert takes_args(fn, 2) is expected
+
+
+def test_cors_and_disconnect_read_an_unreadable_callable_the_same_way():
+    check = Unreadable()
+    CorsPolicy(check, credentials=True).allows('http://a.example', {'HTTP_HOST': 'x'})
+    assert check.calls == [('http://a.example', {'HTTP_HOST': 'x'})]
+    eio = Server(async_mode='threading')
+    eio.on('disconnect', Unreadable())
+    assert eio._disconnect_takes_reason is True
