@@ -201,17 +201,58 @@ class GeventBackend(Backend):
             yield
 
 
-def detect_async_mode() -> str:
-    """'gevent' when this process or this request runs on gevent, else 'threading'."""
+class DeferredTask:
+    """A background task asked for before the backend was known; it starts
+    once the backend is decided. ``join`` waits for it to start, then to end."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self._call = (fn, args, kwargs)
+        self._task: Task | None = None
+        self._started = threading.Event()
+
+    def start(self, backend: Backend) -> None:
+        fn, args, kwargs = self._call
+        self._task = backend.spawn(fn, *args, **kwargs)
+        self._started.set()
+
+    def join(self, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._started.wait(timeout):
+            return None
+        assert self._task is not None
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._task.join(left)
+
+
+def detect_async_mode(sock: Any = None) -> str:
+    """'gevent' when this process or this request runs on gevent, else 'threading'.
+
+    The one detector of the library. ``sock`` is the request's connection
+    when known: gevent's cooperative socket tells an unpatched gevent server.
+    'gevent' is certain; 'threading' before any request may still turn out
+    to be gevent at the first one (an unpatched gevent server).
+    """
     gevent = sys.modules.get('gevent')
     if gevent is None:
         return 'threading'
-    from gevent import monkey
-    if monkey.is_module_patched('threading') or monkey.is_module_patched('socket'):
+    if threading_patched() or _module_patched('socket'):
+        return 'gevent'
+    if sock is not None and type(sock).__module__.startswith('gevent'):
         return 'gevent'
     if isinstance(gevent.getcurrent(), gevent.Greenlet):
         return 'gevent'
     return 'threading'
+
+
+def threading_patched() -> bool:
+    """True when gevent made ``threading`` cooperative (its locks are greenlet-safe)."""
+    return _module_patched('threading')
+
+
+def _module_patched(name: str) -> bool:
+    monkey = sys.modules.get('gevent.monkey')
+    return monkey is not None and bool(monkey.is_module_patched(name))
 
 
 def create_backend(async_mode: str | None, max_worker_threads: int | None = None) -> Backend:

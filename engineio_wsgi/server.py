@@ -9,12 +9,13 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import polling, servers, websocket
-from .backends import Backend, Task, create_backend
+from .backends import Backend, DeferredTask, Task, create_backend, detect_async_mode
 from .callables import takes_args
 from .cors import CorsPolicy
 from .errors import (
@@ -63,6 +64,9 @@ class Server:
         self._disconnect_takes_reason = True
         self._sessions = SessionRegistry()
         self._backend: Backend | None = None
+        self._backend_lock = threading.Lock()   # held while deciding only
+        #: background tasks asked for before the mode was known
+        self._deferred: list[DeferredTask] = []
         self._cors = CorsPolicy(self.options.cors_allowed_origins, self.options.cors_credentials)
         self._rejects = RejectLog()
         self._diagnosed = False
@@ -74,15 +78,29 @@ class Server:
 
     @property
     def backend(self) -> Backend:
-        if self._backend is None:
-            self._backend = create_backend(self.options.async_mode,
-                                           self.options.max_worker_threads)
-            logger.info('using %s', self._backend.name)
-        return self._backend
+        """The concurrency backend; deciding it now if no request did yet."""
+        return self._backend or self._decide_backend(None)
+
+    def _decide_backend(self, sock: Any) -> Backend:
+        """Decide ``async_mode`` once; start the tasks that waited for it."""
+        with self._backend_lock:
+            if self._backend is not None:
+                return self._backend
+            mode = self.options.async_mode or detect_async_mode(sock)
+            backend = self._backend = create_backend(mode, self.options.max_worker_threads)
+            deferred, self._deferred = self._deferred, []
+        logger.info('using %s', backend.name)
+        for task in deferred:
+            task.start(backend)
+        return backend
 
     @property
     def async_mode(self) -> str:
-        return self.backend.name
+        """'threading' or 'gevent'. Before the first request (with
+        ``async_mode=None``) the detector's view so far, without deciding."""
+        if self._backend is not None:
+            return self._backend.name
+        return self.options.async_mode or detect_async_mode()
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register an event handler; usable as ``@eio.on('message')`` too."""
@@ -140,6 +158,20 @@ class Server:
 
     def start_background_task(self, target: Callable[..., Any], *args: Any,
                               **kwargs: Any) -> Task:
+        """Run ``target`` as a thread or a greenlet, as the backend does.
+
+        With ``async_mode=None``, before the first request, in a process
+        gevent has not patched, the mode is not known yet (an unpatched
+        gevent server is only seen at its first request): the task starts
+        then, in the mode decided.
+        """
+        if (self._backend is None and self.options.async_mode is None
+                and detect_async_mode() == 'threading'):
+            task = DeferredTask(target, args, kwargs)
+            with self._backend_lock:
+                if self._backend is None:
+                    self._deferred.append(task)
+                    return task
         return self.backend.spawn(target, *args, **kwargs)
 
     def sleep(self, seconds: float = 0) -> None:
@@ -175,6 +207,8 @@ class Server:
     def handle_request(self, environ: dict[str, Any],
                        start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point for Engine.IO requests."""
+        if self._backend is None:
+            self._decide_backend(servers.raw_socket(environ))
         if not self._diagnosed:
             self._diagnose(environ)
         headers: Headers = []

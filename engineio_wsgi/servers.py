@@ -64,9 +64,10 @@ import errno
 import logging
 import select
 import socket
-import sys
 from collections.abc import Iterable
 from typing import Any, NamedTuple
+
+from .backends import detect_async_mode
 
 __all__ = [
     'ServerInfo',
@@ -163,15 +164,6 @@ def raw_socket(environ: dict[str, Any]) -> socket.socket | None:
     return _pywsgi_reader_socket(environ)
 
 
-def _gevent_active(sock: Any = None) -> bool:
-    if sock is not None and is_gevent_socket(sock):
-        return True
-    monkey = sys.modules.get('gevent.monkey')
-    if monkey is None:
-        return False
-    return bool(monkey.is_module_patched('socket'))
-
-
 def _software(environ: dict[str, Any]) -> str:
     return str(environ.get('SERVER_SOFTWARE') or '').strip()
 
@@ -186,7 +178,7 @@ def describe(environ: dict[str, Any]) -> ServerInfo:
     kind = server_kind(environ)
     sock = raw_socket(environ)
     software = _software(environ)
-    gevent = _gevent_active(sock)
+    gevent = detect_async_mode(sock) == 'gevent'
     concurrent = bool(environ.get('wsgi.multithread')) or gevent
 
     if kind == WERKZEUG:

@@ -28,7 +28,6 @@ import itertools
 import logging
 import select
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -47,6 +46,7 @@ from websockets.protocol import CLOSED, OPEN, State
 from websockets.server import ServerProtocol
 
 from . import servers
+from .backends import detect_async_mode, threading_patched
 
 __all__ = [
     'CONNECTION_LOST',
@@ -179,15 +179,12 @@ class _Runtime:
     """Locks, timers and waits suited to the socket's concurrency model."""
 
     def __init__(self, sock: Any, backend_hint: str | None) -> None:
-        gevent_sock = servers.is_gevent_socket(sock)
-        patched = False
-        monkey = sys.modules.get('gevent.monkey')
-        if monkey is not None:
-            patched = bool(monkey.is_module_patched('threading'))
-        # gevent without monkey-patching: real thread primitives would
+        # the socket decides; the hint can only add gevent (see accept())
+        mode = 'gevent' if backend_hint == 'gevent' else detect_async_mode(sock)
+        # gevent without a patched threading: real thread primitives would
         # block the whole hub, use gevent's own.
-        self.gevent_native = (gevent_sock or backend_hint == 'gevent') and not patched
-        self.gevent_sock = gevent_sock
+        self.gevent_native = mode == 'gevent' and not threading_patched()
+        self.gevent_sock = servers.is_gevent_socket(sock)
         if self.gevent_native:
             import gevent
             import gevent.lock
