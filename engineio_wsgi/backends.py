@@ -1,8 +1,11 @@
-"""Concurrency backends: plain threads, or gevent greenlets.
+"""Concurrency backends: plain threads, or gevent greenlets, and the one
+detector that picks between them (``detect_async_mode``).
 
-The rest of the library never imports ``threading`` primitives or gevent
-directly: it asks its backend for events, locks, queues, sleeping and spawning,
-so one code path serves both. This is the only module that imports gevent.
+Sessions and the server ask their backend for events, locks, queues, sleeping
+and spawning, so one code path serves both. The exceptions: the WebSocket
+layer (``wsconn``) picks its locks and waits from the socket it runs on (it
+also works without a server), and a few short critical sections that never
+block use a plain ``threading.Lock``, which is safe under gevent too.
 """
 
 from __future__ import annotations
