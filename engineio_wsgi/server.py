@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import secrets
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -333,17 +334,20 @@ class Server:
             logger.exception('could not inspect the WSGI server')
             return
         self._websocket_ok = info.can_websocket
+        log = _startup_logger()
         if not info.concurrent and self.backend.name == 'threading':
-            logger.error(
-                '%s serves one request at a time: a waiting long-poll blocks every other '
-                'request and sessions time out. Run a threaded or gevent server, e.g. '
-                'gunicorn -k gevent or gunicorn -k gthread --threads 100.', info.name)
+            log.error(
+                '%s serves one request at a time: while a long-poll waits (up to the ping '
+                'interval) every other request waits too, ordinary routes of the '
+                'application included, and sessions time out. Run a threaded or gevent '
+                'server, e.g. gunicorn -k gevent or gunicorn -k gthread --threads 100.',
+                info.name)
         transports = [t for t in self.options.transports
                       if t != 'websocket' or info.can_websocket]
-        logger.info('serving %s on %s (%s)', ', '.join(transports) or 'nothing',
-                    info.name, self.backend.name)
+        log.info('serving %s on %s (%s)', ', '.join(transports) or 'nothing',
+                 info.name, self.backend.name)
         if 'websocket' in self.options.transports and not info.can_websocket:
-            logger.warning('WebSocket is not available on %s: %s', info.name, info.why_not)
+            log.warning('WebSocket is not available on %s: %s', info.name, info.why_not)
 
     # -- calling the application ------------------------------------------------
 
@@ -391,6 +395,23 @@ class Server:
         if session is None or session.state is State.CLOSED:
             raise KeyError(sid)
         return session
+
+
+def _startup_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """Where the start-up lines go: this library's logger, or, when nothing
+    would show its lines (no handler anywhere, as under gunicorn, which sets
+    up only its own loggers), gunicorn's error log, where people look."""
+    if logger.hasHandlers() or 'gunicorn' not in sys.modules:
+        return logger
+    gunicorn_log = logging.getLogger('gunicorn.error')
+    if not gunicorn_log.handlers:
+        return logger
+    return _Prefixed(gunicorn_log, {})
+
+
+class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f'engineio_wsgi: {msg}', kwargs
 
 
 def check_encodable(text: str) -> None:

@@ -184,7 +184,12 @@ def describe(environ: dict[str, Any]) -> ServerInfo:
     if kind == WERKZEUG:
         name = 'werkzeug'
     elif kind == GUNICORN:
-        name = 'gunicorn (gevent worker)' if gevent else 'gunicorn'
+        if gevent:
+            name = 'gunicorn (gevent worker)'
+        elif concurrent:
+            name = 'gunicorn'
+        else:   # the worker class is not in the environ; this is what sync looks like
+            name = 'gunicorn (sync worker)'
     elif kind == PYWSGI:
         name = ('gunicorn (gevent pywsgi worker)'
                 if 'gunicorn' in software.lower() else 'gevent.pywsgi')
