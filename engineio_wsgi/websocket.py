@@ -104,8 +104,8 @@ def _accept(server: Server, request: Request) -> wsconn.WSConnection:
     except wsconn.ConnectionClosed as exc:
         # the client left before its 101: nothing to answer, nothing to trace
         logger.info('WebSocket handshake not completed: %s (%s)', exc, exc.__cause__)
-        servers.finish_takeover(request.environ, None)
-        raise   # not reached: finish_takeover raises
+        # no 101 went out: the client is gone, as servers take a broken pipe
+        raise servers.WebSocketTakenOver() from None
 
 
 def _writer(conn: wsconn.WSConnection, b64: bool) -> Any:

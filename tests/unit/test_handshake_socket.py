@@ -68,15 +68,17 @@ def test_connection_is_a_token_list(eio, upgrade, connection):
     received = []
     eio.on('connect', lambda sid, environ: received.append(sid))
     client_side.shutdown(socket.SHUT_WR)   # the client leaves right after the 101
+    statuses = []
     try:
-        with pytest.raises(WebSocketTakenOver):
-            app(environ_for(server_side, HTTP_UPGRADE=upgrade, HTTP_CONNECTION=connection),
-                start_response)
+        body = app(environ_for(server_side, HTTP_UPGRADE=upgrade, HTTP_CONNECTION=connection),
+                   lambda status, headers, exc_info=None: statuses.append(status))
         assert client_side.recv(12) == b'HTTP/1.1 101'
     finally:
         server_side.close()
         client_side.close()
     assert len(received) == 1
+    # the WSGI call ends as a plain response (see servers.finish_takeover)
+    assert (statuses, list(body)) == (['101 Switching Protocols'], [])
 
 
 @pytest.mark.parametrize('headers', [
