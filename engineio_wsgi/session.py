@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from .backends import Backend
 from .options import Options
-from .packets import Packet, PacketType
+from .packets import DecodeError, Packet, PacketType
 
 logger = logging.getLogger(__name__)
 
@@ -598,6 +598,15 @@ class RateLimit:
 
 class RateLimited(ProtocolViolation):
     """The client sent messages faster than ``message_rate_limit`` allows."""
+
+
+def reason_for(error: Exception) -> str:
+    """Why a session closes for bad client input: one answer for every transport."""
+    if isinstance(error, RateLimited):
+        return Reason.TRANSPORT_ERROR
+    if isinstance(error, (DecodeError, ProtocolViolation)):
+        return Reason.PARSE_ERROR
+    return Reason.TRANSPORT_ERROR
 
 
 class _Closed:

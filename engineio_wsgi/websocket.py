@@ -16,7 +16,7 @@ from .errors import BadRequest
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .request import Request
 from .response import StartResponse
-from .session import ProtocolViolation, RateLimited, Reason, Session
+from .session import ProtocolViolation, Reason, Session, reason_for
 
 if TYPE_CHECKING:
     from .server import Server
@@ -162,11 +162,8 @@ def _serve(session: Session, conn: wsconn.WSConnection) -> None:
             return
         try:
             receive(decode_packet(frame))
-        except RateLimited:
-            logger.debug('%s message rate limit exceeded', session.sid)
-            session.close(Reason.TRANSPORT_ERROR)
-        except (DecodeError, ProtocolViolation) as exc:
+        except (DecodeError, ProtocolViolation) as exc:   # RateLimited included
             logger.debug('%s bad packet: %s', session.sid, exc)
             # the close packet goes out, then the connection closes and
             # receive() above returns None
-            session.close(Reason.PARSE_ERROR)
+            session.close(reason_for(exc))

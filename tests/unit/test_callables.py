@@ -1,5 +1,6 @@
-"""One reading of an application's callables for the disconnect handler and
-the CORS check: the short and the long form, alike in both places."""
+"""One answer in one place: how an application's callables are read (the
+disconnect handler and the CORS check), and why bad input closes a session
+(polling and WebSocket)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,11 @@ def test_cors_and_disconnect_read_an_unreadable_callable_the_same_way():
     eio = Server(async_mode='threading')
     eio.on('disconnect', Unreadable())
     assert eio._disconnect_takes_reason is True
+
+
+def test_one_close_reason_for_bad_input_on_every_transport():
+    from engineio_wsgi.packets import DecodeError
+    from engineio_wsgi.session import ProtocolViolation, RateLimited, Reason, reason_for
+    assert reason_for(DecodeError('bad')) == Reason.PARSE_ERROR
+    assert reason_for(ProtocolViolation('open from a client')) == Reason.PARSE_ERROR
+    assert reason_for(RateLimited('too fast')) == Reason.TRANSPORT_ERROR
