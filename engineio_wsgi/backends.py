@@ -1,8 +1,11 @@
-"""Concurrency backends: plain threads, or gevent greenlets.
+"""Concurrency backends: plain threads, or gevent greenlets, and the one
+detector that picks between them (``detect_async_mode``).
 
-The rest of the library never imports ``threading`` primitives or gevent
-directly: it asks its backend for events, locks, queues, sleeping and spawning,
-so one code path serves both. This is the only module that imports gevent.
+Sessions and the server ask their backend for events, locks, queues, sleeping
+and spawning, so one code path serves both. The exceptions: the WebSocket
+layer (``wsconn``) picks its locks and waits from the socket it runs on (it
+also works without a server), and a few short critical sections that never
+block use a plain ``threading.Lock``, which is safe under gevent too.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class Backend:
         raise NotImplementedError
 
     def run_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` off the caller's thread; for short-lived work."""
+        """Run ``fn`` off the caller's thread, on a shared worker (threading:
+        at most ``max_worker_threads`` at once; later calls wait their turn)."""
         raise NotImplementedError
 
     def sleep(self, seconds: float) -> None:
@@ -68,8 +72,8 @@ class ThreadingBackend(Backend):
     #: blocking calls are not bounded by ``timeout()``: watchdogs are needed
     bounds_blocking_calls = False
 
-    def __init__(self) -> None:
-        self._pool = _ElasticPool(_start_thread, queue.SimpleQueue())
+    def __init__(self, max_workers: int | None = None) -> None:
+        self._pool = _ElasticPool(_start_thread, queue.SimpleQueue(), max_workers=max_workers)
 
     def spawn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
         thread = threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True)
@@ -101,26 +105,42 @@ class _ElasticPool:
 
     Starting a worker per task costs more than a small task itself on a busy
     server; keeping one parked per session wastes memory. Idle workers are
-    shared by all sessions and leave after ``idle_timeout`` seconds.
+    shared by all sessions and leave after ``idle_timeout`` seconds. With
+    ``max_workers`` no more run at once: further tasks wait in order for a
+    worker to be free.
     """
 
     def __init__(self, start_worker: Callable[[Callable[[], None]], Any], tasks: Any,
-                 idle_timeout: float = 3.0) -> None:
+                 idle_timeout: float = 3.0, max_workers: int | None = None) -> None:
         self.idle_timeout = idle_timeout
+        self.max_workers = max_workers
         self._start_worker = start_worker
         self._tasks = tasks   # a SimpleQueue of (fn, args) of the matching kind
-        self._idle = 0  # workers waiting for a task that no submit has claimed
-        # a real lock, held for two lines that never block: fine under gevent too
+        self._workers = 0   # started and not gone
+        self._idle = 0      # workers waiting for a task that no submit has claimed
+        self._backlog = 0   # tasks queued that no worker is counted for yet
+        # a real lock, held for a few lines that never block: fine under gevent too
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         with self._lock:
-            start = self._idle == 0
-            if not start:
+            start = False
+            if self._idle > 0:
                 self._idle -= 1
+            elif self.max_workers is None or self._workers < self.max_workers:
+                self._workers += 1
+                start = True
+            else:
+                self._backlog += 1   # the next worker to finish takes it
         self._tasks.put((fn, args))
         if start:
-            self._start_worker(self._work)
+            try:
+                self._start_worker(self._work)
+            except BaseException:
+                with self._lock:
+                    self._workers -= 1
+                    self._backlog += 1   # left for a running worker, if any
+                raise
 
     def _work(self) -> None:
         while True:
@@ -130,6 +150,7 @@ class _ElasticPool:
                 with self._lock:
                     if self._idle > 0:   # nobody is counting on this worker
                         self._idle -= 1
+                        self._workers -= 1
                         return
                 continue                 # a task was promised to the waiting workers
             try:
@@ -138,7 +159,10 @@ class _ElasticPool:
                 logger.exception('unhandled error in a worker')
             del fn, args
             with self._lock:
-                self._idle += 1
+                if self._backlog > 0:
+                    self._backlog -= 1   # a queued task is this worker's now
+                else:
+                    self._idle += 1
 
 
 class GeventBackend(Backend):
@@ -180,20 +204,61 @@ class GeventBackend(Backend):
             yield
 
 
-def detect_async_mode() -> str:
-    """'gevent' when this process or this request runs on gevent, else 'threading'."""
+class DeferredTask:
+    """A background task asked for before the backend was known; it starts
+    once the backend is decided. ``join`` waits for it to start, then to end."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self._call = (fn, args, kwargs)
+        self._task: Task | None = None
+        self._started = threading.Event()
+
+    def start(self, backend: Backend) -> None:
+        fn, args, kwargs = self._call
+        self._task = backend.spawn(fn, *args, **kwargs)
+        self._started.set()
+
+    def join(self, timeout: float | None = None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._started.wait(timeout):
+            return None
+        assert self._task is not None
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._task.join(left)
+
+
+def detect_async_mode(sock: Any = None) -> str:
+    """'gevent' when this process or this request runs on gevent, else 'threading'.
+
+    The one detector of the library. ``sock`` is the request's connection
+    when known: gevent's cooperative socket tells an unpatched gevent server.
+    'gevent' is certain; 'threading' before any request may still turn out
+    to be gevent at the first one (an unpatched gevent server).
+    """
     gevent = sys.modules.get('gevent')
     if gevent is None:
         return 'threading'
-    from gevent import monkey
-    if monkey.is_module_patched('threading') or monkey.is_module_patched('socket'):
+    if threading_patched() or _module_patched('socket'):
+        return 'gevent'
+    if sock is not None and type(sock).__module__.startswith('gevent'):
         return 'gevent'
     if isinstance(gevent.getcurrent(), gevent.Greenlet):
         return 'gevent'
     return 'threading'
 
 
-def create_backend(async_mode: str | None) -> Backend:
+def threading_patched() -> bool:
+    """True when gevent made ``threading`` cooperative (its locks are greenlet-safe)."""
+    return _module_patched('threading')
+
+
+def _module_patched(name: str) -> bool:
+    monkey = sys.modules.get('gevent.monkey')
+    return monkey is not None and bool(monkey.is_module_patched(name))
+
+
+def create_backend(async_mode: str | None, max_worker_threads: int | None = None) -> Backend:
     mode = async_mode or detect_async_mode()
     if mode == 'gevent':
         try:
@@ -201,4 +266,4 @@ def create_backend(async_mode: str | None) -> Backend:
         except ImportError:
             raise ValueError('async_mode "gevent" needs gevent: pip install '
                              '"engineio_wsgi[gevent]"') from None
-    return ThreadingBackend()
+    return ThreadingBackend(max_worker_threads)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .callables import takes_args
 from .options import OriginPolicy
 
 _DEFAULT_PORTS = {'http': '80', 'https': '443', 'ws': '80', 'wss': '443'}
@@ -75,12 +75,6 @@ def _own_origin(environ: dict[str, Any]) -> str:
 
 def _adapt(check: Callable[..., bool]) -> Callable[[str, dict[str, Any]], bool]:
     """Accept ``check(origin)`` as well as ``check(origin, environ)``."""
-    try:
-        params = inspect.signature(check).parameters.values()
-        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        takes_environ = len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
-    except (TypeError, ValueError):
-        takes_environ = False
-    if takes_environ:
+    if takes_args(check, 2):
         return check
     return lambda origin, environ: check(origin)

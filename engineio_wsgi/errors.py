@@ -2,7 +2,7 @@
 
 Errors that end an HTTP request carry the HTTP status and the Engine.IO error
 code to answer with, so that the request pipeline renders every refusal in one
-place (see ``response.error_response``).
+place (see ``response.render_error``).
 """
 
 from __future__ import annotations
@@ -90,7 +90,3 @@ class TooManyRequests(RequestError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = 3
     message = 'Too many requests'
-
-
-class SessionClosed(EngineIOError):
-    """The session ended; nothing more can be sent or received on it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +59,9 @@ class Options:
     trusted_proxies: tuple[str, ...] = ()
     #: True: the library logs at INFO; a Logger: the library's records go to it
     logger: bool | logging.Logger = False
+    #: threading mode: most threads running message handlers and WebSocket
+    #: writes at once, for all sessions together
+    max_worker_threads: int = 64
 
     @property
     def ping_interval_ms(self) -> int:
@@ -114,7 +118,8 @@ class Options:
         for name in ('ping_interval', 'ping_timeout', 'upgrade_timeout',
                      'http_body_timeout', 'shutdown_timeout'):
             _positive(name, getattr(self, name))
-        for name in ('max_http_buffer_size', 'max_packets_per_poll', 'max_queued_packets'):
+        for name in ('max_http_buffer_size', 'max_packets_per_poll', 'max_queued_packets',
+                     'max_worker_threads'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
@@ -161,14 +166,20 @@ def _cookie_options(cookie: object) -> dict[str, Any] | None:
     if not isinstance(cookie, dict):
         raise ValueError('cookie must be None, a cookie name or a dict of cookie attributes')
     cookie = {'name': 'io', **cookie}
-    if not isinstance(cookie['name'], str) or not cookie['name'] or _breaks_header(cookie['name']):
+    if not isinstance(cookie['name'], str) or not _COOKIE_TOKEN.fullmatch(cookie['name']):
         raise ValueError(f'cookie name {cookie["name"]!r} is not a valid cookie name')
     for key, value in cookie.items():
+        if not isinstance(key, str) or not _COOKIE_TOKEN.fullmatch(key):
+            raise ValueError(f'cookie attribute {key!r} is not a valid token')
         # callables are called, and their result checked, at each handshake
         if not callable(value) and not isinstance(value, bool) and value is not None \
                 and _breaks_header(str(value)):
             raise ValueError(f'cookie attribute {key} has an invalid character: {value!r}')
     return cookie
+
+
+#: RFC 6265 cookie-name, and any attribute name (an RFC 7230 token)
+_COOKIE_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def _breaks_header(text: str) -> bool:

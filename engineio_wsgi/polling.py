@@ -12,7 +12,14 @@ from .errors import BadRequest, PayloadTooLarge, TooManyRequests
 from .options import Options
 from .packets import DecodeError, Packet, decode_payload, encode_payload
 from .response import NO_STORE, TEXT, Headers, compress
-from .session import DuplicateRequest, ProtocolViolation, RateLimited, Reason, Session
+from .session import (
+    DuplicateRequest,
+    ProtocolViolation,
+    RateLimited,
+    Reason,
+    Session,
+    reason_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +73,13 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     try:
         for packet in packets:
             session.receive(packet)
-    except RateLimited:
-        session.close(Reason.TRANSPORT_ERROR)
+    except RateLimited as exc:
+        session.close(reason_for(exc))
         raise TooManyRequests('message rate limit exceeded') from None
     except ProtocolViolation as exc:
         error = exc  # type: ignore[assignment]
     if error is not None:
-        session.close(Reason.PARSE_ERROR)
+        session.close(reason_for(error))
         raise BadRequest(f'bad payload: {error}')
     headers.append(('Content-Type', 'text/html'))
     return b'ok'

@@ -47,10 +47,6 @@ class SessionRegistry:
             else:
                 del self._per_client[session.client]
 
-    def clients(self) -> int:
-        """How many client addresses have sessions."""
-        return len(self._per_client)
-
     def __len__(self) -> int:
         return len(self._sessions)
 

@@ -21,9 +21,9 @@ class RejectLog:
         self._last = time.monotonic() - interval
         self._lock = threading.Lock()  # never held across anything that blocks
 
-    def rejected(self, what: str, detail: str, sid: str | None = None) -> None:
+    def rejected(self, what: str, detail: str) -> None:
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug('%s rejected: %s (%s)', sid or '-', what, detail)
+            logger.debug('rejected: %s (%s)', what, detail)
         now = time.monotonic()
         with self._lock:
             self._counts[what] += 1

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 from .errors import BadRequest, UnknownTransport, UnsupportedProtocolVersion
 from .options import TRANSPORTS
+from .wsconn import asks_for_upgrade
 
 #: query parameters that must not appear twice
 _SINGLE = frozenset({'EIO', 'transport', 'sid'})
@@ -23,19 +24,10 @@ class Request:
     transport: str
     sid: str | None
     b64: bool
-    origin: str | None
-
-    @property
-    def wants_websocket_upgrade(self) -> bool:
-        env = self.environ
-        if 'wsgi.websocket' in env:  # the server completed the upgrade already
-            return True
-        return (env.get('HTTP_UPGRADE', '').lower() == 'websocket'
-                and 'upgrade' in env.get('HTTP_CONNECTION', '').lower())
 
     def require_upgrade(self) -> None:
         """``transport=websocket`` must come with a WebSocket upgrade (check 9)."""
-        if not self.wants_websocket_upgrade:
+        if not asks_for_upgrade(self.environ):
             raise BadRequest('transport=websocket without a WebSocket upgrade')
 
 
@@ -77,4 +69,4 @@ def parse_request(environ: dict[str, Any], enabled: tuple[str, ...]) -> Request:
         raise BadRequest('Origin header has invalid characters')
     b64 = query.get('b64', '')
     return Request(environ, environ.get('REQUEST_METHOD', 'GET').upper(), transport,
-                   query.get('sid'), b64 not in ('', '0', 'false'), origin)
+                   query.get('sid'), b64 not in ('', '0', 'false'))

@@ -6,17 +6,19 @@ This is the only module that calls application code (the event handlers).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import queue
 import secrets
+import sys
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import logs, polling, servers, websocket
-from .backends import Backend, Task, create_backend
+from .backends import Backend, DeferredTask, Task, create_backend, detect_async_mode
+from .callables import takes_args
 from .cors import CorsPolicy
 from .errors import (
     BadHandshakeMethod,
@@ -71,6 +73,9 @@ class Server:
         #: handler until the disconnect handler returned, whatever the state
         self._reachable: dict[str, Session] = {}
         self._backend: Backend | None = None
+        self._backend_lock = threading.Lock()   # held while deciding only
+        #: background tasks asked for before the mode was known
+        self._deferred: list[DeferredTask] = []
         self._cors = CorsPolicy(self.options.cors_allowed_origins, self.options.cors_credentials)
         self._rejects = RejectLog()
         self._diagnosed = False
@@ -82,14 +87,29 @@ class Server:
 
     @property
     def backend(self) -> Backend:
-        if self._backend is None:
-            self._backend = create_backend(self.options.async_mode)
-            logger.info('using %s', self._backend.name)
-        return self._backend
+        """The concurrency backend; deciding it now if no request did yet."""
+        return self._backend or self._decide_backend(None)
+
+    def _decide_backend(self, sock: Any) -> Backend:
+        """Decide ``async_mode`` once; start the tasks that waited for it."""
+        with self._backend_lock:
+            if self._backend is not None:
+                return self._backend
+            mode = self.options.async_mode or detect_async_mode(sock)
+            backend = self._backend = create_backend(mode, self.options.max_worker_threads)
+            deferred, self._deferred = self._deferred, []
+        logger.info('using %s', backend.name)
+        for task in deferred:
+            task.start(backend)
+        return backend
 
     @property
     def async_mode(self) -> str:
-        return self.backend.name
+        """'threading' or 'gevent'. Before the first request (with
+        ``async_mode=None``) the detector's view so far, without deciding."""
+        if self._backend is not None:
+            return self._backend.name
+        return self.options.async_mode or detect_async_mode()
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register an event handler; usable as ``@eio.on('message')`` too."""
@@ -99,7 +119,7 @@ class Server:
         def register(fn: Handler) -> Handler:
             self.handlers[event] = fn
             if event == 'disconnect':
-                self._disconnect_takes_reason = _positional_count(fn) >= 2
+                self._disconnect_takes_reason = takes_args(fn, 2)
             return fn
         return register(handler) if handler is not None else register
 
@@ -109,7 +129,9 @@ class Server:
         """Send a message; ignored (logged at DEBUG) when the session has ended."""
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
-        elif not isinstance(data, (str, bytes)):
+        elif isinstance(data, str):
+            check_encodable(data)
+        elif not isinstance(data, bytes):
             raise TypeError(f'message data must be str or bytes, not {type(data).__name__}')
         session = self._sessions.get(sid)
         if session is None or session.closed:
@@ -160,6 +182,20 @@ class Server:
 
     def start_background_task(self, target: Callable[..., Any], *args: Any,
                               **kwargs: Any) -> Task:
+        """Run ``target`` as a thread or a greenlet, as the backend does.
+
+        With ``async_mode=None``, before the first request, in a process
+        gevent has not patched, the mode is not known yet (an unpatched
+        gevent server is only seen at its first request): the task starts
+        then, in the mode decided.
+        """
+        if (self._backend is None and self.options.async_mode is None
+                and detect_async_mode() == 'threading'):
+            task = DeferredTask(target, args, kwargs)
+            with self._backend_lock:
+                if self._backend is None:
+                    self._deferred.append(task)
+                    return task
         return self.backend.spawn(target, *args, **kwargs)
 
     def sleep(self, seconds: float = 0) -> None:
@@ -202,6 +238,8 @@ class Server:
     def handle_request(self, environ: dict[str, Any],
                        start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point for Engine.IO requests."""
+        if self._backend is None:
+            self._decide_backend(servers.raw_socket(environ))
         if not self._diagnosed:
             self._diagnose(environ)
         headers: Headers = []
@@ -289,21 +327,33 @@ class Server:
             raise TooManyRequests(
                 f'{options.max_sessions_per_client} sessions from {session.client}')
         self._reachable[session.sid] = session
-        refusal = self._call_connect(session.sid, request.environ)
+        try:
+            refusal = self._call_connect(session.sid, request.environ)
+        except BaseException:
+            self._reachable.pop(session.sid, None)
+            self._sessions.remove(session)  # the application never saw it start
+            raise
         if refusal is not None:
             self._reachable.pop(session.sid, None)
             self._sessions.remove(session)
             raise Forbidden(f'connect handler refused: {refusal!r}', message=refusal)
-        upgrades = (['websocket'] if request.transport == 'polling'
-                    and self._can_upgrade(request.environ) else [])
-        session.set_open_packet(json.dumps({
-            'sid': session.sid,
-            'upgrades': upgrades,
-            'pingInterval': self.options.ping_interval_ms,
-            'pingTimeout': self.options.ping_timeout_ms,
-            'maxPayload': self.options.max_http_buffer_size,
-        }, separators=(',', ':')))
-        session.start()
+        try:
+            upgrades = (['websocket'] if request.transport == 'polling'
+                        and self._can_upgrade(request.environ) else [])
+            session.set_open_packet(json.dumps({
+                'sid': session.sid,
+                'upgrades': upgrades,
+                'pingInterval': self.options.ping_interval_ms,
+                'pingTimeout': self.options.ping_timeout_ms,
+                'maxPayload': self.options.max_http_buffer_size,
+            }, separators=(',', ':')))
+            session.start()
+        except Exception as exc:
+            # accepted by the application but not running: end it as any
+            # session ends (unregistered, disconnect handler called)
+            logger.error('%s could not be started: %r', session.sid, exc)
+            session.close(Reason.TRANSPORT_ERROR, farewell=False)
+            raise ServiceUnavailable(f'session could not be started: {exc!r}') from None
         logger.info('%s opened over %s', session.sid, request.transport)
         return session
 
@@ -323,17 +373,20 @@ class Server:
             logger.exception('could not inspect the WSGI server')
             return
         self._websocket_ok = info.can_websocket
+        log = _startup_logger()
         if not info.concurrent and self.backend.name == 'threading':
-            logger.error(
-                '%s serves one request at a time: a waiting long-poll blocks every other '
-                'request and sessions time out. Run a threaded or gevent server, e.g. '
-                'gunicorn -k gevent or gunicorn -k gthread --threads 100.', info.name)
+            log.error(
+                '%s serves one request at a time: while a long-poll waits (up to the ping '
+                'interval) every other request waits too, ordinary routes of the '
+                'application included, and sessions time out. Run a threaded or gevent '
+                'server, e.g. gunicorn -k gevent or gunicorn -k gthread --threads 100.',
+                info.name)
         transports = [t for t in self.options.transports
                       if t != 'websocket' or info.can_websocket]
-        logger.info('serving %s on %s (%s)', ', '.join(transports) or 'nothing',
-                    info.name, self.backend.name)
+        log.info('serving %s on %s (%s)', ', '.join(transports) or 'nothing',
+                 info.name, self.backend.name)
         if 'websocket' in self.options.transports and not info.can_websocket:
-            logger.warning('WebSocket is not available on %s: %s', info.name, info.why_not)
+            log.warning('WebSocket is not available on %s: %s', info.name, info.why_not)
 
     # -- calling the application ------------------------------------------------
 
@@ -403,11 +456,30 @@ def _refusal_message(sid: str, value: Any) -> Any:
     return value
 
 
-def _positional_count(fn: Handler) -> int:
+def _startup_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """Where the start-up lines go: this library's logger, or, when nothing
+    would show its lines (no handler anywhere, as under gunicorn, which sets
+    up only its own loggers), gunicorn's error log, where people look."""
+    if logger.hasHandlers() or 'gunicorn' not in sys.modules:
+        return logger
+    gunicorn_log = logging.getLogger('gunicorn.error')
+    if not gunicorn_log.handlers:
+        return logger
+    return _Prefixed(gunicorn_log, {})
+
+
+class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f'engineio_wsgi: {msg}', kwargs
+
+
+def check_encodable(text: str) -> None:
+    """Refuse text that has no UTF-8 form (lone surrogates) before it is queued:
+    found later, it would cost the whole batch (polling) or the connection."""
+    if text.isascii():
+        return
     try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 2
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 2
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ValueError('text with lone surrogates cannot be sent: it has no UTF-8 form') \
+            from None

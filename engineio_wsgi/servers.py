@@ -6,33 +6,31 @@ connection over (so it writes nothing more on it), and describing what the
 server can do.
 
 Per server (checked against werkzeug 3.1, gunicorn 27, gevent 26 and
-gevent-websocket 0.10, with and without a generator-style middleware):
+gevent-websocket 0.10, with and without wrappers: a generator-style
+middleware, an exception-recording one, werkzeug's debugger):
 
-Takeover, everywhere: once the WebSocket ended, the connection layer has shut
-the socket down (both directions) and the application raises
-:class:`WebSocketTakenOver`, a ``BrokenPipeError`` (errno ``EPIPE``). Every
-server below treats that as "client gone": no response, no traceback, and the
-connection is not reused. Unlike ``StopIteration`` it passes through
-generator-based middleware unchanged (PEP 479).
+Takeover, everywhere: once the WebSocket ended, the socket is shut down (both
+directions) and the application returns normally: ``start_response('101
+Switching Protocols', [])`` and an empty body (:func:`finish_takeover`). No
+wrapper sees an exception. The server's write of that response fails with
+``EPIPE`` on the shut-down socket, which each server below takes as "client
+gone": nothing is written, nothing logged above DEBUG, the connection is not
+reused; its request log shows the 101. (Raising instead, the former signal,
+looked like an application error to every wrapper: werkzeug's debugger made
+it a 500 with a traceback. ``StopIteration`` becomes ``RuntimeError`` inside
+generator middleware, PEP 479; returning without ``start_response`` makes
+werkzeug and gunicorn write a 500.)
 
 werkzeug (threaded dev server)
     Socket: ``environ['werkzeug.socket']``.
-    Takeover: any ``ConnectionError`` is handed to ``connection_dropped``
-    (silent). Returning without ``start_response`` fails werkzeug's
-    "write() before start_response" assertion and a 500 is written; raising
-    ``StopIteration`` logs "Error on request". After the exception werkzeug's
-    keep-alive loop still reads the socket (there is no way to stop it from
-    the app): bytes a client keeps sending past the close are parsed as a new
-    request and logged as "code 400, message Bad request" (its 400 cannot
-    reach the client, the socket is shut down).
+    Takeover: the failed write is a ``ConnectionError``, handed to
+    ``connection_dropped`` (silent); the request log line says 101. Its
+    keep-alive loop then reads the socket once more and finds it shut.
 
 gunicorn, ``gthread``, ``gevent`` (and ``sync``) workers
     Socket: ``environ['gunicorn.socket']``.
-    Takeover: ``EPIPE`` is logged at DEBUG ("Ignoring ... epipe") and the
-    connection closed. ``StopIteration`` works only when raised directly by
-    the callable gunicorn called: inside a generator middleware it becomes
-    ``RuntimeError`` and gunicorn logs it and writes a 500. Returning without
-    ``start_response`` also makes gunicorn write a 500.
+    Takeover: ``EPIPE`` is logged at DEBUG ("Ignoring EPIPE") and the
+    connection closed; the access log says 101.
 
 gevent.pywsgi (also gunicorn's ``GeventPyWSGIWorker``)
     Socket: not in the environ. For a request asking for an upgrade,
@@ -40,18 +38,15 @@ gevent.pywsgi (also gunicorn's ``GeventPyWSGIWorker``)
     other requests a ``gevent.pywsgi.Input`` whose ``rfile`` is that reader;
     either way ``reader.raw._sock`` is the connection socket (gevent's).
     Takeover: ``EPIPE`` is in pywsgi's ignored errors and sets
-    ``close_connection``. Returning an empty iterable without
-    ``start_response`` writes nothing either, but keeps the keep-alive loop
-    reading: late client bytes are then parsed as a request and logged with a
-    traceback. ``StopIteration`` is logged as an error.
+    ``close_connection``; the request log says 101.
 
 gevent-websocket (``WebSocketHandler``, with pywsgi or as gunicorn worker)
     The handler has already written the 101 and put its WebSocket object in
     ``environ['wsgi.websocket']``; the socket is that object's
     ``handler.socket`` (the same as through ``wsgi.input``). The app runs as
-    ``list(app(environ, dummy_start_response))`` inside pywsgi's handler, so
-    takeover is as for pywsgi. Its WebSocket object is marked closed so that
-    the handler does not try to send a close frame of its own.
+    ``list(app(environ, dummy_start_response))`` inside the handler, which
+    writes and logs nothing more. Its WebSocket object is marked closed so
+    that the handler does not try to send a close frame of its own.
 
 Anything else (wsgiref, Django's runserver, waitress, uWSGI, ...): no socket
 access we can rely on, so no WebSocket; long-polling still works where the
@@ -64,9 +59,10 @@ import errno
 import logging
 import select
 import socket
-import sys
 from collections.abc import Iterable
 from typing import Any, NamedTuple
+
+from .backends import detect_async_mode
 
 __all__ = [
     'ServerInfo',
@@ -103,7 +99,8 @@ class ServerInfo(NamedTuple):
 
 
 class WebSocketTakenOver(BrokenPipeError):
-    """Raised out of the application once a WebSocket owned the connection.
+    """Raised out of the application when the client left during the
+    WebSocket handshake, before its 101 could be written.
 
     Servers treat an ``EPIPE`` as a client that went away: they close the
     connection quietly and write nothing more on it.
@@ -163,15 +160,6 @@ def raw_socket(environ: dict[str, Any]) -> socket.socket | None:
     return _pywsgi_reader_socket(environ)
 
 
-def _gevent_active(sock: Any = None) -> bool:
-    if sock is not None and is_gevent_socket(sock):
-        return True
-    monkey = sys.modules.get('gevent.monkey')
-    if monkey is None:
-        return False
-    return bool(monkey.is_module_patched('socket'))
-
-
 def _software(environ: dict[str, Any]) -> str:
     return str(environ.get('SERVER_SOFTWARE') or '').strip()
 
@@ -186,13 +174,18 @@ def describe(environ: dict[str, Any]) -> ServerInfo:
     kind = server_kind(environ)
     sock = raw_socket(environ)
     software = _software(environ)
-    gevent = _gevent_active(sock)
+    gevent = detect_async_mode(sock) == 'gevent'
     concurrent = bool(environ.get('wsgi.multithread')) or gevent
 
     if kind == WERKZEUG:
         name = 'werkzeug'
     elif kind == GUNICORN:
-        name = 'gunicorn (gevent worker)' if gevent else 'gunicorn'
+        if gevent:
+            name = 'gunicorn (gevent worker)'
+        elif concurrent:
+            name = 'gunicorn'
+        else:   # the worker class is not in the environ; this is what sync looks like
+            name = 'gunicorn (sync worker)'
     elif kind == PYWSGI:
         name = ('gunicorn (gevent pywsgi worker)'
                 if 'gunicorn' in software.lower() else 'gevent.pywsgi')
@@ -231,12 +224,14 @@ def finish_takeover(environ: dict[str, Any], start_response: Any) -> Iterable[by
 
     Write ``return finish_takeover(environ, start_response)`` once the
     WebSocket is over (``receive()`` returned None, or ``close()`` returned
-    in the request's thread). Always raises :class:`WebSocketTakenOver`,
-    which every supported server takes as "connection gone": nothing more is
-    written, nothing is logged above DEBUG, also through generator-style
-    middleware. As a safety net the socket is shut down first if it is still
-    open, so that no server reads WebSocket bytes as a new HTTP request.
-    ``start_response`` is never called.
+    in the request's thread). The socket is shut down (both directions),
+    then the call ends as a normal response: status ``101 Switching
+    Protocols``, no headers, no body. To every wrapper around the
+    application (error reporters, request loggers, generator middleware,
+    werkzeug's debugger) that is a request that succeeded; request logs show
+    101. The server's attempt to write that response meets the shut-down
+    socket: ``EPIPE``, which every supported server takes as "client gone"
+    (nothing written, nothing logged above DEBUG, connection not reused).
     """
     if server_kind(environ) == GEVENT_WEBSOCKET:
         mark_gevent_websocket_done(environ)
@@ -246,7 +241,8 @@ def finish_takeover(environ: dict[str, Any], start_response: Any) -> Iterable[by
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:     # already shut down, or the peer is gone
             pass
-    raise WebSocketTakenOver()
+    start_response('101 Switching Protocols', [])
+    return []
 
 
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL | getattr(select, 'POLLRDHUP', 0)

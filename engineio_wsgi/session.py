@@ -10,9 +10,11 @@ Concurrency rules of this module:
   of a closing session).
 - Outgoing packets go through one ordered queue. On polling a GET drains it; on
   WebSocket a writer task, started when the queue stops being empty and gone
-  when it is empty again, is the one writer, so frames never interleave, no
-  thread is parked per session, and a client that stops reading blocks nobody
-  but that task (its queue then fills up: "send buffer full").
+  when it is empty again, is the one writer, so frames never interleave and no
+  thread is parked per session. It never runs on the connection's reader. A
+  client that stops reading blocks nobody but that task, which holds one of
+  the backend's workers until the session ends (its queue fills up: "send
+  buffer full", and the connection is cut).
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and only
   record a time; messages reach the application off the I/O path, in order, by
   a worker started when the first one arrives and gone when the queue is
@@ -26,11 +28,11 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .backends import Backend
 from .options import Options
-from .packets import Packet, PacketType
+from .packets import DecodeError, Packet, PacketType
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,16 @@ class Heartbeat:
 Writer = Callable[[list[Packet]], None]
 
 
+class Transport(Protocol):
+    """The connection a WebSocket session writes to."""
+
+    def close(self) -> None:
+        """Close gracefully (may wait a bounded time for a writer)."""
+
+    def abort(self) -> None:
+        """Cut the connection now; never blocks."""
+
+
 class Session:
     """A session's state; owned by a ``Server``, driven by the transports."""
 
@@ -145,7 +157,7 @@ class Session:
         self._post_abort: Callable[[], None] | None = None
         self._post_deadline = 0.0
         self._writer: Writer | None = None
-        self._close_transport: Callable[[], None] | None = None
+        self._transport: Transport | None = None
         self._flushing = False
         self._inbox: deque[Any] = deque()
         self._dispatching = False
@@ -168,12 +180,13 @@ class Session:
                                     opts.ping_timeout + opts.ping_grace)
         self.backend.spawn(self._heartbeat_loop)
 
-    def close(self, reason: str, *, farewell: bool = True, defer: bool = False) -> bool:
+    def close(self, reason: str, *, farewell: bool = True, abort: bool = False) -> bool:
         """End the session; never blocks on a client. False if it had ended already.
 
         ``farewell=False`` when the transport is known to be broken: nothing
-        more is written to it. ``defer=True`` when the caller must not wait
-        for the transport to close (a sender whose client stopped reading).
+        more is written to it. ``abort=True`` (with ``farewell=False``) cuts
+        the connection at once: for a client that stopped reading, whose
+        writer a graceful close would wait on.
 
         The client is told with a close packet where a transport can carry one:
         on WebSocket it follows whatever is queued, then the socket closes; on
@@ -205,42 +218,41 @@ class Session:
         self._hb_wake.set()
         self._notify_closed(reason)
         if finished:
-            self._finish(defer)
+            self._finish(abort=abort)
         elif flush:
             # the caller must not wait on a slow client: write from elsewhere
             self.backend.run_soon(self._flush)
         return True
 
     def end(self) -> None:
-        """Drop the session now, whatever its state: nothing more is sent."""
-        self.close(Reason.SERVER_SHUTDOWN, farewell=False)
-        self._finish()
+        """Drop the session now, whatever its state: nothing more is sent,
+        and nothing waits for the client."""
+        self.close(Reason.SERVER_SHUTDOWN, farewell=False, abort=True)
+        self._finish(abort=True)
 
-    def _finish(self, defer: bool = False) -> None:
-        """Release everything; the session is gone for good. Idempotent."""
+    def _finish(self, abort: bool = False) -> None:
+        """Release everything; the session is gone for good. Idempotent.
+
+        ``abort=True`` cuts the transport at once instead of closing it
+        gracefully: for a client that does not read, where a graceful close
+        would wait on the writer stuck on it.
+        """
         with self._lock:
             if self._finished:
                 return
             self._finished = True
             self.state = State.CLOSED
             self._outbox.clear()
-            close_transport, self._close_transport = self._close_transport, None
+            transport, self._transport = self._transport, None
             self._writer = None
         self._wake.set()
         self._hb_wake.set()
-        if close_transport is not None:
-            if defer:
-                # closing may wait on a writer stuck on this client: not here
-                self.backend.run_soon(self._close_transport_now, close_transport)
-            else:
-                self._close_transport_now(close_transport)
+        if transport is not None:
+            try:
+                transport.abort() if abort else transport.close()
+            except Exception:
+                logger.debug('%s error while closing the transport', self.sid, exc_info=True)
         self._on_finished(self)
-
-    def _close_transport_now(self, close_transport: Callable[[], None]) -> None:
-        try:
-            close_transport()
-        except Exception:
-            logger.debug('%s error while closing the transport', self.sid, exc_info=True)
 
     @property
     def closed(self) -> bool:
@@ -287,7 +299,7 @@ class Session:
             return self.backend.monotonic()  # come back to see if it lingers
         if action == 'finish':
             logger.debug('%s close packet was not fetched in time', self.sid)
-            self._finish()
+            self._finish(abort=True)
             return None
         return deadline
 
@@ -331,7 +343,7 @@ class Session:
                     self._flushing = True
         if overflow:
             # the client does not keep up: it will not read a close packet either
-            self.close(Reason.SEND_BUFFER_FULL, farewell=False, defer=True)
+            self.close(Reason.SEND_BUFFER_FULL, farewell=False, abort=True)
             return False
         if flush:
             # never on the caller's thread: a client that stops reading must
@@ -359,13 +371,13 @@ class Session:
                 logger.debug('%s write failed: %r', self.sid, exc)
                 with self._lock:
                     self._flushing = False
-                self.close(Reason.TRANSPORT_ERROR, farewell=False)
-                self._finish()
+                self.close(Reason.TRANSPORT_ERROR, farewell=False, abort=True)
+                self._finish(abort=True)   # when it had ended already
                 return
         if done:
             self._finish()
 
-    def use_writer(self, writer: Writer, close_transport: Callable[[], None]) -> None:
+    def use_writer(self, writer: Writer, transport: Transport) -> None:
         """Send everything from now on, and everything still queued, with ``writer``."""
         with self._lock:
             if self.state is State.CLOSED:
@@ -373,15 +385,17 @@ class Session:
             else:
                 raise_closed = False
                 self._writer = writer
-                self._close_transport = close_transport
+                self._transport = transport
                 self.transport = 'websocket'
                 self.upgrading = False
                 self._flushing = True
         if raise_closed:
-            close_transport()
+            transport.close()
             return
         self._wake.set()
-        self._flush()
+        # not here: the caller is the connection's reader, and an application
+        # that keeps the queue full would keep it from reading (pongs) forever
+        self.backend.run_soon(self._flush)
 
     # -- polling ----------------------------------------------------------------
 
@@ -584,6 +598,15 @@ class RateLimit:
 
 class RateLimited(ProtocolViolation):
     """The client sent messages faster than ``message_rate_limit`` allows."""
+
+
+def reason_for(error: Exception) -> str:
+    """Why a session closes for bad client input: one answer for every transport."""
+    if isinstance(error, RateLimited):
+        return Reason.TRANSPORT_ERROR
+    if isinstance(error, (DecodeError, ProtocolViolation)):
+        return Reason.PARSE_ERROR
+    return Reason.TRANSPORT_ERROR
 
 
 class _Closed:

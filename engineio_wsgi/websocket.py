@@ -16,7 +16,7 @@ from .errors import BadRequest
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .request import Request
 from .response import StartResponse
-from .session import ProtocolViolation, RateLimited, Reason, Session
+from .session import ProtocolViolation, Reason, Session, reason_for
 
 if TYPE_CHECKING:
     from .server import Server
@@ -35,7 +35,7 @@ def open_session(server: Server, session: Session, request: Request,
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
         raise
     try:
-        session.use_writer(_writer(conn, request.b64), conn.close)
+        session.use_writer(_writer(conn, request.b64), conn)
         _serve(session, conn)
     except Exception:
         logger.exception('%s WebSocket failed', session.sid)
@@ -63,7 +63,7 @@ def upgrade(server: Server, session: Session, request: Request,
         upgraded = _probe(session, conn, server.backend.monotonic() + options.upgrade_timeout,
                           server.backend.monotonic)
         if upgraded:
-            session.use_writer(_writer(conn, request.b64), conn.close)
+            session.use_writer(_writer(conn, request.b64), conn)
             logger.info('%s upgraded to websocket', session.sid)
             _serve(session, conn)
     except Exception:
@@ -101,6 +101,11 @@ def _accept(server: Server, request: Request) -> wsconn.WSConnection:
                              backend_hint=server.backend.name)
     except wsconn.HandshakeError as exc:
         raise BadRequest(f'WebSocket handshake failed: {exc.message}') from None
+    except wsconn.ConnectionClosed as exc:
+        # the client left before its 101: nothing to answer, nothing to trace
+        logger.info('WebSocket handshake not completed: %s (%s)', exc, exc.__cause__)
+        # no 101 went out: the client is gone, as servers take a broken pipe
+        raise servers.WebSocketTakenOver() from None
 
 
 def _writer(conn: wsconn.WSConnection, b64: bool) -> Any:
@@ -157,11 +162,8 @@ def _serve(session: Session, conn: wsconn.WSConnection) -> None:
             return
         try:
             receive(decode_packet(frame))
-        except RateLimited:
-            logger.debug('%s message rate limit exceeded', session.sid)
-            session.close(Reason.TRANSPORT_ERROR)
-        except (DecodeError, ProtocolViolation) as exc:
+        except (DecodeError, ProtocolViolation) as exc:   # RateLimited included
             logger.debug('%s bad packet: %s', session.sid, exc)
             # the close packet goes out, then the connection closes and
             # receive() above returns None
-            session.close(Reason.PARSE_ERROR)
+            session.close(reason_for(exc))

@@ -23,10 +23,11 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import heapq
+import itertools
 import logging
 import select
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +46,7 @@ from websockets.protocol import CLOSED, OPEN, State
 from websockets.server import ServerProtocol
 
 from . import servers
+from .backends import detect_async_mode, threading_patched
 
 __all__ = [
     'CONNECTION_LOST',
@@ -56,6 +58,7 @@ __all__ = [
     'HandshakeError',
     'WSConnection',
     'accept',
+    'asks_for_upgrade',
     'upgrade_already_sent',
 ]
 
@@ -115,19 +118,73 @@ def upgrade_already_sent(environ: dict[str, Any]) -> bool:
 
 # -- runtime primitives ------------------------------------------------------
 
+class _Deadlines:
+    """One thread runs the close timeouts of every connection of the process.
+
+    A timer thread per closing connection would start thousands of threads
+    when a server closes thousands of WebSockets at once. The callbacks only
+    shut a socket down: they never block.
+    """
+
+    def __init__(self) -> None:
+        # held for a few lines that never block: fine under gevent too
+        self._start_lock = threading.Lock()
+        # made with the thread, so that it is gevent's when gevent patched
+        # threading after this module was imported
+        self._cond: threading.Condition | None = None
+        self._heap: list[list[Any]] = []   # [when, order, func or None]
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, func: Callable[[], None]) -> Callable[[], None]:
+        entry = [time.monotonic() + delay, next(self._order), func]
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._cond = threading.Condition()
+                self._thread = threading.Thread(target=self._run, args=(self._cond,),
+                                                daemon=True, name='engineio_wsgi-deadlines')
+                self._thread.start()
+            cond = self._cond
+        assert cond is not None
+        with cond:
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                cond.notify()
+
+        def cancel() -> None:
+            entry[2] = None   # left in the heap until its time: at most a close timeout
+        return cancel
+
+    def _run(self, cond: threading.Condition) -> None:
+        heap = self._heap
+        while True:
+            with cond:
+                while True:
+                    wait = heap[0][0] - time.monotonic() if heap else None
+                    if wait is not None and wait <= 0:
+                        func = heapq.heappop(heap)[2]
+                        break
+                    cond.wait(wait)
+            if func is not None:
+                try:
+                    func()
+                except Exception:
+                    logger.exception('a WebSocket close timeout failed')
+
+
+_DEADLINES = _Deadlines()
+
+
 class _Runtime:
     """Locks, timers and waits suited to the socket's concurrency model."""
 
     def __init__(self, sock: Any, backend_hint: str | None) -> None:
-        gevent_sock = servers.is_gevent_socket(sock)
-        patched = False
-        monkey = sys.modules.get('gevent.monkey')
-        if monkey is not None:
-            patched = bool(monkey.is_module_patched('threading'))
-        # gevent without monkey-patching: real thread primitives would
+        # the socket decides; the hint can only add gevent (see accept())
+        mode = 'gevent' if backend_hint == 'gevent' else detect_async_mode(sock)
+        # gevent without a patched threading: real thread primitives would
         # block the whole hub, use gevent's own.
-        self.gevent_native = (gevent_sock or backend_hint == 'gevent') and not patched
-        self.gevent_sock = gevent_sock
+        self.gevent_native = mode == 'gevent' and not threading_patched()
+        self.gevent_sock = servers.is_gevent_socket(sock)
         if self.gevent_native:
             import gevent
             import gevent.lock
@@ -147,10 +204,8 @@ class _Runtime:
         if self.gevent_native:
             glet = self._gevent.spawn_later(delay, func)
             return lambda: glet.kill(block=False)
-        timer = threading.Timer(delay, func)
-        timer.daemon = True
-        timer.start()
-        return timer.cancel
+        return _DEADLINES.call_later(delay, func)
+
 
     def wait_readable(self, sock: Any, timeout: float) -> bool:
         pending = getattr(sock, 'pending', None)
@@ -186,13 +241,11 @@ class WSConnection:
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
-                 subprotocol: str | None = None,
                  extensions: list[str] | None = None) -> None:
         self._sock = sock
         self._proto = protocol
         self._rt = runtime
         self._close_timeout = close_timeout
-        self.subprotocol = subprotocol
         #: Names of the negotiated extensions, e.g. ``['permessage-deflate']``.
         self.extensions = list(extensions or [])
         #: Why the connection ended (one of the module constants) or None.
@@ -320,7 +373,7 @@ class WSConnection:
                 self._start_closing(LOCAL_CLOSE)
         if not self._write_lock.acquire(timeout=self._close_timeout):
             # A writer is stuck on a peer that does not read: give up.
-            self._abort()
+            self.abort()
         else:
             self._write_lock.release()
             self._pump(block=False)
@@ -332,7 +385,7 @@ class WSConnection:
                     self._finish(CONNECTION_LOST)
             self._messages.clear()
         elif self._cancel_timer is None and not self._finished:
-            self._cancel_timer = self._rt.call_later(self._close_timeout, self._abort)
+            self._cancel_timer = self._rt.call_later(self._close_timeout, self.abort)
 
     # -- internals ----------------------------------------------------------
 
@@ -441,8 +494,13 @@ class WSConnection:
             self._outbox.clear()
         self._shutdown()
 
-    def _abort(self) -> None:
-        """Close timeout reached or writer stuck: end the TCP connection."""
+    def abort(self) -> None:
+        """End the TCP connection now, without a close handshake; never blocks.
+
+        For a close timeout, a writer stuck on a peer that does not read, or
+        a server that must let go of a client at once. The reader's
+        ``receive`` then returns None.
+        """
         if self._finished:
             return
         self._broken = True
@@ -469,8 +527,29 @@ class WSConnection:
 
 # -- accept -------------------------------------------------------------------
 
-def _header_tokens(value: str) -> set[str]:
-    return {part.strip().lower() for part in value.split(',') if part.strip()}
+def _header_tokens(value: str) -> list[str]:
+    return [part.strip().lower() for part in value.split(',') if part.strip()]
+
+
+def _upgrade_ok(environ: dict[str, Any]) -> bool:
+    # as the protocol core (websockets) reads it: exactly one protocol
+    return _header_tokens(environ.get('HTTP_UPGRADE', '')) == ['websocket']
+
+
+def _connection_ok(environ: dict[str, Any]) -> bool:
+    # a list: 'keep-alive, Upgrade' has it, 'notupgrade' does not
+    return 'upgrade' in _header_tokens(environ.get('HTTP_CONNECTION', ''))
+
+
+def asks_for_upgrade(environ: dict[str, Any]) -> bool:
+    """True when the request asks for a WebSocket (or the server upgraded it).
+
+    The one reading of ``Upgrade`` and ``Connection`` for the whole library,
+    the same as :func:`accept` applies.
+    """
+    if 'wsgi.websocket' in environ:   # gevent-websocket upgraded it already
+        return True
+    return _upgrade_ok(environ) and _connection_ok(environ)
 
 
 def _check_handshake(environ: dict[str, Any]) -> None:
@@ -478,9 +557,9 @@ def _check_handshake(environ: dict[str, Any]) -> None:
         raise HandshakeError('WebSocket handshake must use GET')
     if str(environ.get('SERVER_PROTOCOL', 'HTTP/1.1')).upper() == 'HTTP/1.0':
         raise HandshakeError('WebSocket handshake needs HTTP/1.1')
-    if 'websocket' not in _header_tokens(environ.get('HTTP_UPGRADE', '')):
+    if not _upgrade_ok(environ):
         raise HandshakeError('missing "Upgrade: websocket" header')
-    if 'upgrade' not in _header_tokens(environ.get('HTTP_CONNECTION', '')):
+    if not _connection_ok(environ):
         raise HandshakeError('missing "Connection: Upgrade" header')
     version = environ.get('HTTP_SEC_WEBSOCKET_VERSION', '').strip()
     if version != '13':

@@ -556,6 +556,8 @@ def test_describe_without_socket_access() -> None:
     with a, b:
         sync_worker = {'SERVER_SOFTWARE': 'gunicorn/27', 'wsgi.multithread': False, 'gunicorn.socket': a}
         info = servers.describe(sync_worker)
-        assert info.name == 'gunicorn' and not info.concurrent and not info.can_websocket
-    with pytest.raises(servers.WebSocketTakenOver):
-        servers.finish_takeover(runserver_like, lambda *a: None)
+        assert info.name == 'gunicorn (sync worker)'
+        assert not info.concurrent and not info.can_websocket
+    statuses = []
+    assert servers.finish_takeover(runserver_like, lambda *a: statuses.append(a[0])) == []
+    assert statuses == ['101 Switching Protocols']

@@ -13,6 +13,19 @@ from .fakes import FakeBackend
 MSG = PacketType.MESSAGE
 
 
+class Transport:
+    """Records how the session let go of its WebSocket."""
+
+    def __init__(self):
+        self.calls = []
+
+    def close(self):
+        self.calls.append('close')
+
+    def abort(self):
+        self.calls.append('abort')
+
+
 class Recorder:
     def __init__(self):
         self.messages = []
@@ -152,11 +165,11 @@ def test_client_close_answers_a_waiting_get_with_noop():
 
 def test_client_close_over_websocket_writes_nothing_more():
     session, _, _ = make()
-    written, closed = [], []
-    session.use_writer(written.extend, lambda: closed.append(True))
+    written, transport = [], Transport()
+    session.use_writer(written.extend, transport)
     session.receive(Packet(PacketType.CLOSE))
     assert [p.type for p in written] == [PacketType.OPEN]
-    assert closed == [True]
+    assert transport.calls == ['close']
 
 
 @pytest.mark.parametrize('kind', [PacketType.PING, PacketType.OPEN])
@@ -195,15 +208,15 @@ def test_writer_receives_everything_queued_in_order_then_new_packets():
     session, _, _ = make()
     session.enqueue(Packet(MSG, 'a'))
     written = []
-    closed = []
-    session.use_writer(written.extend, lambda: closed.append(True))
+    transport = Transport()
+    session.use_writer(written.extend, transport)
     session.enqueue(Packet(MSG, 'b'))
     assert [p.type for p in written] == [PacketType.OPEN, MSG, MSG]
     assert [p.data for p in written[1:]] == ['a', 'b']
     assert session.transport == 'websocket'
     session.close(Reason.SERVER_DISCONNECT)
     assert written[-1] == Packet(PacketType.CLOSE)
-    assert closed == [True]
+    assert transport.calls == ['close']   # after the close packet: gracefully
     assert session.state is State.CLOSED
 
 
@@ -214,8 +227,10 @@ def test_a_failing_writer_ends_the_session_without_writing_again():
     def broken(batch):
         calls.append(batch)
         raise ConnectionError('gone')
-    session.use_writer(broken, lambda: None)
+    transport = Transport()
+    session.use_writer(broken, transport)
     assert len(calls) == 1
+    assert transport.calls == ['abort']
     assert rec.closed == [Reason.TRANSPORT_ERROR]
     assert session.state is State.CLOSED
 
@@ -246,7 +261,7 @@ def test_record_separator_in_text_is_refused_on_polling_only():
     session, _, _ = make()
     with pytest.raises(ValueError):
         session.check_text('a\x1eb')
-    session.use_writer(lambda batch: None, lambda: None)
+    session.use_writer(lambda batch: None, Transport())
     session.check_text('a\x1eb')
 
 

@@ -1,0 +1,143 @@
+"""An application that reports its peak thread count, for the bounds tests and
+``load/run-bounds``.
+
+Configured from the environment at import time:
+
+    EIO_MAX_WORKER_THREADS   the Server's max_worker_threads (int, optional)
+    EIO_PING_INTERVAL, EIO_PING_TIMEOUT   seconds (default 20 and 20)
+    EIO_LOG_LEVEL            optional: configure logging to stderr at this level
+
+Paths outside the Engine.IO path (plain GETs):
+
+    /__stats                 JSON {"sessions", "threads", "workers", "others", "peak",
+                             "peak_workers", "peak_others"}: open sessions, live
+                             threads, live pool workers, live threads that neither
+                             serve a request nor are a session's heartbeat, and
+                             the most of each seen since the last /__peak
+                             (sampled every millisecond)
+    /__peak                  the same, and the peaks restart from the current counts
+    /__broadcast?n=N&size=S  send N messages of S bytes to every session
+    /__disconnect_all        eio.disconnect() of every session
+
+Every message is echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+import engineio_wsgi
+
+_level = os.environ.get('EIO_LOG_LEVEL', '').strip().upper()
+if _level:
+    logging.basicConfig(level=getattr(logging, _level, logging.INFO), stream=sys.stderr,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+
+_options: dict[str, Any] = {
+    'ping_interval': float(os.environ.get('EIO_PING_INTERVAL') or 20),
+    'ping_timeout': float(os.environ.get('EIO_PING_TIMEOUT') or 20),
+    'max_queued_packets': 100_000,
+}
+if os.environ.get('EIO_MAX_WORKER_THREADS'):
+    _options['max_worker_threads'] = int(os.environ['EIO_MAX_WORKER_THREADS'])
+eio = engineio_wsgi.Server(**_options)
+_sids: set[str] = set()
+_lock = threading.Lock()
+
+
+@eio.on('connect')
+def on_connect(sid: str, environ: dict[str, Any]) -> None:
+    with _lock:
+        _sids.add(sid)
+
+
+@eio.on('disconnect')
+def on_disconnect(sid: str, reason: Any = None) -> None:
+    with _lock:
+        _sids.discard(sid)
+
+
+@eio.on('message')
+def on_message(sid: str, data: str | bytes) -> None:
+    eio.send(sid, data)
+
+
+def _counts() -> tuple[int, int]:
+    """(pool workers, threads that neither serve a request nor are a session's heartbeat)."""
+    workers = others = 0
+    for thread in threading.enumerate():
+        name = thread.name
+        if name == 'engineio_wsgi-worker':
+            workers += 1
+        # gunicorn gthread's request threads, and Thread-N (_heartbeat_loop)
+        if not name.startswith('ThreadPoolExecutor') and not name.endswith('(_heartbeat_loop)'):
+            others += 1
+    return workers, others
+
+
+class _Sampler:
+    """The most threads and pool workers seen, sampled every millisecond."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.peak = threading.active_count()
+        self.peak_workers, self.peak_others = _counts()
+        threading.Thread(target=self._run, daemon=True, name='bounds-sampler').start()
+
+    def _run(self) -> None:
+        while True:
+            threads, (workers, others) = threading.active_count(), _counts()
+            with self.lock:
+                self.peak = max(self.peak, threads)
+                self.peak_workers = max(self.peak_workers, workers)
+                self.peak_others = max(self.peak_others, others)
+            time.sleep(0.001)  # the sampling period
+
+    def report(self, restart: bool) -> dict[str, int]:
+        threads, (workers, others) = threading.active_count(), _counts()
+        with self.lock:
+            report = {'sessions': eio.session_count(), 'threads': threads, 'workers': workers,
+                      'others': others, 'peak': max(self.peak, threads),
+                      'peak_workers': max(self.peak_workers, workers),
+                      'peak_others': max(self.peak_others, others)}
+            if restart:
+                self.peak, self.peak_workers, self.peak_others = threads, workers, others
+        return report
+
+
+_sampler: _Sampler | None = None
+
+
+def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    global _sampler
+    if _sampler is None:
+        _sampler = _Sampler()   # in the worker process, not in a forking parent
+    path = environ.get('PATH_INFO')
+    query = {k: v[0] for k, v in parse_qs(environ.get('QUERY_STRING', '')).items()}
+    result: Any = 'ok'
+    if path in ('/__peak', '/__stats'):
+        result = _sampler.report(restart=path == '/__peak')
+    elif path == '/__broadcast':
+        data = 'b' * int(query.get('size', '100'))
+        with _lock:
+            sids = list(_sids)
+        for sid in sids:
+            for _ in range(int(query.get('n', '1'))):
+                eio.send(sid, data)
+    elif path == '/__disconnect_all':
+        eio.disconnect()
+    body = json.dumps(result).encode()
+    start_response('200 OK', [('Content-Type', 'application/json'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+
+
+app = engineio_wsgi.WSGIApp(eio, fallback)

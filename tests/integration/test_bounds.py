@@ -1,0 +1,96 @@
+"""Threading mode has hard bounds: closing or writing to many WebSockets at once
+starts no more threads than ``max_worker_threads`` (plus the one thread that
+runs every close timeout)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+import websocket
+
+from tests.integration.gunicorn_runner import Gunicorn, start_gunicorn
+from tests.live import http_request, wait_until
+
+CAP = 8
+SESSIONS = 200
+
+
+@pytest.fixture
+def server() -> Iterator[Gunicorn]:
+    gunicorn = start_gunicorn(['-k', 'gthread', '--threads', str(SESSIONS + 50),
+                               '--worker-connections', str(SESSIONS * 2)],
+                              'tests.apps.bounds:app',
+                              {'EIO_MAX_WORKER_THREADS': str(CAP), 'EIO_LOG_LEVEL': 'INFO'})
+    yield gunicorn
+    gunicorn.kill()
+
+
+def stats(server: Gunicorn, path: str = '/__stats') -> dict[str, int]:
+    """The server's thread counts (tests/apps/bounds.py)."""
+    resp = http_request(server.port, 'GET', path)
+    assert resp.status == 200, resp
+    return json.loads(resp.body)
+
+
+def restart_peaks(server: Gunicorn) -> dict[str, int]:
+    return stats(server, '/__peak')
+
+
+def open_websockets(server: Gunicorn, count: int, **options) -> list[websocket.WebSocket]:
+    sockets = []
+    for _ in range(count):
+        ws = websocket.create_connection(
+            f'ws://127.0.0.1:{server.port}/engine.io/?EIO=4&transport=websocket', timeout=10,
+            **options)
+        assert ws.recv().startswith('0{')
+        sockets.append(ws)
+    return sockets
+
+
+@pytest.mark.timeout(120)
+def test_disconnecting_every_websocket_starts_no_thread_per_connection(server: Gunicorn):
+    sockets = open_websockets(server, SESSIONS)
+    try:
+        # the pool's workers from the handshakes are idle by now or soon gone:
+        # count from here
+        before = restart_peaks(server)
+        assert before['sessions'] == SESSIONS
+        assert http_request(server.port, 'GET', '/__disconnect_all').status == 200
+        # these clients do not answer the close frame: every connection waits
+        # out its close timeout on the server
+        wait_until(lambda: stats(server)['sessions'] == 0, timeout=30,
+                   message='every session closed')
+        report = stats(server)
+        assert report['peak_workers'] <= CAP, report
+        # threads that are neither a request's nor a heartbeat: the pool and
+        # the close timeouts' thread, nothing per connection
+        assert report['peak_others'] - before['others'] <= CAP + 1, report
+    finally:
+        for ws in sockets:
+            ws.sock.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_broadcast_to_clients_that_do_not_read_starts_no_more_writers_than_the_cap(
+        server: Gunicorn):
+    # tiny receive buffers: the server's writes to these clients block at once
+    sockets = open_websockets(server, SESSIONS,
+                              sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    try:
+        before = restart_peaks(server)
+        # 800 kB to each: more than the socket buffers between them hold
+        assert http_request(server.port, 'GET', '/__broadcast?n=8&size=100000').status == 200
+        # every worker is now blocked on a client that does not read
+        wait_until(lambda: stats(server)['workers'] == CAP, timeout=30,
+                   message='every worker busy')
+        report = stats(server)
+        assert report['peak_workers'] == CAP, report
+        assert report['peak_others'] - before['others'] <= CAP, report
+        # the server still answers: the pool's cap holds no request thread
+        assert stats(server)['sessions'] == SESSIONS
+    finally:
+        for ws in sockets:
+            ws.sock.close()
