@@ -14,7 +14,11 @@ RESULTS = Path(__file__).resolve().parent / 'results'
 
 GEVENT = ['eiowsgi-gevent', 'pyeio-gevent', 'node']
 GTHREAD = ['eiowsgi-gthread', 'pyeio-gthread']
+SOCKETIO = ['sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'sio-node']
 LABELS = {
+    'sio-eiowsgi-gevent': 'python-socketio on engineio_wsgi',
+    'sio-pyeio-gevent': 'python-socketio on python-engineio',
+    'sio-node': 'Node socket.io 4',
     'eiowsgi-gevent': 'engineio_wsgi',
     'pyeio-gevent': 'python-engineio',
     'node': 'Node engine.io 6',
@@ -22,6 +26,9 @@ LABELS = {
     'pyeio-gthread': 'python-engineio',
 }
 CHART_LABELS = {
+    'sio-eiowsgi-gevent': 'python-socketio on engineio_wsgi',
+    'sio-pyeio-gevent': 'python-socketio on python-engineio',
+    'sio-node': 'Node socket.io 4',
     'eiowsgi-gevent': 'engineio_wsgi gevent',
     'pyeio-gevent': 'python-engineio gevent',
     'node': 'Node engine.io 6',
@@ -29,6 +36,9 @@ CHART_LABELS = {
     'pyeio-gthread': 'python-engineio gthread',
 }
 COLORS = {
+    'sio-eiowsgi-gevent': '#1f77b4',
+    'sio-pyeio-gevent': '#ff7f0e',
+    'sio-node': '#2ca02c',
     'eiowsgi-gevent': '#1f77b4',
     'pyeio-gevent': '#ff7f0e',
     'node': '#2ca02c',
@@ -54,6 +64,35 @@ TRAFFIC = [
     ('poll_echo_50', 'rate_per_cpu', 'Polling echo, 50 sessions: msg per CPU-second of the server', 0),
     ('poll_echo_50', 'p50_ms', 'Polling echo, 50 sessions: p50 ms', 2),
     ('poll_echo_50', 'p99_ms', 'Polling echo, 50 sessions: p99 ms', 2),
+]
+
+SIO_ROOM = 'sio_room_1000'
+SIO_ROWS = [
+    ('sio_connects', 'rate', 'Connects/s (polling handshake + CONNECT, then disconnect; 20 at a time)', 0),
+    ('sio_connects', 'p50_ms', 'Connect, p50 ms', 1),
+    ('sio_connects', 'rate_per_cpu', 'Connects per CPU-second of the server', 0),
+    ('sio_ack_ws_1', 'rate', 'WebSocket emit with ack, 1 client: acks/s', 0),
+    ('sio_ack_ws_1', 'p50_ms', 'WebSocket emit with ack, 1 client: p50 ms', 3),
+    ('sio_ack_ws_50', 'rate', 'WebSocket emit with ack, 50 clients: acks/s', 0),
+    ('sio_ack_ws_50', 'rate_per_cpu', 'WebSocket emit with ack, 50 clients: acks per CPU-second', 0),
+    ('sio_ack_ws_50', 'p50_ms', 'WebSocket emit with ack, 50 clients: p50 ms', 2),
+    ('sio_ack_ws_50', 'p99_ms', 'WebSocket emit with ack, 50 clients: p99 ms', 2),
+    ('sio_ack_poll_1', 'rate', 'Polling emit with ack, 1 client: acks/s', 0),
+    ('sio_ack_poll_1', 'p50_ms', 'Polling emit with ack, 1 client: p50 ms', 2),
+    ('sio_ack_poll_50', 'rate', 'Polling emit with ack, 50 clients: acks/s', 0),
+    ('sio_ack_poll_50', 'rate_per_cpu', 'Polling emit with ack, 50 clients: acks per CPU-second', 0),
+    ('sio_ack_poll_50', 'p50_ms', 'Polling emit with ack, 50 clients: p50 ms', 2),
+    ('sio_ack_poll_50', 'p99_ms', 'Polling emit with ack, 50 clients: p99 ms', 2),
+    (SIO_ROOM, 'broadcast_ms', 'Emit to a room of 1,000 WebSocket clients: ms until all have it', 1),
+]
+#: (scenario, field, chart label): what "faster" means for each Socket.IO scenario
+SIO_SPEED = [
+    ('sio_connects', 'rate', 'connects/s'),
+    ('sio_ack_ws_1', 'rate', 'WS ack\n1 client'),
+    ('sio_ack_ws_50', 'rate', 'WS ack\n50 clients'),
+    ('sio_ack_poll_1', 'rate', 'polling ack\n1 client'),
+    ('sio_ack_poll_50', 'rate', 'polling ack\n50 clients'),
+    (SIO_ROOM, 'broadcast_ms', 'room of 1,000\nbroadcast'),
 ]
 
 
@@ -201,8 +240,44 @@ def targets(by: dict) -> str:
                       '|---|---|---|---|', *rows])
 
 
+def speedup(by: dict, a: str, b: str, scenario: str, field: str) -> float | None:
+    """How many times faster ``a`` is than ``b``: a ratio of rates, or of times inverted."""
+    x, y = median(by, a, scenario, field), median(by, b, scenario, field)
+    if x is None or y is None or not x or not y:
+        return None
+    return y / x if field in LOWER_IS_BETTER else x / y
+
+
+def sio_targets(by: dict) -> str:
+    a, b = 'sio-eiowsgi-gevent', 'sio-pyeio-gevent'
+    rows = []
+
+    def add(text: str, goal: float, value: float | None, per_cpu: float | None = None) -> None:
+        if value is None:
+            rows.append(f'| {text} | – | – | not measured |')
+            return
+        extra = '–' if per_cpu is None else f'{per_cpu:.2f}×'
+        rows.append(f"| {text} | {value:.2f}× | {extra} | "
+                    f"{'met' if value >= goal else '**not met**'} |")
+
+    add('WebSocket emit with ack, 50 clients ≥ 2× python-socketio on python-engineio', 2,
+        speedup(by, a, b, 'sio_ack_ws_50', 'rate'),
+        speedup(by, a, b, 'sio_ack_ws_50', 'rate_per_cpu'))
+    add('Emit to a room of 1,000 clients ≥ 1.5× as fast', 1.5,
+        speedup(by, a, b, SIO_ROOM, 'broadcast_ms'))
+    measured = [(sc, speedup(by, a, b, sc, field)) for sc, field, _ in SIO_SPEED]
+    measured = [(sc, v) for sc, v in measured if v is not None]
+    if measured:
+        worst = min(measured, key=lambda m: m[1])
+        add(f'No scenario slower (slowest: {worst[0]})', 1.0, worst[1])
+    else:
+        add('No scenario slower', 1.0, None)
+    return '\n'.join(['| target | speed-up (ratio of medians) | per server CPU-second | |',
+                      '|---|---|---|---|', *rows])
+
+
 def loadgen_table(by: dict, scenarios: list[str]) -> str:
-    servers = GEVENT + GTHREAD
+    servers = GEVENT + GTHREAD + SOCKETIO
     head = ['scenario', *[CHART_LABELS[s] for s in servers]]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for sc in scenarios:
@@ -227,6 +302,8 @@ def chart(by: dict, path: Path, machine: dict) -> None:
     import matplotlib.pyplot as plt
 
     servers = [s for s in GEVENT + GTHREAD if any(k[0] == s for k in by)]
+    if not servers:
+        return
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
 
     def bars(ax, groups, field, title, ylabel, log=False):
@@ -275,6 +352,59 @@ def chart(by: dict, path: Path, machine: dict) -> None:
     fig.savefig(path, dpi=100)
 
 
+def sio_chart(by: dict, path: Path, machine: dict) -> None:
+    """Speed-up over python-socketio on python-engineio, and the absolute figures."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    base = 'sio-pyeio-gevent'
+    servers = [s for s in SOCKETIO if any(k[0] == s for k in by)]
+    if not servers:
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+    others = [s for s in servers if s != base]
+    width = 0.8 / max(1, len(others))
+    for i, s in enumerate(others):
+        xs, ys = [], []
+        for j, (sc, field, _) in enumerate(SIO_SPEED):
+            v = speedup(by, s, base, sc, field)
+            if v is not None:
+                xs.append(j + (i - (len(others) - 1) / 2) * width)
+                ys.append(v)
+        bars = left.bar(xs, ys, width, color=COLORS[s], label=CHART_LABELS[s])
+        left.bar_label(bars, fmt='%.2f×', fontsize=7)
+    left.axhline(1.0, color=COLORS[base], linewidth=2, label=f'{CHART_LABELS[base]} (= 1)')
+    left.set_yscale('log')
+    left.set_xticks(range(len(SIO_SPEED)))
+    left.set_xticklabels([g[2] for g in SIO_SPEED], fontsize=8)
+    left.set_title('Speed-up over python-socketio on python-engineio (higher is better)',
+                   fontsize=10)
+    left.set_ylabel('× (rates; for the broadcast, time inverted)', fontsize=9)
+    left.grid(axis='y', alpha=0.3)
+    left.legend(fontsize=8, loc='upper left')
+    rates = [g for g in SIO_SPEED if g[1] == 'rate']
+    width = 0.8 / len(servers)
+    for i, s in enumerate(servers):
+        xs, ys = [], []
+        for j, (sc, field, _) in enumerate(rates):
+            m = median(by, s, sc, field)
+            if m is not None:
+                xs.append(j + (i - (len(servers) - 1) / 2) * width)
+                ys.append(m)
+        right.bar(xs, ys, width, color=COLORS[s], label=CHART_LABELS[s])
+    right.set_yscale('log')
+    right.set_xticks(range(len(rates)))
+    right.set_xticklabels([g[2] for g in rates], fontsize=8)
+    right.set_title('Acks or connects per second (higher is better)', fontsize=10)
+    right.grid(axis='y', alpha=0.3)
+    right.legend(fontsize=8, loc='upper right')
+    fig.suptitle(f"Socket.IO benchmarks (gunicorn -k gevent -w 1, and Node), {machine['date']}: "
+                 f"{machine['nproc']} × {machine['cpu']}", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / 'results.json'
     machine, by = load(path)
@@ -296,7 +426,9 @@ def main() -> None:
         f"- **Versions**: engineio_wsgi {pk.get('engineio_wsgi')} at {machine['commit']}, "
         f"python-engineio {pk.get('python-engineio')}, gunicorn {pk.get('gunicorn')}, "
         f"gevent {pk.get('gevent')}, simple-websocket {pk.get('simple-websocket')}, "
-        f"websockets {pk.get('websockets')}; Node engine.io {npk.get('engine.io')}, ws {npk.get('ws')}"
+        f"websockets {pk.get('websockets')}, python-socketio {pk.get('python-socketio')}; "
+        f"Node engine.io {npk.get('engine.io')}, ws {npk.get('ws')}, "
+        f"socket.io {npk.get('socket.io')}, socket.io-client {npk.get('socket.io-client')}"
         + (f"; every server ran a copy of `engineio_wsgi/` taken at the start "
            f"(sources digest {machine['sources']})" if machine.get('sources') else ''),
         f"- **Method**: each server alone on CPU 0 (`taskset`), the Node load generator on CPU 1; "
@@ -324,6 +456,29 @@ def main() -> None:
         '',
         targets(by),
         '',
+        '## Socket.IO: python-socketio on engineio_wsgi, on python-engineio, and Node',
+        '',
+        'The same python-socketio application (`servers/sio_app.py`) under '
+        '`gunicorn -k gevent -w 1`, once on engineio_wsgi and once on python-engineio, and '
+        'the same events on Node\'s socket.io 4 (`servers/node_sio_server.js`). The load '
+        'generator (`sio_loadgen.js`) runs the official socket.io-client 4: `emit(\'echo\', '
+        '100 bytes)` answered by its acknowledgement, one in flight per client, over '
+        'WebSocket or long-polling only; new clients connecting over long-polling (Engine.IO '
+        'handshake, Socket.IO CONNECT and its answer) and disconnecting, 20 at a time; '
+        '1,000 WebSocket clients in one room, one of them asks the server to emit 100 bytes '
+        'to the room: the time until all 1,000 have it (median of the broadcasts). '
+        'Speed-up: a ratio of rates, or for the room the inverse ratio of times.',
+        '',
+        table(by, SOCKETIO, SIO_ROWS,
+              [('sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
+               ('sio-node', 'sio-pyeio-gevent', 'Node ÷ python-engineio')]),
+        '',
+        '### Socket.IO targets (issue 9)',
+        '',
+        sio_targets(by),
+        '',
+        '![Socket.IO chart](chart_socketio.png)',
+        '',
         '## CPU use: server / load generator / other processes on the server\'s core',
         '',
         'Percent of one core during the measurement. Server: median; load generator and '
@@ -332,7 +487,7 @@ def main() -> None:
         '(anything else running on the machine) take time from the server and lower its figures.',
         '',
         loadgen_table(by, ['handshakes', 'ws_echo_1', 'ws_echo_50', 'poll_echo_1', 'poll_echo_50']
-                      + [f'idle_{n}' for n in sizes]),
+                      + [f'idle_{n}' for n in sizes] + [g[0] for g in SIO_SPEED]),
         '',
         '![chart](chart.png)',
         '',
@@ -346,7 +501,9 @@ def main() -> None:
         md.append('')
     (out_dir / 'RESULTS.md').write_text('\n'.join(md))
     chart(by, out_dir / 'chart.png', machine)
-    print(f'wrote {out_dir / "RESULTS.md"} and {out_dir / "chart.png"}')
+    sio_chart(by, out_dir / 'chart_socketio.png', machine)
+    print(f'wrote {out_dir / "RESULTS.md"}, {out_dir / "chart.png"} and '
+          f'{out_dir / "chart_socketio.png"}')
 
 
 if __name__ == '__main__':
