@@ -9,6 +9,7 @@ import contextlib
 import inspect
 import json
 import logging
+import queue
 import secrets
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -62,6 +63,9 @@ class Server:
         self.handlers: dict[str, Handler] = {}
         self._disconnect_takes_reason = True
         self._sessions = SessionRegistry()
+        #: sessions the application may still read: from before the connect
+        #: handler until the disconnect handler returned, whatever the state
+        self._reachable: dict[str, Session] = {}
         self._backend: Backend | None = None
         self._cors = CorsPolicy(self.options.cors_allowed_origins, self.options.cors_credentials)
         self._rejects = RejectLog()
@@ -111,6 +115,19 @@ class Server:
             session.check_text(data)
         session.enqueue(Packet(PacketType.MESSAGE, data))
 
+    def send_packet(self, sid: str, pkt: Any) -> None:
+        """Send a message packet built the python-engineio way.
+
+        ``pkt`` needs ``packet_type`` (4, MESSAGE) and ``data`` (str or bytes),
+        as python-engineio's ``Packet`` has them; python-socketio sends every
+        emit this way. Other packet types are the engine's own business here
+        (heartbeat, close, upgrade) and raise ``ValueError``.
+        """
+        if pkt.packet_type != PacketType.MESSAGE:
+            raise ValueError(f'send_packet() sends MESSAGE (4) packets, not type '
+                             f'{pkt.packet_type!r}; use disconnect() to close a session')
+        self.send(sid, pkt.data)
+
     def disconnect(self, sid: str | None = None) -> None:
         """End one session, or all of them; never waits for a client."""
         sessions = list(self._sessions) if sid is None else [self._sessions.get(sid)]
@@ -132,8 +149,10 @@ class Server:
     @contextlib.contextmanager
     def session(self, sid: str) -> Iterator[dict[str, Any]]:
         data = self.get_session(sid)
-        yield data
-        self.save_session(sid, data)
+        try:
+            yield data
+        finally:
+            self.save_session(sid, data)
 
     def start_background_task(self, target: Callable[..., Any], *args: Any,
                               **kwargs: Any) -> Task:
@@ -147,6 +166,10 @@ class Server:
 
     def create_event(self) -> Any:
         return self.backend.event()
+
+    def get_queue_empty_exception(self) -> type[Exception]:
+        """What ``create_queue()`` queues raise when empty (gevent's is the same)."""
+        return queue.Empty
 
     def shutdown(self) -> None:
         """Close every session (clients receive ``1``), waiting at most
@@ -252,8 +275,10 @@ class Server:
         if limited == 'client':
             raise TooManyRequests(
                 f'{options.max_sessions_per_client} sessions from {session.client}')
+        self._reachable[session.sid] = session
         refusal = self._call_connect(session.sid, request.environ)
         if refusal is not None:
+            self._reachable.pop(session.sid, None)
             self._sessions.remove(session)
             raise Forbidden(f'connect handler refused: {refusal}', message=refusal)
         upgrades = (['websocket'] if request.transport == 'polling'
@@ -328,19 +353,22 @@ class Server:
 
     def _call_disconnect(self, session: Session, reason: str) -> None:
         handler = self.handlers.get('disconnect')
-        if handler is None:
-            return
         try:
+            if handler is None:
+                return
             if self._disconnect_takes_reason:
                 handler(session.sid, reason)
             else:
                 handler(session.sid)
         except Exception:
             logger.exception('%s disconnect handler failed', session.sid)
+        finally:
+            # the session's data and transport are readable until now, for every reason
+            self._reachable.pop(session.sid, None)
 
     def _session_or_key_error(self, sid: str) -> Session:
-        session = self._sessions.get(sid)
-        if session is None or session.state is State.CLOSED:
+        session = self._reachable.get(sid)
+        if session is None:
             raise KeyError(sid)
         return session
 

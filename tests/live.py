@@ -56,12 +56,12 @@ class ServerStartError(RuntimeError):
     """The server process exited or did not answer in time."""
 
 
-def _command(kind: str, app: str) -> tuple[list[str], re.Pattern[str]]:
+def _command(kind: str, app: str, port: int = 0) -> tuple[list[str], re.Pattern[str]]:
     if kind in _GUNICORN_WORKER_ARGS:
         cmd = [
             sys.executable, '-m', 'gunicorn',
             '-w', '1',
-            '-b', '127.0.0.1:0',
+            '-b', f'127.0.0.1:{port}',
             '--graceful-timeout', '2',
             '--log-level', 'info',
             '--access-logfile', '-',
@@ -71,6 +71,8 @@ def _command(kind: str, app: str) -> tuple[list[str], re.Pattern[str]]:
         ]
         return cmd, _GUNICORN_PORT
     if kind in ('werkzeug', 'pywsgi', 'pywsgi-gws'):
+        if port:
+            raise ValueError(f'{kind} always takes a free port')
         return [sys.executable, RUNNER, kind, app], _RUNNER_PORT
     raise ValueError(f'unknown server kind {kind!r}; expected one of {", ".join(KINDS)}')
 
@@ -175,14 +177,17 @@ def _answers_http(port: int) -> bool:
 
 
 def start_server(kind: str, app: str = 'tests.apps.echo:app', env: Mapping[str, str] | None = None,
-                 timeout: float = 30.0) -> LiveServer:
+                 timeout: float = 30.0, port: int = 0) -> LiveServer:
     """Start ``app`` (``module:attribute``) in a ``kind`` server; return once it answers.
+
+    ``port``: listen there (gunicorn kinds only; e.g. to restart a server
+    where its clients expect it); 0 takes a free one.
 
     ``env`` is added to this process's environment for the server. Raises
     ``ServerStartError``, with the server's log, if it exits or does not answer
     within ``timeout`` seconds.
     """
-    cmd, port_pattern = _command(kind, app)
+    cmd, port_pattern = _command(kind, app, port)
     fd, log_path = tempfile.mkstemp(prefix=f'eio-live-{kind}-', suffix='.log')
     with os.fdopen(fd, 'wb') as log_file:
         proc = subprocess.Popen(

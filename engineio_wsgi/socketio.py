@@ -1,0 +1,52 @@
+"""python-socketio on this engine: ``Server`` is ``socketio.Server`` with
+engineio_wsgi's ``Server`` as its Engine.IO layer. Nothing global is patched:
+only servers built from this class use it.
+
+    from engineio_wsgi.socketio import Server, WSGIApp
+    sio = Server(cors_allowed_origins=[...])
+    app = WSGIApp(sio, wsgi_app)
+
+Needs python-socketio 5 (``pip install 'engineio_wsgi[socketio]'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+from .server import Server as EngineServer
+
+__all__ = ['Server', 'WSGIApp']
+
+#: options Flask-SocketIO leaves in what it gives ``socketio.Server``; they are
+#: not the engine's (python-engineio ignores every unknown name, this engine
+#: refuses them)
+_NOT_ENGINE_OPTIONS = ('message_queue',)
+
+#: only calls ``handle_request`` on the server: works as it is
+WSGIApp = socketio.WSGIApp
+
+
+class Server(socketio.Server):  # type: ignore[misc]
+    """``socketio.Server`` running on engineio_wsgi; same arguments and API."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for name in _NOT_ENGINE_OPTIONS:
+            kwargs.pop(name, None)
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.eio, EngineServer):
+            # the hook below is python-socketio's own (5.x); say so if it went away
+            raise RuntimeError(
+                f'python-socketio {getattr(socketio, "__version__", "")} did not build its '
+                'engine with _engineio_server_class(); this python-socketio version is not '
+                'supported by engineio_wsgi.socketio')
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return EngineServer
+
+    def instrument(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "the Socket.IO Admin UI instrumentation (sio.instrument()) patches python-engineio's "
+            'internal classes and does not work on engineio_wsgi; run that server on '
+            'python-engineio (socketio.Server) to use the Admin UI')

@@ -1,0 +1,96 @@
+"""engineio_wsgi.socketio and engineio_wsgi.flask_socketio in this process, on a
+real threaded werkzeug server, with python-socketio's Client: what the wire
+tests (tests/interop/test_socketio.py) do not cover.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import flask
+import pytest
+import socketio
+from werkzeug.serving import make_server
+
+import engineio_wsgi
+from engineio_wsgi.flask_socketio import SocketIO
+from engineio_wsgi.socketio import Server, WSGIApp
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Server, str]]:
+    sio = Server(async_mode='threading')
+    httpd = make_server('127.0.0.1', 0, WSGIApp(sio), threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield sio, f'http://127.0.0.1:{httpd.server_port}'
+    finally:
+        sio.shutdown()
+        httpd.shutdown()
+        thread.join(5)
+
+
+def test_engine_is_engineio_wsgi_and_reports_its_mode() -> None:
+    sio = Server(async_mode='threading')
+    assert isinstance(sio.eio, engineio_wsgi.Server)
+    assert sio.async_mode == sio.eio.async_mode == 'threading'
+    assert sio.reason.CLIENT_DISCONNECT == engineio_wsgi.Server.reason.CLIENT_DISCONNECT
+    # a plain socketio.Server is left alone: nothing is patched globally
+    assert type(socketio.Server().eio).__module__.startswith('engineio.')
+
+
+def test_instrument_fails_with_a_clear_message() -> None:
+    with pytest.raises(NotImplementedError, match='Admin UI'):
+        Server(async_mode='threading').instrument(auth=False)
+
+
+def test_shutdown_disconnects_clients(served: tuple[Server, str]) -> None:
+    sio, url = served
+    client = socketio.Client(reconnection=False)
+    gone = threading.Event()
+    client.on('disconnect', lambda *args: gone.set())
+    client.connect(url, wait_timeout=10)
+    sio.shutdown()
+    assert gone.wait(10)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        socketio.Client(reconnection=False).connect(url, wait_timeout=5)
+
+
+def test_flask_socketio_runs_on_engineio_wsgi() -> None:
+    app = flask.Flask(__name__)
+    sock = SocketIO(app, async_mode='threading', ping_interval=3)
+
+    @sock.on('ping_me')
+    def ping_me(data: Any) -> Any:
+        return data
+
+    assert isinstance(sock.server, Server)
+    assert isinstance(sock.server.eio, engineio_wsgi.Server)
+    assert sock.async_mode == sock.server.eio.async_mode == 'threading'
+    assert sock.server.eio.options.ping_interval == 3
+    assert app.wsgi_app.engineio_app is sock.server
+    httpd = make_server('127.0.0.1', 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    client = socketio.Client(reconnection=False)
+    try:
+        client.connect(f'http://127.0.0.1:{httpd.server_port}', wait_timeout=10)
+        assert client.call('ping_me', {'a': 1}, timeout=10) == {'a': 1}
+    finally:
+        client.disconnect()
+        sock.server.shutdown()
+        httpd.shutdown()
+        thread.join(5)
+
+
+def test_flask_socketio_init_app_later_and_message_queue_option() -> None:
+    # Flask-SocketIO leaves message_queue among the server's options; with no
+    # URL it is not the engine's business and must not be refused as unknown
+    sock = SocketIO(message_queue=None)
+    app = flask.Flask(__name__)
+    sock.init_app(app, async_mode='threading')
+    assert isinstance(sock.server.eio, engineio_wsgi.Server)
+    assert app.extensions['socketio'] is sock
