@@ -270,11 +270,13 @@ class Runner:
             self.idle_ping = (2, 2)
             self.idle_hold = 5
             self.broadcasts = 1
+            self.room_broadcasts = 10
         else:
             self.echo_time = dict(warmup=1, duration=5)
             self.idle_ping = (5, 5)
             self.idle_hold = 12
             self.broadcasts = 3
+            self.room_broadcasts = 20
 
     def wanted(self, name: str) -> bool:
         """Whether --scenarios asks for ``name`` (also by its group: 'idle', 'sio')."""
@@ -296,7 +298,8 @@ class Runner:
                             if k in ('rate', 'p50_ms', 'p99_ms', 'loadgen_cpu', 'server_cpu',
                                      'foreign_cpu',
                                      'rss_per_session_kib', 'alive', 'answering',
-                                     'broadcast_ms', 'errors', 'error'))
+                                     'broadcast_ms', 'server_cpu_ms_per_broadcast',
+                                     'errors', 'error'))
         print(f'  {spec.key:16} {scenario:14} #{repeat}: {summary}', flush=True)
 
     def traffic(self, spec: ServerSpec, repeat: int) -> None:
@@ -335,10 +338,16 @@ class Runner:
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
             result = run_loadgen({'scenario': 'room', 'sessions': SIO_ROOM_SIZE,
-                                  'broadcasts': 3 * self.broadcasts}, server, 240)
+                                  'broadcasts': self.room_broadcasts}, server, 240)
+            marks = result['marks']
+            per_broadcast = None
+            if 'joined' in marks and 'done' in marks and result.get('broadcasts'):
+                per_broadcast = (1000 * (marks['done']['cpu_s'] - marks['joined']['cpu_s'])
+                                 / result['broadcasts'])
             self.record(spec, name, repeat, result,
-                        server_cpu=cpu_between(result['marks'], 'joined', 'done'),
-                        foreign_cpu=foreign_between(result['marks'], 'joined', 'done'))
+                        server_cpu_ms_per_broadcast=per_broadcast,
+                        server_cpu=cpu_between(marks, 'joined', 'done'),
+                        foreign_cpu=foreign_between(marks, 'joined', 'done'))
         finally:
             server.stop()
 

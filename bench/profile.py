@@ -23,6 +23,9 @@ from pathlib import Path
 import harness
 
 SCENARIOS = dict(harness.EIO_TRAFFIC + harness.SIO_TRAFFIC)
+# emits to a room of 1,000, one after the other, for longer than the sampling
+SCENARIOS[f'sio_room_{harness.SIO_ROOM_SIZE}'] = {
+    'scenario': 'room', 'sessions': harness.SIO_ROOM_SIZE, 'broadcasts': 150}
 
 
 def summarize(raw: Path, top: int) -> str:
