@@ -365,7 +365,7 @@ def sio_chart(by: dict, path: Path, machine: dict) -> None:
     servers = [s for s in SOCKETIO if any(k[0] == s for k in by)]
     if not servers:
         return
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
     others = [s for s in servers if s != base]
     width = 0.8 / max(1, len(others))
     for i, s in enumerate(others):
@@ -379,13 +379,17 @@ def sio_chart(by: dict, path: Path, machine: dict) -> None:
         left.bar_label(bars, fmt='%.2f×', fontsize=7)
     left.axhline(1.0, color=COLORS[base], linewidth=2, label=f'{CHART_LABELS[base]} (= 1)')
     left.set_yscale('log')
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    left.yaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8, 16]))
+    left.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}×'))
+    left.yaxis.set_minor_formatter(NullFormatter())
     left.set_xticks(range(len(SIO_SPEED)))
     left.set_xticklabels([g[2] for g in SIO_SPEED], fontsize=8)
     left.set_title('Speed-up over python-socketio on python-engineio (higher is better)',
                    fontsize=10)
-    left.set_ylabel('× (rates; for the broadcast, time inverted)', fontsize=9)
+    left.set_ylabel('rates divided; for the room, times inverted', fontsize=9)
     left.grid(axis='y', alpha=0.3)
-    left.legend(fontsize=8, loc='upper left')
+    left.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=2)
     rates = [g for g in SIO_SPEED if g[1] == 'rate']
     width = 0.8 / len(servers)
     for i, s in enumerate(servers):
@@ -401,7 +405,7 @@ def sio_chart(by: dict, path: Path, machine: dict) -> None:
     right.set_xticklabels([g[2] for g in rates], fontsize=8)
     right.set_title('Acks or connects per second (higher is better)', fontsize=10)
     right.grid(axis='y', alpha=0.3)
-    right.legend(fontsize=8, loc='upper right')
+    right.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=2)
     fig.suptitle(f"Socket.IO benchmarks (gunicorn -k gevent -w 1, and Node), {machine['date']}: "
                  f"{machine['nproc']} × {machine['cpu']}", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
