@@ -190,6 +190,7 @@ async function room() {
   const connectSeconds = (now() - t0) / 1000;
   await mark('joined', { sessions: sessions.length, connect_failures: failures });
   const cpu0 = process.cpuUsage();
+  const loop0 = now();
   const times = [];
   for (let i = 0; i < broadcasts; i++) {
     const members = sessions.filter((c) => c.open);
@@ -206,6 +207,7 @@ async function room() {
     await sleep(100);
   }
   const cpu = process.cpuUsage(cpu0);
+  const loopSeconds = (now() - loop0) / 1000;
   await mark('done', { broadcasts: times.length });
   const sorted = times.slice().sort((a, b) => a - b);
   await Promise.all(sessions.map((c) => c.close(5000)));
@@ -216,6 +218,7 @@ async function room() {
     broadcasts: times.length,
     broadcast_ms: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
     broadcast_all_ms: times,
+    loadgen_cpu: (cpu.user + cpu.system) / 1e6 / loopSeconds,
     loadgen_cpu_ms_per_broadcast: times.length ? (cpu.user + cpu.system) / 1000 / times.length : null,
   };
 }
