@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 
+from .middleware import WSGIApp as BaseWSGIApp
 from .server import Server as EngineServer
 
 __all__ = ['Server', 'WSGIApp']
@@ -24,8 +25,18 @@ __all__ = ['Server', 'WSGIApp']
 #: refuses them)
 _NOT_ENGINE_OPTIONS = ('message_queue',)
 
-#: only calls ``handle_request`` on the server: works as it is
-WSGIApp = socketio.WSGIApp
+
+class WSGIApp(BaseWSGIApp):
+    """``socketio.WSGIApp``'s arguments on engineio_wsgi's ``WSGIApp``: Socket.IO
+    at ``/socket.io/``, ``static_files`` as this library serves them, everything
+    else to ``wsgi_app``. (``socketio.WSGIApp`` itself works too: it only calls
+    ``handle_request``; Flask-SocketIO uses it.)"""
+
+    def __init__(self, socketio_app: Server, wsgi_app: Any = None,
+                 static_files: dict[str, Any] | None = None,
+                 socketio_path: str = 'socket.io') -> None:
+        super().__init__(socketio_app, wsgi_app, static_files=static_files,
+                         engineio_path=socketio_path)
 
 
 class Server(socketio.Server):  # type: ignore[misc]

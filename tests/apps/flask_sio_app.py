@@ -96,15 +96,22 @@ def background(data: Any) -> str:
 
 
 @socketio.on('burst')
-def burst(count: int) -> str:
+def burst(count: int, pause_ms: float = 0) -> str:
     sid = request.sid
 
     def run() -> None:
         for i in range(count):
             socketio.emit('seq', i, to=sid)
+            if pause_ms:
+                socketio.sleep(pause_ms / 1000)
         socketio.emit('seq_done', count, to=sid)
     socketio.start_background_task(run)
     return 'started'
+
+
+@socketio.on('ask')
+def ask(question: str) -> Any:
+    return socketio.call('question', question, to=request.sid, timeout=10)
 
 
 @socketio.on('kick')
@@ -131,6 +138,11 @@ def emit_view() -> str:
 @flask_app.get('/disconnects')
 def disconnects() -> Any:
     return jsonify([d for d in DISCONNECTS if d['user'] == request.args.get('user')])
+
+
+@flask_app.get('/page')
+def page() -> str:
+    return '<!doctype html><meta charset="utf-8"><title>Socket.IO test</title>'
 
 
 @flask_app.get('/info')

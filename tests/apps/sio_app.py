@@ -10,8 +10,10 @@ application written for Flask-SocketIO; both answer the same events:
 - ``join`` ROOM enters a room; ``to_room`` ROOM, DATA emits ``room_msg`` DATA to
   the room; ``to_all`` DATA emits ``all_msg`` DATA to everyone.
 - ``bg`` DATA emits ``bg_msg`` DATA to the sender from a background task.
-- ``burst`` N emits ``seq`` 0..N-1 to the sender from a background task, then
-  ``seq_done`` N.
+- ``burst`` N [PAUSE_MS] emits ``seq`` 0..N-1 to the sender from a background
+  task (PAUSE_MS apart, default 0), then ``seq_done`` N.
+- ``ask`` Q: the server asks the sender ``question`` Q (an emit with an ack,
+  ``sio.call``) and acks the client's answer back.
 - ``kick``: the server disconnects the sender.
 - namespace ``/chat``: ``echo`` acks ``['chat', *args]``; ``whoami`` acks the
   ``/chat`` session's user (its own connect stores it too).
@@ -20,7 +22,7 @@ HTTP: ``POST /emit?room=R`` emits ``room_msg`` (the body, as text) to room R
 from a plain view and answers ``sent``; ``GET /disconnects?user=U`` answers the
 JSON list of what the disconnect handler read for that user
 (``{"user", "reason", "namespace"}``); ``GET /info`` answers
-``{"async_mode", "engine"}``.
+``{"async_mode", "engine"}``; ``GET /page`` is a blank HTML page.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ sio = Server(cors_allowed_origins='*', ping_interval=float(os.environ.get('SIO_P
              ping_timeout=float(os.environ.get('SIO_PING_TIMEOUT', 5)),
              max_http_buffer_size=2_000_000)
 DISCONNECTS: list[dict[str, Any]] = []
+#: a blank page of this origin, for browser clients
+PAGE = b'<!doctype html><meta charset="utf-8"><title>Socket.IO test</title>'
 
 
 def _user(auth: Any) -> str:
@@ -109,13 +113,20 @@ def background(sid: str, data: Any) -> str:
 
 
 @sio.on('burst')
-def burst(sid: str, count: int) -> str:
+def burst(sid: str, count: int, pause_ms: float = 0) -> str:
     def run() -> None:
         for i in range(count):
             sio.emit('seq', i, to=sid)
+            if pause_ms:
+                sio.sleep(pause_ms / 1000)
         sio.emit('seq_done', count, to=sid)
     sio.start_background_task(run)
     return 'started'
+
+
+@sio.on('ask')
+def ask(sid: str, question: str) -> Any:
+    return sio.call('question', question, to=sid, timeout=10)
 
 
 @sio.on('kick')
@@ -144,6 +155,8 @@ def http(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if path == '/disconnects':
         found = [d for d in DISCONNECTS if d['user'] == query.get('user')]
         return _answer(start_response, 'application/json', json.dumps(found).encode())
+    if path == '/page':
+        return _answer(start_response, 'text/html; charset=utf-8', PAGE)
     if path == '/info':
         info = {'async_mode': sio.async_mode, 'engine': type(sio.eio).__module__}
         return _answer(start_response, 'application/json', json.dumps(info).encode())

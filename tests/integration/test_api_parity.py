@@ -95,7 +95,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     finally:
         httpd.shutdown()
         thread.join(5)
-        eio.shutdown() if name == 'engineio_wsgi' else None
+        eio.shutdown()
 
 
 def _raises_key_error(fn: Callable[[], Any]) -> bool:
@@ -183,6 +183,22 @@ def test_parse_error_over_websocket(engine: Engine) -> None:
     ws.send('9 not a packet type')
     _assert_readable_then_gone(engine, sid, 'websocket')
     ws.close()
+
+
+def test_client_close_while_a_message_handler_runs(engine: Engine) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    @engine.eio.on('message')
+    def message(sid: str, data: Any) -> None:
+        started.set()
+        release.wait(10)
+
+    client, sid = _polling(engine)
+    assert client.post('4slow').status == 200
+    assert started.wait(5)
+    _client_close(client)
+    release.set()
+    _assert_readable_then_gone(engine, sid, 'polling')
 
 
 def test_unknown_sid_is_key_error(engine: Engine) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import flask
 import pytest
+import requests
 import socketio
 from werkzeug.serving import make_server
 
@@ -39,7 +40,7 @@ def test_engine_is_engineio_wsgi_and_reports_its_mode() -> None:
     assert sio.async_mode == sio.eio.async_mode == 'threading'
     assert sio.reason.CLIENT_DISCONNECT == engineio_wsgi.Server.reason.CLIENT_DISCONNECT
     # a plain socketio.Server is left alone: nothing is patched globally
-    assert type(socketio.Server().eio).__module__.startswith('engineio.')
+    assert type(socketio.Server(async_mode='threading').eio).__module__.startswith('engineio.')
 
 
 def test_instrument_fails_with_a_clear_message() -> None:
@@ -89,8 +90,44 @@ def test_flask_socketio_runs_on_engineio_wsgi() -> None:
 def test_flask_socketio_init_app_later_and_message_queue_option() -> None:
     # Flask-SocketIO leaves message_queue among the server's options; with no
     # URL it is not the engine's business and must not be refused as unknown
-    sock = SocketIO(message_queue=None)
+    sock = SocketIO(message_queue=None, async_mode='threading')
     app = flask.Flask(__name__)
-    sock.init_app(app, async_mode='threading')
+    sock.init_app(app)
     assert isinstance(sock.server.eio, engineio_wsgi.Server)
     assert app.extensions['socketio'] is sock
+
+
+@pytest.mark.parametrize('wrapper', ['engineio_wsgi', 'socketio'])
+def test_both_wsgi_wrappers_serve_sockets_statics_and_the_app(
+        wrapper: str, tmp_path: Any) -> None:
+    sio = Server(async_mode='threading')
+
+    @sio.on('hello')
+    def hello(sid: str, data: Any) -> Any:
+        return ['hi', data]
+
+    (tmp_path / 'a.txt').write_text('static text', encoding='utf-8')
+
+    def fallback(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'the app']
+
+    wrap = WSGIApp if wrapper == 'engineio_wsgi' else socketio.WSGIApp
+    app = wrap(sio, fallback, static_files={'/a.txt': str(tmp_path / 'a.txt')},
+               socketio_path='rt')
+    httpd = make_server('127.0.0.1', 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    url = f'http://127.0.0.1:{httpd.server_port}'
+    client = socketio.Client(reconnection=False)
+    try:
+        client.connect(url, socketio_path='rt', wait_timeout=10)
+        assert client.transport() == 'websocket'
+        assert client.call('hello', 'x', timeout=10) == ['hi', 'x']
+        assert requests.get(f'{url}/a.txt', timeout=5).text == 'static text'
+        assert requests.get(f'{url}/other', timeout=5).text == 'the app'
+    finally:
+        client.disconnect()
+        sio.shutdown()
+        httpd.shutdown()
+        thread.join(5)

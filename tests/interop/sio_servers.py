@@ -1,14 +1,12 @@
-"""The Socket.IO test applications (tests/apps/sio_app.py, flask_sio_app.py) in
-real servers, for tests/interop/test_socketio_*.py: one server per (application,
-gunicorn worker), started once and shared by every module that asks for it.
+"""Helpers for the Socket.IO interop tests: the test applications
+(tests/apps/sio_app.py, flask_sio_app.py) by name, the (application, server
+kind) pairs they run on, and what their HTTP routes and logs tell.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
-
-import pytest
 
 from tests.live import LiveServer, http_request
 
@@ -56,7 +54,3 @@ def emit_from_view(server: LiveServer, room: str, text: str) -> None:
 
 def info(server: LiveServer) -> dict[str, Any]:
     return get_json(server, '/info')  # type: ignore[no-any-return]
-
-
-def fail_with_log(server: LiveServer, message: str) -> None:
-    pytest.fail(f'{message}\n--- server log ---\n{server.log_tail(80)}')
