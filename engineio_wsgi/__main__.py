@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             import werkzeug  # noqa: F401
         except ImportError:
             print('threading mode needs werkzeug: pip install werkzeug '
-                  '(or install gevent: pip install "engineio_wsgi[gevent]")', file=sys.stderr)
+                  '(or install gevent: pip install gevent)', file=sys.stderr)
             return 1
         serve_threads(app, args.host, args.port)
     print('engineio_wsgi demo stopped', flush=True)

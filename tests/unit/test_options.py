@@ -89,3 +89,11 @@ def test_cookie_forms():
     assert Options.from_kwargs(cookie={'samesite': 'None'}).cookie == {'name': 'io',
                                                                        'samesite': 'None'}
     assert Options.from_kwargs(cookie=None).cookie is None
+
+
+def test_gevent_mode_without_gevent_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    monkeypatch.setitem(sys.modules, 'gevent', None)     # as if gevent were not installed
+    with pytest.raises(ValueError) as info:
+        Server(async_mode='gevent').backend      # the backend is made on first use
+    assert str(info.value) == 'async_mode "gevent" needs gevent: pip install gevent'
