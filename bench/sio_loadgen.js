@@ -26,6 +26,9 @@ class Client {
       forceNew: true,
       reconnection: false,
       timeout: timeoutMs,
+      // no permessage-deflate, as in every other scenario: python-engineio
+      // (simple-websocket) would accept it and compress every frame it sends
+      perMessageDeflate: false,
     });
     return new Promise((resolve, reject) => {
       this.socket.once('connect', () => resolve(this));
