@@ -166,7 +166,11 @@ class Server:
         self.proc = subprocess.Popen(['taskset', '-c', SERVER_CPU] + cmd, env=env,
                                      stdout=self.logfile, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        self.worker = self._wait_ready()
+        try:
+            self.worker = self._wait_ready()
+        except BaseException:
+            self.stop()       # nothing of a failed start stays behind
+            raise
 
     def _wait_ready(self) -> int:
         deadline = time.monotonic() + 30
@@ -263,7 +267,9 @@ class Runner:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.quick = args.quick
-        self.port = 21000 + (os.getpid() % 2000) * 10   # a fresh port per server start
+        # a fresh port per server start, below the kernel's range for outgoing
+        # connections (32768 and up here), which thousands of clients use
+        self.port = 21000 + (os.getpid() % 1000) * 10
         self.records: list[dict] = []
         if self.quick:
             self.echo_time = dict(warmup=0.5, duration=2)
@@ -288,6 +294,19 @@ class Runner:
         self.port += 1
         return self.port
 
+    def start(self, spec: ServerSpec, ping: tuple[int, int], tag: str,
+              sessions: int = 0) -> Server:
+        """Start a server on a fresh port; on another one when that port is taken."""
+        for attempt in range(3):
+            try:
+                return Server(spec, self.next_port(), ping, tag, sessions)
+            except RuntimeError:
+                log = (LOGS / f'{tag}.log').read_text(errors='replace').lower()
+                if attempt == 2 or 'address already in use' not in log:
+                    raise
+                print(f'  {spec.key}: port {self.port} was taken, trying another', flush=True)
+        raise AssertionError('unreachable')
+
     def record(self, spec: ServerSpec, scenario: str, repeat: int, result: dict, **extra) -> None:
         rec = {k: v for k, v in result.items() if k not in ('event', 'marks', 'scenario')}
         rec.update({'server': spec.key, 'label': spec.label, 'scenario': scenario,
@@ -310,7 +329,7 @@ class Runner:
         """Run the wanted ones of ``scenarios`` on one server started for them."""
         if not any(self.wanted(name) for name, _ in scenarios):
             return
-        server = Server(spec, self.next_port(), (25, 20), f'{spec.key}-traffic-{repeat}')
+        server = self.start(spec, (25, 20), f'{spec.key}-traffic-{repeat}')
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
             for name, cfg in scenarios:
@@ -333,7 +352,7 @@ class Runner:
         name = f'sio_room_{SIO_ROOM_SIZE}'
         if not self.wanted(name):
             return
-        server = Server(spec, self.next_port(), (25, 20), f'{spec.key}-{name}-{repeat}',
+        server = self.start(spec, (25, 20), f'{spec.key}-{name}-{repeat}',
                         sessions=SIO_ROOM_SIZE)
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
@@ -355,7 +374,7 @@ class Runner:
         name = f'idle_{size}'
         if not self.wanted(name):
             return
-        server = Server(spec, self.next_port(), self.idle_ping, f'{spec.key}-{name}-{repeat}',
+        server = self.start(spec, self.idle_ping, f'{spec.key}-{name}-{repeat}',
                         sessions=size)
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
