@@ -71,9 +71,7 @@ def _command(kind: str, app: str, port: int = 0) -> tuple[list[str], re.Pattern[
         ]
         return cmd, _GUNICORN_PORT
     if kind in ('werkzeug', 'pywsgi', 'pywsgi-gws'):
-        if port:
-            raise ValueError(f'{kind} always takes a free port')
-        return [sys.executable, RUNNER, kind, app], _RUNNER_PORT
+        return [sys.executable, RUNNER, kind, app], _RUNNER_PORT  # port: EIO_RUNNER_PORT
     raise ValueError(f'unknown server kind {kind!r}; expected one of {", ".join(KINDS)}')
 
 
@@ -180,14 +178,16 @@ def start_server(kind: str, app: str = 'tests.apps.echo:app', env: Mapping[str, 
                  timeout: float = 30.0, port: int = 0) -> LiveServer:
     """Start ``app`` (``module:attribute``) in a ``kind`` server; return once it answers.
 
-    ``port``: listen there (gunicorn kinds only; e.g. to restart a server
-    where its clients expect it); 0 takes a free one.
+    ``port``: listen there (e.g. to restart a server where its clients
+    expect it); 0 takes a free one.
 
     ``env`` is added to this process's environment for the server. Raises
     ``ServerStartError``, with the server's log, if it exits or does not answer
     within ``timeout`` seconds.
     """
     cmd, port_pattern = _command(kind, app, port)
+    if port:
+        env = {**(env or {}), 'EIO_RUNNER_PORT': str(port)}
     fd, log_path = tempfile.mkstemp(prefix=f'eio-live-{kind}-', suffix='.log')
     with os.fdopen(fd, 'wb') as log_file:
         proc = subprocess.Popen(

@@ -8,7 +8,8 @@ KIND is one of:
     pywsgi       gevent.pywsgi.WSGIServer, after gevent's monkey.patch_all()
     pywsgi-gws   the same with geventwebsocket's WebSocketHandler
 
-Once the socket is bound this prints ``LISTENING <port>`` on stdout, then
+It listens on a free port, or on ``$EIO_RUNNER_PORT`` when set. Once the
+socket is bound this prints ``LISTENING <port>`` on stdout, then
 serves until the process is terminated. Run it as a file (not with -m) so that
 gevent patches the process before anything else is imported.
 """
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> None:
 
         if not logging.root.handlers:
             logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-        server = make_server('127.0.0.1', 0, app, threaded=True)
+        server = make_server('127.0.0.1', _port(), app, threaded=True)
         print(f'LISTENING {server.server_port}', flush=True)
         signal.signal(signal.SIGTERM, stop)
         try:
@@ -70,10 +71,16 @@ def main(argv: list[str]) -> None:
 
         handler_class = WebSocketHandler
     extra = {'handler_class': handler_class} if handler_class else {}
-    server = WSGIServer(('127.0.0.1', 0), app, log=sys.stderr, error_log=sys.stderr, **extra)
+    server = WSGIServer(('127.0.0.1', _port()), app, log=sys.stderr, error_log=sys.stderr,
+                        **extra)
     server.init_socket()
     print(f'LISTENING {server.server_port}', flush=True)
     server.serve_forever()
+
+
+def _port() -> int:
+    # EIO_RUNNER_PORT: listen there (to restart a server where its clients expect it)
+    return int(os.environ.get('EIO_RUNNER_PORT') or 0)
 
 
 if __name__ == '__main__':

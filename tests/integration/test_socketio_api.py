@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import flask
+import flask_socketio
 import pytest
 import requests
 import socketio
@@ -131,3 +132,26 @@ def test_both_wsgi_wrappers_serve_sockets_statics_and_the_app(
         sio.shutdown()
         httpd.shutdown()
         thread.join(5)
+
+
+def test_flask_socketio_test_client_works() -> None:
+    # Flask-SocketIO's own test client (no network) keeps working for apps
+    app = flask.Flask(__name__)
+    app.config['SECRET_KEY'] = 'tests only'
+    sock = SocketIO(app, async_mode='threading')
+
+    @sock.on('connect')
+    def connect(auth: Any) -> None:
+        flask.session['user'] = 'ann'
+
+    @sock.on('echo')
+    def echo(data: Any) -> str:
+        flask_socketio.emit('back', [data, flask.session['user']])
+        return 'ok'
+
+    client = sock.test_client(app)
+    assert client.is_connected()
+    assert client.emit('echo', 1, callback=True) == 'ok'
+    assert client.get_received() == [{'name': 'back', 'args': [[1, 'ann']], 'namespace': '/'}]
+    client.disconnect()
+    assert not client.is_connected()
