@@ -301,14 +301,14 @@ def loadgen_table(by: dict, scenarios: list[str]) -> str:
     return '\n'.join(lines)
 
 
-def chart(by: dict, path: Path, machine: dict) -> None:
+def chart(by: dict, path: Path, machine: dict) -> bool:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     servers = [s for s in GEVENT + GTHREAD if any(k[0] == s for k in by)]
     if not servers:
-        return
+        return False
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
 
     def bars(ax, groups, field, title, ylabel, log=False):
@@ -355,9 +355,10 @@ def chart(by: dict, path: Path, machine: dict) -> None:
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     fig.savefig(path, dpi=100)
+    return True
 
 
-def sio_chart(by: dict, path: Path, machine: dict) -> None:
+def sio_chart(by: dict, path: Path, machine: dict) -> bool:
     """Speed-ups over python-socketio on python-engineio: as measured, and per CPU-second."""
     import matplotlib
     matplotlib.use('Agg')
@@ -368,7 +369,7 @@ def sio_chart(by: dict, path: Path, machine: dict) -> None:
     servers = [s for s in SOCKETIO if any(k[0] == s for k in by)]
     others = [s for s in servers if s != base]
     if not others:
-        return
+        return False
     fig, axes = plt.subplots(1, 2, figsize=(14, 6))
 
     def panel(ax, per_cpu: bool, title: str, ylabel: str) -> None:
@@ -402,6 +403,46 @@ def sio_chart(by: dict, path: Path, machine: dict) -> None:
                  f"{machine['nproc']} × {machine['cpu']}", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=100)
+    return True
+
+
+def sio_section(by: dict) -> list[str]:
+    """The Socket.IO part of RESULTS.md; nothing when the run had no Socket.IO server."""
+    if not any(server in SOCKETIO for server, _ in by):
+        return []
+    return [
+        '## Socket.IO: python-socketio on engineio_wsgi, on python-engineio, and Node',
+        '',
+        'The same python-socketio application (`servers/sio_app.py`) under '
+        '`gunicorn -k gevent -w 1`, once on engineio_wsgi and once on python-engineio, and '
+        'the same events on Node\'s socket.io 4 (`servers/node_sio_server.js`). The load '
+        'generator (`sio_loadgen.js`) runs the official socket.io-client 4: `emit(\'echo\', '
+        '100 bytes)` answered by its acknowledgement, one in flight per client, over '
+        'WebSocket (without permessage-deflate, which socket.io-client offers by default and '
+        'python-engineio accepts: it would compress every frame it sends) or long-polling '
+        'only; new clients connecting over long-polling (Engine.IO '
+        'handshake, Socket.IO CONNECT and its answer) and disconnecting, 20 at a time; '
+        '1,000 WebSocket clients in one room, one of them asks the server to emit 100 bytes '
+        'to the room: the time until all 1,000 have it (median of the broadcasts), and the '
+        'server\'s CPU time per emit. The room\'s members are minimal Socket.IO clients on '
+        '`ws` (CONNECT, join with an acknowledgement, count the event, answer pings): '
+        'socket.io-client decoding 1,000 events takes the load generator\'s core about '
+        '50 ms, more than the fastest server needs, and would hide the difference; even '
+        'so, receiving 1,000 WebSocket messages costs the load generator about 20 ms, a '
+        'floor for that figure. '
+        'Speed-up: a ratio of rates, or for the room the inverse ratio of times.',
+        '',
+        table(by, SOCKETIO, SIO_ROWS,
+              [('sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
+               ('sio-node', 'sio-pyeio-gevent', 'Node ÷ python-engineio')]),
+        '',
+        '### Socket.IO targets (issue 9)',
+        '',
+        sio_targets(by),
+        '',
+        '![Socket.IO chart](chart_socketio.png)',
+        '',
+    ]
 
 
 def main() -> None:
@@ -455,37 +496,7 @@ def main() -> None:
         '',
         targets(by),
         '',
-        '## Socket.IO: python-socketio on engineio_wsgi, on python-engineio, and Node',
-        '',
-        'The same python-socketio application (`servers/sio_app.py`) under '
-        '`gunicorn -k gevent -w 1`, once on engineio_wsgi and once on python-engineio, and '
-        'the same events on Node\'s socket.io 4 (`servers/node_sio_server.js`). The load '
-        'generator (`sio_loadgen.js`) runs the official socket.io-client 4: `emit(\'echo\', '
-        '100 bytes)` answered by its acknowledgement, one in flight per client, over '
-        'WebSocket (without permessage-deflate, which socket.io-client offers by default and '
-        'python-engineio accepts: it would compress every frame it sends) or long-polling '
-        'only; new clients connecting over long-polling (Engine.IO '
-        'handshake, Socket.IO CONNECT and its answer) and disconnecting, 20 at a time; '
-        '1,000 WebSocket clients in one room, one of them asks the server to emit 100 bytes '
-        'to the room: the time until all 1,000 have it (median of the broadcasts), and the '
-        'server\'s CPU time per emit. The room\'s members are minimal Socket.IO clients on '
-        '`ws` (CONNECT, join with an acknowledgement, count the event, answer pings): '
-        'socket.io-client decoding 1,000 events takes the load generator\'s core about '
-        '50 ms, more than the fastest server needs, and would hide the difference; even '
-        'so, receiving 1,000 WebSocket messages costs the load generator about 20 ms, a '
-        'floor for that figure. '
-        'Speed-up: a ratio of rates, or for the room the inverse ratio of times.',
-        '',
-        table(by, SOCKETIO, SIO_ROWS,
-              [('sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
-               ('sio-node', 'sio-pyeio-gevent', 'Node ÷ python-engineio')]),
-        '',
-        '### Socket.IO targets (issue 9)',
-        '',
-        sio_targets(by),
-        '',
-        '![Socket.IO chart](chart_socketio.png)',
-        '',
+        *sio_section(by),
         '## CPU use: server / load generator / other processes on the server\'s core',
         '',
         'Percent of one core during the measurement. Server: median; load generator and '
@@ -507,10 +518,11 @@ def main() -> None:
                       f"{r.get('error') or ''} {r.get('error_kinds') or ''}".rstrip())
         md.append('')
     (out_dir / 'RESULTS.md').write_text('\n'.join(md))
-    chart(by, out_dir / 'chart.png', machine)
-    sio_chart(by, out_dir / 'chart_socketio.png', machine)
-    print(f'wrote {out_dir / "RESULTS.md"}, {out_dir / "chart.png"} and '
-          f'{out_dir / "chart_socketio.png"}')
+    written = [out_dir / 'RESULTS.md']
+    for draw, name in ((chart, 'chart.png'), (sio_chart, 'chart_socketio.png')):
+        if draw(by, out_dir / name, machine):
+            written.append(out_dir / name)
+    print('wrote ' + ', '.join(str(p) for p in written))
 
 
 if __name__ == '__main__':
