@@ -4,7 +4,7 @@ whose Socket.IO server runs on engineio_wsgi. Nothing global is patched.
     from engineio_wsgi.flask_socketio import SocketIO
     socketio = SocketIO(app)          # everything else as in Flask-SocketIO
 
-Needs Flask-SocketIO 5 (``pip install 'engineio_wsgi[socketio]' flask-socketio``).
+Needs Flask-SocketIO 5 (this package's ``flask-socketio`` extra).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ only servers built from this class use it.
     sio = Server(cors_allowed_origins=[...])
     app = WSGIApp(sio, wsgi_app)
 
-Needs python-socketio 5 (``pip install 'engineio_wsgi[socketio]'``).
+Needs python-socketio 5 (this package's ``socketio`` extra).
 """
 
 from __future__ import annotations

@@ -201,6 +201,18 @@ def test_client_close_while_a_message_handler_runs(engine: Engine) -> None:
     _assert_readable_then_gone(engine, sid, 'polling')
 
 
+def test_session_context_saves_even_when_its_block_raises(engine: Engine) -> None:
+    _, sid = _polling(engine)
+    with pytest.raises(RuntimeError), engine.eio.session(sid) as data:
+        data['step'] = 1
+        engine.eio.save_session(sid, {'overwritten': True})
+        raise RuntimeError('in the block')
+    # leaving the block saved the context's dict, exception or not
+    assert engine.eio.get_session(sid) == {'user': 'ada', 'step': 1}
+    engine.eio.save_session(sid, {'replaced': True})
+    assert engine.eio.get_session(sid) == {'replaced': True}
+
+
 def test_unknown_sid_is_key_error(engine: Engine) -> None:
     assert _raises_key_error(lambda: engine.eio.get_session('nope'))
     assert _raises_key_error(lambda: engine.eio.transport('nope'))

@@ -155,3 +155,15 @@ def test_flask_socketio_test_client_works() -> None:
     assert client.get_received() == [{'name': 'back', 'args': [[1, 'ann']], 'namespace': '/'}]
     client.disconnect()
     assert not client.is_connected()
+
+
+def test_a_python_socketio_without_the_engine_hook_is_refused_clearly() -> None:
+    import engineio
+
+    class OldStyle(Server):
+        # what a python-socketio that ignored the hook would build
+        def _engineio_server_class(self) -> Any:
+            return engineio.Server
+
+    with pytest.raises(RuntimeError, match='not supported by engineio_wsgi.socketio'):
+        OldStyle(async_mode='threading')
