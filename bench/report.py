@@ -406,6 +406,20 @@ def sio_chart(by: dict, path: Path, machine: dict) -> bool:
     return True
 
 
+def noise_warning(by: dict, limit: float = 0.2) -> list[str]:
+    """A warning when other processes took much of the server's core in some measurement."""
+    noisy = sorted({(r['server'], r['scenario']) for recs in by.values() for r in recs
+                    if (r.get('foreign_cpu') or 0) > limit})
+    if not noisy:
+        return []
+    worst = max(r.get('foreign_cpu') or 0 for recs in by.values() for r in recs)
+    return [f'**Warning**: other processes took more than {100 * limit:.0f} % of the '
+            f"server's core during {len(noisy)} of the measurements (up to {100 * worst:.0f} %, "
+            'see the last table): those figures are low and their ratios unreliable; the '
+            'per-CPU-second ratios hold up better. Run on a quiet machine for figures to keep.',
+            '']
+
+
 def sio_section(by: dict) -> list[str]:
     """The Socket.IO part of RESULTS.md; nothing when the run had no Socket.IO server."""
     if not any(server in SOCKETIO for server, _ in by):
@@ -482,6 +496,7 @@ def main() -> None:
         f"memory (`VmRSS`, the gunicorn worker's process tree; Node's process) divided by the "
         f"number of sessions.",
         '',
+        *noise_warning(by),
         '## gevent (`gunicorn -k gevent -w 1`) and Node',
         '',
         table(by, GEVENT, rows, [('eiowsgi-gevent', 'pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
