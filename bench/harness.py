@@ -67,6 +67,10 @@ def server_specs(quick: bool) -> list[ServerSpec]:
                    'gunicorn', 'sio_pyeio:app', protocol='sio'),
         ServerSpec('sio-node', 'Node socket.io 4', 'node', 'node', 'node_sio_server.js',
                    protocol='sio'),
+        ServerSpec('sio-eiowsgi-gthread', 'python-socketio on engineio_wsgi (gthread)',
+                   'threading', 'gunicorn', 'sio_eiowsgi:app', threads=200, protocol='sio'),
+        ServerSpec('sio-pyeio-gthread', 'python-socketio on python-engineio (gthread)',
+                   'threading', 'gunicorn', 'sio_pyeio:app', threads=200, protocol='sio'),
     ]
 
 #: Engine.IO scenarios: (name, loadgen.js configuration)
@@ -498,7 +502,7 @@ def snapshot_library() -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--quick', action='store_true', help='one short repeat (about 3 minutes)')
+    parser.add_argument('--quick', action='store_true', help='one short repeat (about 4 minutes)')
     parser.add_argument('--repeats', type=int, default=0)
     parser.add_argument('--servers', nargs='*', help='only these server keys')
     parser.add_argument('--scenarios', nargs='*',

@@ -15,7 +15,10 @@ RESULTS = Path(__file__).resolve().parent / 'results'
 GEVENT = ['eiowsgi-gevent', 'pyeio-gevent', 'node']
 GTHREAD = ['eiowsgi-gthread', 'pyeio-gthread']
 SOCKETIO = ['sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'sio-node']
+SOCKETIO_GTHREAD = ['sio-eiowsgi-gthread', 'sio-pyeio-gthread']
 LABELS = {
+    'sio-eiowsgi-gthread': 'python-socketio on engineio_wsgi',
+    'sio-pyeio-gthread': 'python-socketio on python-engineio',
     'sio-eiowsgi-gevent': 'python-socketio on engineio_wsgi',
     'sio-pyeio-gevent': 'python-socketio on python-engineio',
     'sio-node': 'Node socket.io 4',
@@ -26,6 +29,8 @@ LABELS = {
     'pyeio-gthread': 'python-engineio',
 }
 CHART_LABELS = {
+    'sio-eiowsgi-gthread': 'python-socketio on engineio_wsgi gthread',
+    'sio-pyeio-gthread': 'python-socketio on python-engineio gthread',
     'sio-eiowsgi-gevent': 'python-socketio on engineio_wsgi',
     'sio-pyeio-gevent': 'python-socketio on python-engineio',
     'sio-node': 'Node socket.io 4',
@@ -36,6 +41,8 @@ CHART_LABELS = {
     'pyeio-gthread': 'python-engineio gthread',
 }
 COLORS = {
+    'sio-eiowsgi-gthread': '#9ecae1',
+    'sio-pyeio-gthread': '#fdae6b',
     'sio-eiowsgi-gevent': '#1f77b4',
     'sio-pyeio-gevent': '#ff7f0e',
     'sio-node': '#2ca02c',
@@ -282,7 +289,7 @@ def sio_targets(by: dict) -> str:
 
 
 def loadgen_table(by: dict, scenarios: list[str]) -> str:
-    servers = GEVENT + GTHREAD + SOCKETIO
+    servers = GEVENT + GTHREAD + SOCKETIO + SOCKETIO_GTHREAD
     head = ['scenario', *[CHART_LABELS[s] for s in servers]]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for sc in scenarios:
@@ -422,7 +429,7 @@ def noise_warning(by: dict, limit: float = 0.2) -> list[str]:
 
 def sio_section(by: dict) -> list[str]:
     """The Socket.IO part of RESULTS.md; nothing when the run had no Socket.IO server."""
-    if not any(server in SOCKETIO for server, _ in by):
+    if not any(server in SOCKETIO + SOCKETIO_GTHREAD for server, _ in by):
         return []
     return [
         '## Socket.IO: python-socketio on engineio_wsgi, on python-engineio, and Node',
@@ -449,6 +456,14 @@ def sio_section(by: dict) -> list[str]:
         table(by, SOCKETIO, SIO_ROWS,
               [('sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
                ('sio-node', 'sio-pyeio-gevent', 'Node ÷ python-engineio')]),
+        '',
+        '### Socket.IO in threading mode (`gunicorn -k gthread -w 1`)',
+        '',
+        'The same application and scenarios with `async_mode=\'threading\'` (threads: 200, '
+        'sessions + 100 for the room).',
+        '',
+        table(by, SOCKETIO_GTHREAD, SIO_ROWS,
+              [('sio-eiowsgi-gthread', 'sio-pyeio-gthread', 'engineio_wsgi ÷ python-engineio')]),
         '',
         '### Socket.IO targets (issue 9)',
         '',
