@@ -86,6 +86,9 @@ SIO_TRAFFIC = [
     ('sio_connects', {'scenario': 'connects', 'concurrency': 20}),
     ('sio_ack_ws_1', {'scenario': 'ack', 'transport': 'websocket', 'sessions': 1}),
     ('sio_ack_ws_50', {'scenario': 'ack', 'transport': 'websocket', 'sessions': 50}),
+    # socket.io-client's default options, as browsers too: permessage-deflate offered
+    ('sio_ack_ws_50_defaults', {'scenario': 'ack', 'transport': 'websocket', 'sessions': 50,
+                                'defaults': True}),
     ('sio_ack_poll_1', {'scenario': 'ack', 'transport': 'polling', 'sessions': 1}),
     ('sio_ack_poll_50', {'scenario': 'ack', 'transport': 'polling', 'sessions': 50}),
 ]

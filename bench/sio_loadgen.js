@@ -26,9 +26,10 @@ class Client {
       forceNew: true,
       reconnection: false,
       timeout: timeoutMs,
-      // no permessage-deflate, as in every other scenario: python-engineio
-      // (simple-websocket) would accept it and compress every frame it sends
-      perMessageDeflate: false,
+      // no permessage-deflate, as in the Engine.IO scenarios: python-engineio
+      // (simple-websocket) accepts it and compresses every frame it sends.
+      // cfg.defaults keeps socket.io-client's own default (offered from 1 kB)
+      perMessageDeflate: cfg.defaults ? { threshold: 1024 } : false,
     });
     return new Promise((resolve, reject) => {
       this.socket.once('connect', () => resolve(this));
