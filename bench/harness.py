@@ -1,5 +1,9 @@
 """Run the benchmark scenarios against every server and save the raw results.
 
+Two families share one run: Engine.IO echo servers (``loadgen.js``) and
+Socket.IO servers (python-socketio on engineio_wsgi, on python-engineio, and
+Node's socket.io 4; ``sio_loadgen.js``).
+
 Started by ``bench/run`` inside ``bench/.venv``; see the README's "Benchmarks"
 section. Each server runs pinned to CPU 0, the Node load generator to CPU 1.
 Writes ``results/results.json``, then calls ``report.py`` for the table and chart.
@@ -38,7 +42,8 @@ class ServerSpec:
     label: str
     mode: str                    # 'gevent' or 'threading' (Node: 'node')
     kind: str                    # 'gunicorn' or 'node'
-    module: str = ''
+    module: str = ''             # gunicorn: the app; node: the script in servers/
+    protocol: str = 'eio'        # 'eio' (Engine.IO echo) or 'sio' (Socket.IO)
     threads: int = 0             # gthread only
     idle_sizes: list[int] = field(default_factory=list)
 
@@ -50,12 +55,44 @@ def server_specs(quick: bool) -> list[ServerSpec]:
                    'eiowsgi_echo:app', idle_sizes=full_idle + ([] if quick else [10000])),
         ServerSpec('pyeio-gevent', 'python-engineio (gevent)', 'gevent', 'gunicorn',
                    'pyeio_echo:app', idle_sizes=full_idle),
-        ServerSpec('node', 'Node engine.io 6', 'node', 'node', idle_sizes=full_idle),
+        ServerSpec('node', 'Node engine.io 6', 'node', 'node', 'node_server.js',
+                   idle_sizes=full_idle),
         ServerSpec('eiowsgi-gthread', 'engineio_wsgi (gthread)', 'threading', 'gunicorn',
                    'eiowsgi_echo:app', threads=200, idle_sizes=[] if quick else [1000]),
         ServerSpec('pyeio-gthread', 'python-engineio (gthread)', 'threading', 'gunicorn',
                    'pyeio_echo:app', threads=200, idle_sizes=[] if quick else [1000]),
+        ServerSpec('sio-eiowsgi-gevent', 'python-socketio on engineio_wsgi (gevent)', 'gevent',
+                   'gunicorn', 'sio_eiowsgi:app', protocol='sio'),
+        ServerSpec('sio-pyeio-gevent', 'python-socketio on python-engineio (gevent)', 'gevent',
+                   'gunicorn', 'sio_pyeio:app', protocol='sio'),
+        ServerSpec('sio-node', 'Node socket.io 4', 'node', 'node', 'node_sio_server.js',
+                   protocol='sio'),
+        ServerSpec('sio-eiowsgi-gthread', 'python-socketio on engineio_wsgi (gthread)',
+                   'threading', 'gunicorn', 'sio_eiowsgi:app', threads=200, protocol='sio'),
+        ServerSpec('sio-pyeio-gthread', 'python-socketio on python-engineio (gthread)',
+                   'threading', 'gunicorn', 'sio_pyeio:app', threads=200, protocol='sio'),
     ]
+
+#: Engine.IO scenarios: (name, loadgen.js configuration)
+EIO_TRAFFIC = [
+    ('handshakes', {'scenario': 'handshakes', 'concurrency': 20}),
+    ('ws_echo_1', {'scenario': 'echo', 'transport': 'websocket', 'sessions': 1}),
+    ('ws_echo_50', {'scenario': 'echo', 'transport': 'websocket', 'sessions': 50}),
+    ('poll_echo_1', {'scenario': 'echo', 'transport': 'polling', 'sessions': 1}),
+    ('poll_echo_50', {'scenario': 'echo', 'transport': 'polling', 'sessions': 50}),
+]
+#: Socket.IO scenarios: (name, sio_loadgen.js configuration)
+SIO_TRAFFIC = [
+    ('sio_connects', {'scenario': 'connects', 'concurrency': 20}),
+    ('sio_ack_ws_1', {'scenario': 'ack', 'transport': 'websocket', 'sessions': 1}),
+    ('sio_ack_ws_50', {'scenario': 'ack', 'transport': 'websocket', 'sessions': 50}),
+    # socket.io-client's default options, as browsers too: permessage-deflate offered
+    ('sio_ack_ws_50_defaults', {'scenario': 'ack', 'transport': 'websocket', 'sessions': 50,
+                                'defaults': True}),
+    ('sio_ack_poll_1', {'scenario': 'ack', 'transport': 'polling', 'sessions': 1}),
+    ('sio_ack_poll_50', {'scenario': 'ack', 'transport': 'polling', 'sessions': 50}),
+]
+SIO_ROOM_SIZE = 1000
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -118,7 +155,7 @@ class Server:
                    BENCH_ASYNC_MODE=spec.mode if spec.kind == 'gunicorn' else '',
                    PYTHONUNBUFFERED='1')
         if spec.kind == 'node':
-            cmd = ['node', str(BENCH / 'servers' / 'node_server.js'), str(port)]
+            cmd = ['node', str(BENCH / 'servers' / spec.module), str(port)]
         else:
             cmd = [str(VENV_BIN / 'gunicorn'), '-w', '1', '-b', f'127.0.0.1:{port}',
                    '--chdir', str(BENCH / 'servers'), '--backlog', '4096',
@@ -136,7 +173,11 @@ class Server:
         self.proc = subprocess.Popen(['taskset', '-c', SERVER_CPU] + cmd, env=env,
                                      stdout=self.logfile, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        self.worker = self._wait_ready()
+        try:
+            self.worker = self._wait_ready()
+        except BaseException:
+            self.stop()       # nothing of a failed start stays behind
+            raise
 
     def _wait_ready(self) -> int:
         deadline = time.monotonic() + 30
@@ -184,7 +225,8 @@ class Server:
 def run_loadgen(cfg: dict, server: Server, timeout: float) -> dict:
     """Run one scenario; sample the server at every mark. Returns the result plus samples."""
     cfg = dict(cfg, port=server.port, interactive=True, deadline=timeout)
-    proc = subprocess.Popen(['taskset', '-c', LOADGEN_CPU, 'node', str(BENCH / 'loadgen.js'),
+    script = 'sio_loadgen.js' if server.spec.protocol == 'sio' else 'loadgen.js'
+    proc = subprocess.Popen(['taskset', '-c', LOADGEN_CPU, 'node', str(BENCH / script),
                              json.dumps(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=server.logfile, text=True, bufsize=1)
     killer = threading.Timer(timeout + 30, proc.kill)
@@ -232,22 +274,45 @@ class Runner:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.quick = args.quick
-        self.port = 21000 + (os.getpid() % 2000) * 10   # a fresh port per server start
+        # a fresh port per server start, below the kernel's range for outgoing
+        # connections (32768 and up here), which thousands of clients use
+        self.port = 21000 + (os.getpid() % 1000) * 10
         self.records: list[dict] = []
         if self.quick:
             self.echo_time = dict(warmup=0.5, duration=2)
             self.idle_ping = (2, 2)
             self.idle_hold = 5
             self.broadcasts = 1
+            self.room_broadcasts = 10
         else:
             self.echo_time = dict(warmup=1, duration=5)
             self.idle_ping = (5, 5)
             self.idle_hold = 12
             self.broadcasts = 3
+            self.room_broadcasts = 20
+
+    def wanted(self, name: str) -> bool:
+        """Whether --scenarios asks for ``name`` (also by its group: 'idle', 'sio')."""
+        chosen = self.args.scenarios
+        group = 'sio' if name.startswith('sio_') else 'idle' if name.startswith('idle_') else None
+        return not chosen or name in chosen or group in chosen
 
     def next_port(self) -> int:
         self.port += 1
         return self.port
+
+    def start(self, spec: ServerSpec, ping: tuple[int, int], tag: str,
+              sessions: int = 0) -> Server:
+        """Start a server on a fresh port; on another one when that port is taken."""
+        for attempt in range(3):
+            try:
+                return Server(spec, self.next_port(), ping, tag, sessions)
+            except RuntimeError:
+                log = (LOGS / f'{tag}.log').read_text(errors='replace').lower()
+                if attempt == 2 or 'address already in use' not in log:
+                    raise
+                print(f'  {spec.key}: port {self.port} was taken, trying another', flush=True)
+        raise AssertionError('unreachable')
 
     def record(self, spec: ServerSpec, scenario: str, repeat: int, result: dict, **extra) -> None:
         rec = {k: v for k, v in result.items() if k not in ('event', 'marks', 'scenario')}
@@ -259,21 +324,23 @@ class Runner:
                             if k in ('rate', 'p50_ms', 'p99_ms', 'loadgen_cpu', 'server_cpu',
                                      'foreign_cpu',
                                      'rss_per_session_kib', 'alive', 'answering',
-                                     'broadcast_ms', 'errors', 'error'))
+                                     'broadcast_ms', 'server_cpu_ms_per_broadcast',
+                                     'errors', 'error'))
         print(f'  {spec.key:16} {scenario:14} #{repeat}: {summary}', flush=True)
 
     def traffic(self, spec: ServerSpec, repeat: int) -> None:
         """Handshakes and echo scenarios, on one server started for them."""
-        server = Server(spec, self.next_port(), (25, 20), f'{spec.key}-traffic-{repeat}')
+        self.echo_scenarios(spec, repeat, EIO_TRAFFIC)
+
+    def echo_scenarios(self, spec: ServerSpec, repeat: int, scenarios: list) -> None:
+        """Run the wanted ones of ``scenarios`` on one server started for them."""
+        if not any(self.wanted(name) for name, _ in scenarios):
+            return
+        server = self.start(spec, (25, 20), f'{spec.key}-traffic-{repeat}')
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
-            scenarios = [('handshakes', {'scenario': 'handshakes', 'concurrency': 20}),
-                         ('ws_echo_1', {'scenario': 'echo', 'transport': 'websocket', 'sessions': 1}),
-                         ('ws_echo_50', {'scenario': 'echo', 'transport': 'websocket', 'sessions': 50}),
-                         ('poll_echo_1', {'scenario': 'echo', 'transport': 'polling', 'sessions': 1}),
-                         ('poll_echo_50', {'scenario': 'echo', 'transport': 'polling', 'sessions': 50})]
             for name, cfg in scenarios:
-                if self.args.scenarios and name not in self.args.scenarios:
+                if not self.wanted(name):
                     continue
                 result = run_loadgen(dict(cfg, **self.echo_time), server, 120)
                 self.record(spec, name, repeat, result,
@@ -283,11 +350,38 @@ class Runner:
         finally:
             server.stop()
 
+    def sio_traffic(self, spec: ServerSpec, repeat: int) -> None:
+        """Socket.IO connects and acknowledged emits, on one server started for them."""
+        self.echo_scenarios(spec, repeat, SIO_TRAFFIC)
+
+    def sio_room(self, spec: ServerSpec, repeat: int) -> None:
+        """Emit to a room of SIO_ROOM_SIZE WebSocket clients: time until all have it."""
+        name = f'sio_room_{SIO_ROOM_SIZE}'
+        if not self.wanted(name):
+            return
+        server = self.start(spec, (25, 20), f'{spec.key}-{name}-{repeat}',
+                        sessions=SIO_ROOM_SIZE)
+        try:
+            run_loadgen({'scenario': 'warm'}, server, 30)
+            result = run_loadgen({'scenario': 'room', 'sessions': SIO_ROOM_SIZE,
+                                  'broadcasts': self.room_broadcasts}, server, 240)
+            marks = result['marks']
+            per_broadcast = None
+            if 'joined' in marks and 'done' in marks and result.get('broadcasts'):
+                per_broadcast = (1000 * (marks['done']['cpu_s'] - marks['joined']['cpu_s'])
+                                 / result['broadcasts'])
+            self.record(spec, name, repeat, result,
+                        server_cpu_ms_per_broadcast=per_broadcast,
+                        server_cpu=cpu_between(marks, 'joined', 'done'),
+                        foreign_cpu=foreign_between(marks, 'joined', 'done'))
+        finally:
+            server.stop()
+
     def idle(self, spec: ServerSpec, size: int, repeat: int) -> None:
         name = f'idle_{size}'
-        if self.args.scenarios and name not in self.args.scenarios and 'idle' not in self.args.scenarios:
+        if not self.wanted(name):
             return
-        server = Server(spec, self.next_port(), self.idle_ping, f'{spec.key}-{name}-{repeat}',
+        server = self.start(spec, self.idle_ping, f'{spec.key}-{name}-{repeat}',
                         sessions=size)
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
@@ -316,7 +410,11 @@ class Runner:
         for repeat in range(1, repeats + 1):
             print(f'repeat {repeat}/{repeats}', flush=True)
             for spec in specs:
-                self.guarded(self.traffic, spec, repeat)
+                if spec.protocol == 'sio':
+                    self.guarded(self.sio_traffic, spec, repeat)
+                    self.guarded(self.sio_room, spec, repeat)
+                else:
+                    self.guarded(self.traffic, spec, repeat)
             for spec in specs:
                 for size in spec.idle_sizes:
                     if size >= 10000 and repeat > 1:
@@ -348,14 +446,14 @@ def machine() -> dict:
             return '?'
     pkgs = {}
     from importlib.metadata import PackageNotFoundError, version as pkg_version
-    for name in ('engineio_wsgi', 'python-engineio', 'gunicorn', 'gevent', 'simple-websocket',
-                 'websockets', 'wsproto'):
+    for name in ('engineio_wsgi', 'python-engineio', 'python-socketio', 'gunicorn', 'gevent',
+                 'simple-websocket', 'websockets', 'wsproto'):
         try:
             pkgs[name] = pkg_version(name)
         except PackageNotFoundError:
             pkgs[name] = None
     node_pkgs = {}
-    for name in ('engine.io', 'ws'):
+    for name in ('engine.io', 'ws', 'socket.io', 'socket.io-client'):
         try:
             node_pkgs[name] = json.loads((BENCH / 'node_modules' / name / 'package.json')
                                          .read_text())['version']
@@ -407,10 +505,11 @@ def snapshot_library() -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--quick', action='store_true', help='one short repeat (about 2 minutes)')
+    parser.add_argument('--quick', action='store_true', help='one short repeat (about 4 minutes)')
     parser.add_argument('--repeats', type=int, default=0)
     parser.add_argument('--servers', nargs='*', help='only these server keys')
-    parser.add_argument('--scenarios', nargs='*', help='only these scenarios (e.g. ws_echo_50 idle)')
+    parser.add_argument('--scenarios', nargs='*',
+                        help='only these scenarios, or groups: idle, sio (e.g. ws_echo_50 idle)')
     parser.add_argument('--output', default=str(RESULTS / 'results.json'))
     args = parser.parse_args()
     if shutil.which('taskset') is None:

@@ -3,88 +3,18 @@
 //
 //   node loadgen.js '<json>'
 //
-// The JSON names a scenario and its parameters (see SCENARIOS below). Events
-// are written to stdout as JSON lines. At a {"event":"mark"} line the
-// generator waits for one line on stdin before it goes on (the harness samples
-// the server's CPU and memory there); the load keeps running meanwhile. The
-// last line is {"event":"result", ...}. Diagnostics go to stderr.
+// The JSON names a scenario and its parameters (see the scenarios at the
+// end); common.js describes the talk with the harness.
 'use strict';
 
 const http = require('http');
-const readline = require('readline');
-const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
+const { cfg, now, sleep, mark, Recorder, countError, connectAll, run } = require('./common');
 
-const cfg = JSON.parse(process.argv[2] || '{}');
 const HOST = cfg.host || '127.0.0.1';
 const PORT = cfg.port;
 const PATH = cfg.path || '/engine.io/';
 const SEP = '\x1e';
-
-const now = () => performance.now();
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
-const log = (...args) => process.stderr.write(args.join(' ') + '\n');
-
-// Never run away: a hard deadline for the whole process.
-setTimeout(() => {
-  log('loadgen: hard deadline reached');
-  emit({ event: 'result', error: 'hard deadline reached' });
-  process.exit(3);
-}, 1000 * (cfg.deadline || 300)).unref();
-
-// -- stdin handshake with the harness ----------------------------------------
-
-const stdinLines = [];
-const stdinWaiters = [];
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  if (stdinWaiters.length) stdinWaiters.shift()(line);
-  else stdinLines.push(line);
-});
-
-function mark(name, extra) {
-  emit({ event: 'mark', name, ...extra });
-  if (!cfg.interactive) return Promise.resolve('');
-  if (stdinLines.length) return Promise.resolve(stdinLines.shift());
-  return new Promise((resolve) => stdinWaiters.push(resolve));
-}
-
-// -- statistics ----------------------------------------------------------------
-
-class Recorder {
-  constructor() { this.reset(); }
-  reset() {
-    this.count = 0;
-    this.samples = [];
-    this.t0 = now();
-    this.cpu0 = process.cpuUsage();
-  }
-  add(latencyMs) {
-    this.count += 1;
-    this.samples.push(latencyMs);
-  }
-  summary() {
-    const elapsed = (now() - this.t0) / 1000;
-    const cpu = process.cpuUsage(this.cpu0);
-    const sorted = Float64Array.from(this.samples).sort();
-    const q = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : null);
-    return {
-      count: this.count,
-      seconds: elapsed,
-      rate: this.count / elapsed,
-      p50_ms: q(0.5),
-      p99_ms: q(0.99),
-      loadgen_cpu: (cpu.user + cpu.system) / 1e6 / elapsed,
-    };
-  }
-}
-
-let errors = 0;
-const errorKinds = {};
-function countError(kind) {
-  errors += 1;
-  errorKinds[kind] = (errorKinds[kind] || 0) + 1;
-}
 
 // -- HTTP long-polling client ---------------------------------------------------
 
@@ -243,29 +173,6 @@ class WsSession {
   }
 }
 
-// -- helpers ---------------------------------------------------------------------------
-
-async function connectAll(count, make, concurrency) {
-  const sessions = new Array(count);
-  let next = 0;
-  let failures = 0;
-  async function worker() {
-    while (next < count) {
-      const i = next++;
-      const session = make();
-      try {
-        await session.connect();
-        sessions[i] = session;
-      } catch (err) {
-        failures += 1;
-        countError('connect: ' + String(err.message).slice(0, 40));
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-  return { sessions: sessions.filter(Boolean), failures };
-}
-
 // -- scenarios ---------------------------------------------------------------------------
 
 async function echo() {
@@ -394,17 +301,4 @@ async function warm() {
   return {};
 }
 
-const SCENARIOS = { echo, handshakes, idle, warm };
-
-(async () => {
-  const scenario = SCENARIOS[cfg.scenario];
-  if (!scenario) throw new Error(`unknown scenario ${cfg.scenario}`);
-  const result = await scenario();
-  emit({ event: 'result', scenario: cfg.scenario, errors, error_kinds: errorKinds, ...result });
-  agent.destroy();
-  process.exit(0);
-})().catch((err) => {
-  log('loadgen failed:', err && err.stack);
-  emit({ event: 'result', error: String(err && err.message), errors, error_kinds: errorKinds });
-  process.exit(2);
-});
+run({ echo, handshakes, idle, warm }, () => agent.destroy());

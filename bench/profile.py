@@ -1,6 +1,7 @@
 """Profile engineio_wsgi's worker under echo load with py-spy.
 
     bench/.venv/bin/python bench/profile.py [ws_echo_50 poll_echo_50 ...] [--server KEY]
+    bench/.venv/bin/python bench/profile.py sio_ack_ws_50 --server sio-eiowsgi-gevent
 
 Starts an echo server (default: engineio_wsgi on gevent) as in the benchmark, runs the scenario
 for a while, samples the gunicorn worker with ``py-spy record`` and prints the
@@ -21,12 +22,10 @@ from pathlib import Path
 
 import harness
 
-SCENARIOS = {
-    'ws_echo_50': {'scenario': 'echo', 'transport': 'websocket', 'sessions': 50},
-    'poll_echo_50': {'scenario': 'echo', 'transport': 'polling', 'sessions': 50},
-    'ws_echo_1': {'scenario': 'echo', 'transport': 'websocket', 'sessions': 1},
-    'handshakes': {'scenario': 'handshakes', 'concurrency': 20},
-}
+SCENARIOS = dict(harness.EIO_TRAFFIC + harness.SIO_TRAFFIC)
+# emits to a room of 1,000, one after the other, for longer than the sampling
+SCENARIOS[f'sio_room_{harness.SIO_ROOM_SIZE}'] = {
+    'scenario': 'room', 'sessions': harness.SIO_ROOM_SIZE, 'broadcasts': 150}
 
 
 def summarize(raw: Path, top: int) -> str:

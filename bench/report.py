@@ -14,7 +14,14 @@ RESULTS = Path(__file__).resolve().parent / 'results'
 
 GEVENT = ['eiowsgi-gevent', 'pyeio-gevent', 'node']
 GTHREAD = ['eiowsgi-gthread', 'pyeio-gthread']
+SOCKETIO = ['sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'sio-node']
+SOCKETIO_GTHREAD = ['sio-eiowsgi-gthread', 'sio-pyeio-gthread']
 LABELS = {
+    'sio-eiowsgi-gthread': 'python-socketio on engineio_wsgi',
+    'sio-pyeio-gthread': 'python-socketio on python-engineio',
+    'sio-eiowsgi-gevent': 'python-socketio on engineio_wsgi',
+    'sio-pyeio-gevent': 'python-socketio on python-engineio',
+    'sio-node': 'Node socket.io 4',
     'eiowsgi-gevent': 'engineio_wsgi',
     'pyeio-gevent': 'python-engineio',
     'node': 'Node engine.io 6',
@@ -22,6 +29,11 @@ LABELS = {
     'pyeio-gthread': 'python-engineio',
 }
 CHART_LABELS = {
+    'sio-eiowsgi-gthread': 'python-socketio on engineio_wsgi gthread',
+    'sio-pyeio-gthread': 'python-socketio on python-engineio gthread',
+    'sio-eiowsgi-gevent': 'python-socketio on engineio_wsgi',
+    'sio-pyeio-gevent': 'python-socketio on python-engineio',
+    'sio-node': 'Node socket.io 4',
     'eiowsgi-gevent': 'engineio_wsgi gevent',
     'pyeio-gevent': 'python-engineio gevent',
     'node': 'Node engine.io 6',
@@ -29,6 +41,11 @@ CHART_LABELS = {
     'pyeio-gthread': 'python-engineio gthread',
 }
 COLORS = {
+    'sio-eiowsgi-gthread': '#9ecae1',
+    'sio-pyeio-gthread': '#fdae6b',
+    'sio-eiowsgi-gevent': '#1f77b4',
+    'sio-pyeio-gevent': '#ff7f0e',
+    'sio-node': '#2ca02c',
     'eiowsgi-gevent': '#1f77b4',
     'pyeio-gevent': '#ff7f0e',
     'node': '#2ca02c',
@@ -56,6 +73,42 @@ TRAFFIC = [
     ('poll_echo_50', 'p99_ms', 'Polling echo, 50 sessions: p99 ms', 2),
 ]
 
+SIO_ROOM = 'sio_room_1000'
+SIO_ROWS = [
+    ('sio_connects', 'rate', 'Connects/s (polling handshake + CONNECT, then disconnect; 20 at a time)', 0),
+    ('sio_connects', 'p50_ms', 'Connect, p50 ms', 1),
+    ('sio_connects', 'rate_per_cpu', 'Connects per CPU-second of the server', 0),
+    ('sio_ack_ws_1', 'rate', 'WebSocket emit with ack, 1 client: acks/s', 0),
+    ('sio_ack_ws_1', 'p50_ms', 'WebSocket emit with ack, 1 client: p50 ms', 3),
+    ('sio_ack_ws_50', 'rate', 'WebSocket emit with ack, 50 clients: acks/s', 0),
+    ('sio_ack_ws_50', 'rate_per_cpu', 'WebSocket emit with ack, 50 clients: acks per CPU-second', 0),
+    ('sio_ack_ws_50', 'p50_ms', 'WebSocket emit with ack, 50 clients: p50 ms', 2),
+    ('sio_ack_ws_50', 'p99_ms', 'WebSocket emit with ack, 50 clients: p99 ms', 2),
+    ('sio_ack_ws_50_defaults', 'rate', 'The same, client offering permessage-deflate '
+     '(its default): acks/s', 0),
+    ('sio_ack_ws_50_defaults', 'rate_per_cpu', 'The same, client offering permessage-deflate: '
+     'acks per CPU-second', 0),
+    ('sio_ack_poll_1', 'rate', 'Polling emit with ack, 1 client: acks/s', 0),
+    ('sio_ack_poll_1', 'p50_ms', 'Polling emit with ack, 1 client: p50 ms', 2),
+    ('sio_ack_poll_50', 'rate', 'Polling emit with ack, 50 clients: acks/s', 0),
+    ('sio_ack_poll_50', 'rate_per_cpu', 'Polling emit with ack, 50 clients: acks per CPU-second', 0),
+    ('sio_ack_poll_50', 'p50_ms', 'Polling emit with ack, 50 clients: p50 ms', 2),
+    ('sio_ack_poll_50', 'p99_ms', 'Polling emit with ack, 50 clients: p99 ms', 2),
+    (SIO_ROOM, 'broadcast_ms', 'Emit to a room of 1,000 WebSocket clients: ms until all have it', 1),
+    (SIO_ROOM, 'server_cpu_ms_per_broadcast', 'Emit to a room of 1,000: server CPU ms per emit', 1),
+]
+#: (scenario, field, chart label, the same per server CPU-second): what "faster"
+#: means for each Socket.IO scenario
+SIO_SPEED = [
+    ('sio_connects', 'rate', 'connects/s', 'rate_per_cpu'),
+    ('sio_ack_ws_1', 'rate', 'WS ack\n1 client', 'rate_per_cpu'),
+    ('sio_ack_ws_50', 'rate', 'WS ack\n50 clients', 'rate_per_cpu'),
+    ('sio_ack_ws_50_defaults', 'rate', 'WS ack, 50,\nclient defaults', 'rate_per_cpu'),
+    ('sio_ack_poll_1', 'rate', 'polling ack\n1 client', 'rate_per_cpu'),
+    ('sio_ack_poll_50', 'rate', 'polling ack\n50 clients', 'rate_per_cpu'),
+    (SIO_ROOM, 'broadcast_ms', 'room of 1,000\nbroadcast', 'server_cpu_ms_per_broadcast'),
+]
+
 
 def idle_rows(size: int) -> list[tuple[str, str, str, int]]:
     s = f'{size:,}'
@@ -67,7 +120,8 @@ def idle_rows(size: int) -> list[tuple[str, str, str, int]]:
     ]
 
 
-LOWER_IS_BETTER = ('p50_ms', 'p99_ms', 'rss_per_session_kib', 'server_cpu_pct', 'broadcast_ms')
+LOWER_IS_BETTER = ('p50_ms', 'p99_ms', 'rss_per_session_kib', 'server_cpu_pct', 'broadcast_ms',
+                   'server_cpu_ms_per_broadcast')
 
 
 def load(path: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
@@ -201,8 +255,50 @@ def targets(by: dict) -> str:
                       '|---|---|---|---|', *rows])
 
 
+def speedup(by: dict, a: str, b: str, scenario: str, field: str) -> float | None:
+    """How many times faster ``a`` is than ``b``: a ratio of rates, or of times inverted."""
+    x, y = median(by, a, scenario, field), median(by, b, scenario, field)
+    if x is None or y is None or not x or not y:
+        return None
+    return y / x if field in LOWER_IS_BETTER else x / y
+
+
+def sio_targets(by: dict) -> str:
+    a, b = 'sio-eiowsgi-gevent', 'sio-pyeio-gevent'
+    rows = []
+
+    def add(text: str, goal: float, value: float | None, per_cpu: float | None = None) -> None:
+        if value is None:
+            rows.append(f'| {text} | – | – | not measured |')
+            return
+        extra = '–' if per_cpu is None else f'{per_cpu:.2f}×'
+        rows.append(f"| {text} | {value:.2f}× | {extra} | "
+                    f"{'met' if value >= goal else '**not met**'} |")
+
+    add('WebSocket emit with ack, 50 clients ≥ 2× python-socketio on python-engineio', 2,
+        speedup(by, a, b, 'sio_ack_ws_50', 'rate'),
+        speedup(by, a, b, 'sio_ack_ws_50', 'rate_per_cpu'))
+    add('(for information) the same with socket.io-client\'s default options, '
+        'permessage-deflate offered', 2,
+        speedup(by, a, b, 'sio_ack_ws_50_defaults', 'rate'),
+        speedup(by, a, b, 'sio_ack_ws_50_defaults', 'rate_per_cpu'))
+    add('Emit to a room of 1,000 clients ≥ 1.5× as fast', 1.5,
+        speedup(by, a, b, SIO_ROOM, 'broadcast_ms'),
+        speedup(by, a, b, SIO_ROOM, 'server_cpu_ms_per_broadcast'))
+    measured = [(sc, speedup(by, a, b, sc, field), speedup(by, a, b, sc, cpu_field))
+                for sc, field, _, cpu_field in SIO_SPEED]
+    measured = [m for m in measured if m[1] is not None]
+    if measured:
+        worst = min(measured, key=lambda m: m[1])
+        add(f'No scenario slower (slowest: {worst[0]})', 1.0, worst[1], worst[2])
+    else:
+        add('No scenario slower', 1.0, None)
+    return '\n'.join(['| target | speed-up (ratio of medians) | per server CPU-second | |',
+                      '|---|---|---|---|', *rows])
+
+
 def loadgen_table(by: dict, scenarios: list[str]) -> str:
-    servers = GEVENT + GTHREAD
+    servers = GEVENT + GTHREAD + SOCKETIO + SOCKETIO_GTHREAD
     head = ['scenario', *[CHART_LABELS[s] for s in servers]]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for sc in scenarios:
@@ -221,12 +317,14 @@ def loadgen_table(by: dict, scenarios: list[str]) -> str:
     return '\n'.join(lines)
 
 
-def chart(by: dict, path: Path, machine: dict) -> None:
+def chart(by: dict, path: Path, machine: dict) -> bool:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     servers = [s for s in GEVENT + GTHREAD if any(k[0] == s for k in by)]
+    if not servers:
+        return False
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
 
     def bars(ax, groups, field, title, ylabel, log=False):
@@ -273,6 +371,117 @@ def chart(by: dict, path: Path, machine: dict) -> None:
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     fig.savefig(path, dpi=100)
+    return True
+
+
+def sio_chart(by: dict, path: Path, machine: dict) -> bool:
+    """Speed-ups over python-socketio on python-engineio: as measured, and per CPU-second."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    base = 'sio-pyeio-gevent'
+    servers = [s for s in SOCKETIO if any(k[0] == s for k in by)]
+    others = [s for s in servers if s != base]
+    if not others:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+
+    def panel(ax, per_cpu: bool, title: str, ylabel: str) -> None:
+        width = 0.8 / len(others)
+        for i, s in enumerate(others):
+            xs, ys = [], []
+            for j, (sc, field, _, cpu_field) in enumerate(SIO_SPEED):
+                v = speedup(by, s, base, sc, cpu_field if per_cpu else field)
+                if v is not None:
+                    xs.append(j + (i - (len(others) - 1) / 2) * width)
+                    ys.append(v)
+            bars = ax.bar(xs, ys, width, color=COLORS[s], label=CHART_LABELS[s])
+            ax.bar_label(bars, fmt='%.2f×', fontsize=7)
+        ax.axhline(1.0, color=COLORS[base], linewidth=2, label=f'{CHART_LABELS[base]} (= 1)')
+        ax.set_yscale('log')
+        ax.yaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8, 16]))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}×'))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(range(len(SIO_SPEED)))
+        ax.set_xticklabels([g[2] for g in SIO_SPEED], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.grid(axis='y', alpha=0.3)
+        ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=2)
+
+    panel(axes[0], False, 'Speed-up over python-socketio on python-engineio (higher is better)',
+          'rates divided; for the room, times inverted')
+    panel(axes[1], True, 'The same per CPU-second of the server (higher is better)',
+          'per-CPU rates divided; for the room, CPU per emit inverted')
+    fig.suptitle(f"Socket.IO benchmarks (gunicorn -k gevent -w 1, and Node), {machine['date']}: "
+                 f"{machine['nproc']} × {machine['cpu']}", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def noise_warning(by: dict, limit: float = 0.2) -> list[str]:
+    """A warning when other processes took much of the server's core in some measurement."""
+    noisy = sorted({(r['server'], r['scenario']) for recs in by.values() for r in recs
+                    if (r.get('foreign_cpu') or 0) > limit})
+    if not noisy:
+        return []
+    worst = max(r.get('foreign_cpu') or 0 for recs in by.values() for r in recs)
+    return [f'**Warning**: other processes took more than {100 * limit:.0f} % of the '
+            f"server's core during {len(noisy)} of the measurements (up to {100 * worst:.0f} %, "
+            'see the last table): those figures are low and their ratios unreliable; the '
+            'per-CPU-second ratios hold up better. Run on a quiet machine for figures to keep.',
+            '']
+
+
+def sio_section(by: dict) -> list[str]:
+    """The Socket.IO part of RESULTS.md; nothing when the run had no Socket.IO server."""
+    if not any(server in SOCKETIO + SOCKETIO_GTHREAD for server, _ in by):
+        return []
+    return [
+        '## Socket.IO: python-socketio on engineio_wsgi, on python-engineio, and Node',
+        '',
+        'The same python-socketio application (`servers/sio_app.py`) under '
+        '`gunicorn -k gevent -w 1`, once on engineio_wsgi and once on python-engineio, and '
+        'the same events on Node\'s socket.io 4 (`servers/node_sio_server.js`). The load '
+        'generator (`sio_loadgen.js`) runs the official socket.io-client 4: `emit(\'echo\', '
+        '100 bytes)` answered by its acknowledgement, one in flight per client, over '
+        'WebSocket (without permessage-deflate, which socket.io-client offers by default and '
+        'python-engineio accepts: it then compresses every frame it sends; one scenario '
+        'keeps the client\'s defaults to show that) or long-polling '
+        'only; new clients connecting over long-polling (Engine.IO '
+        'handshake, Socket.IO CONNECT and its answer) and disconnecting, 20 at a time; '
+        '1,000 WebSocket clients in one room, one of them asks the server to emit 100 bytes '
+        'to the room: the time until all 1,000 have it (median of the broadcasts), and the '
+        'server\'s CPU time per emit. The room\'s members are minimal Socket.IO clients on '
+        '`ws` (CONNECT, join with an acknowledgement, count the event, answer pings): '
+        'socket.io-client decoding 1,000 events takes the load generator\'s core about '
+        '50 ms, more than the fastest server needs, and would hide the difference; even '
+        'so, receiving 1,000 WebSocket messages costs the load generator about 20 ms, a '
+        'floor for that figure. '
+        'Speed-up: a ratio of rates, or for the room the inverse ratio of times.',
+        '',
+        table(by, SOCKETIO, SIO_ROWS,
+              [('sio-eiowsgi-gevent', 'sio-pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
+               ('sio-node', 'sio-pyeio-gevent', 'Node ÷ python-engineio')]),
+        '',
+        '### Socket.IO in threading mode (`gunicorn -k gthread -w 1`)',
+        '',
+        'The same application and scenarios with `async_mode=\'threading\'` (threads: 200, '
+        'sessions + 100 for the room).',
+        '',
+        table(by, SOCKETIO_GTHREAD, SIO_ROWS,
+              [('sio-eiowsgi-gthread', 'sio-pyeio-gthread', 'engineio_wsgi ÷ python-engineio')]),
+        '',
+        '### Socket.IO targets (issue 9)',
+        '',
+        sio_targets(by),
+        '',
+        '![Socket.IO chart](chart_socketio.png)',
+        '',
+    ]
 
 
 def main() -> None:
@@ -296,7 +505,9 @@ def main() -> None:
         f"- **Versions**: engineio_wsgi {pk.get('engineio_wsgi')} at {machine['commit']}, "
         f"python-engineio {pk.get('python-engineio')}, gunicorn {pk.get('gunicorn')}, "
         f"gevent {pk.get('gevent')}, simple-websocket {pk.get('simple-websocket')}, "
-        f"websockets {pk.get('websockets')}; Node engine.io {npk.get('engine.io')}, ws {npk.get('ws')}"
+        f"websockets {pk.get('websockets')}, python-socketio {pk.get('python-socketio')}; "
+        f"Node engine.io {npk.get('engine.io')}, ws {npk.get('ws')}, "
+        f"socket.io {npk.get('socket.io')}, socket.io-client {npk.get('socket.io-client')}"
         + (f"; every server ran a copy of `engineio_wsgi/` taken at the start "
            f"(sources digest {machine['sources']})" if machine.get('sources') else ''),
         f"- **Method**: each server alone on CPU 0 (`taskset`), the Node load generator on CPU 1; "
@@ -310,6 +521,7 @@ def main() -> None:
         f"memory (`VmRSS`, the gunicorn worker's process tree; Node's process) divided by the "
         f"number of sessions.",
         '',
+        *noise_warning(by),
         '## gevent (`gunicorn -k gevent -w 1`) and Node',
         '',
         table(by, GEVENT, rows, [('eiowsgi-gevent', 'pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
@@ -324,6 +536,7 @@ def main() -> None:
         '',
         targets(by),
         '',
+        *sio_section(by),
         '## CPU use: server / load generator / other processes on the server\'s core',
         '',
         'Percent of one core during the measurement. Server: median; load generator and '
@@ -332,7 +545,7 @@ def main() -> None:
         '(anything else running on the machine) take time from the server and lower its figures.',
         '',
         loadgen_table(by, ['handshakes', 'ws_echo_1', 'ws_echo_50', 'poll_echo_1', 'poll_echo_50']
-                      + [f'idle_{n}' for n in sizes]),
+                      + [f'idle_{n}' for n in sizes] + [g[0] for g in SIO_SPEED]),
         '',
         '![chart](chart.png)',
         '',
@@ -345,8 +558,11 @@ def main() -> None:
                       f"{r.get('error') or ''} {r.get('error_kinds') or ''}".rstrip())
         md.append('')
     (out_dir / 'RESULTS.md').write_text('\n'.join(md))
-    chart(by, out_dir / 'chart.png', machine)
-    print(f'wrote {out_dir / "RESULTS.md"} and {out_dir / "chart.png"}')
+    written = [out_dir / 'RESULTS.md']
+    for draw, name in ((chart, 'chart.png'), (sio_chart, 'chart_socketio.png')):
+        if draw(by, out_dir / name, machine):
+            written.append(out_dir / name)
+    print('wrote ' + ', '.join(str(p) for p in written))
 
 
 if __name__ == '__main__':

@@ -33,25 +33,36 @@ CDN_CLIENT_JS_INTEGRITY = 'sha384-2ig77DX+q1NrLcOc4w4VZOcOMb+9V0gKkwyL2bI4ShQ9Xy
 CLIENT_JS_URL = 'client/engine.io.min.js'
 
 
+LOG_LEVELS = ('debug', 'info', 'warning', 'error', 'critical')
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='engineio-wsgi', description='Serve an Engine.IO echo demo.')
-    parser.add_argument('--host', default='127.0.0.1')
-    parser.add_argument('--port', type=int, default=5000)
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to listen on (default: %(default)s)')
+    parser.add_argument('--port', type=int, default=5000,
+                        help='0 picks a free one (default: %(default)s)')
     parser.add_argument('--async-mode', choices=('gevent', 'threading'), default=None,
                         help='default: gevent when installed, else threading')
-    parser.add_argument('--ping-interval', type=float, default=25.0, metavar='SECONDS')
-    parser.add_argument('--ping-timeout', type=float, default=20.0, metavar='SECONDS')
-    parser.add_argument('--max-http-buffer-size', type=int, default=1_000_000, metavar='BYTES')
+    parser.add_argument('--ping-interval', type=float, default=25.0, metavar='SECONDS',
+                        help='time between heartbeats (default: %(default)s)')
+    parser.add_argument('--ping-timeout', type=float, default=20.0, metavar='SECONDS',
+                        help='time a client has to answer one (default: %(default)s)')
+    parser.add_argument('--max-http-buffer-size', type=int, default=1_000_000, metavar='BYTES',
+                        help='largest message or POST body (default: %(default)s)')
     parser.add_argument('--cors-allowed-origins', action='append', metavar='ORIGIN',
                         help="repeatable; '*' allows any origin (default: same origin)")
-    parser.add_argument('--path', default='engine.io', help='Engine.IO URL path')
+    parser.add_argument('--path', default='engine.io',
+                        help='Engine.IO URL path (default: %(default)s)')
     parser.add_argument('--client-js', metavar='PATH',
                         help='the browser build of engine.io-client 6 (engine.io.min.js) to serve '
                              'with the page, or "cdn" to load it from a CDN; default: '
                              f'{LOCAL_CLIENT_JS} in the current directory when present, '
                              'else the CDN')
-    parser.add_argument('--log-level', default='info')
+    parser.add_argument('--log-level', default='info', type=str.lower, choices=LOG_LEVELS,
+                        metavar='{' + ','.join(LOG_LEVELS) + '}',
+                        help='(default: %(default)s)')
     return parser.parse_args(argv)
 
 
@@ -153,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     app = create_app(args)
-    url = f'http://{args.host}:{args.port}/'
     client_js = find_client_js(args.client_js)
     if client_js:
         print(f'demo page client: {client_js}', flush=True)
@@ -161,23 +171,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f'demo page client: {CDN_CLIENT_JS} (no local copy: run "npm ci" '
               'in the repository, or give --client-js PATH)', flush=True)
     if args.async_mode == 'gevent':
-        from gevent.pywsgi import WSGIServer
-        server = WSGIServer((args.host, args.port), app, log=None)
-        print(f'engineio_wsgi demo on {url} (gevent); Ctrl+C stops it', flush=True)
+        serve_gevent(app, args.host, args.port)
+    else:
         try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        return 0
-    try:
-        from werkzeug.serving import run_simple
-    except ImportError:
-        print('threading mode needs werkzeug: pip install werkzeug '
-              '(or install gevent: pip install "engineio_wsgi[gevent]")', file=sys.stderr)
-        return 1
-    print(f'engineio_wsgi demo on {url} (threads); Ctrl+C stops it', flush=True)
-    run_simple(args.host, args.port, app, threaded=True)
+            import werkzeug  # noqa: F401
+        except ImportError:
+            print('threading mode needs werkzeug: pip install werkzeug '
+                  '(or install gevent: pip install gevent)', file=sys.stderr)
+            return 1
+        serve_threads(app, args.host, args.port)
+    print('engineio_wsgi demo stopped', flush=True)
     return 0
+
+
+def announce(host: str, port: int, mode: str) -> None:
+    """Say where the demo serves, once it listens (the port is the real one for --port 0)."""
+    print(f'engineio_wsgi demo on http://{host}:{port}/ ({mode}); Ctrl+C stops it', flush=True)
+
+
+def serve_gevent(app: Any, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM, then stop without a traceback."""
+    import signal
+
+    import gevent
+    from gevent.pywsgi import WSGIServer
+    server = WSGIServer((host, port), app, log=None)
+    server.start()
+    # gevent would raise KeyboardInterrupt in its hub and print it; stop instead
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, server.stop, timeout=1)
+    announce(host, server.server_port, 'gevent')
+    server.serve_forever()
+
+
+def serve_threads(app: Any, host: str, port: int) -> None:
+    """Serve with werkzeug's threaded server until Ctrl+C (or SIGTERM)."""
+    import signal
+
+    from werkzeug.serving import make_server
+    server = make_server(host, port, app, threaded=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    announce(host, server.server_port, 'threads')
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 if __name__ == '__main__':

@@ -264,6 +264,6 @@ def create_backend(async_mode: str | None, max_worker_threads: int | None = None
         try:
             return GeventBackend()
         except ImportError:
-            raise ValueError('async_mode "gevent" needs gevent: pip install '
-                             '"engineio_wsgi[gevent]"') from None
+            # (not "engineio_wsgi[gevent]": this package is not on a registry)
+            raise ValueError('async_mode "gevent" needs gevent: pip install gevent') from None
     return ThreadingBackend(max_worker_threads)

@@ -8,6 +8,7 @@ typo is caught at start-up instead of being silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -105,7 +106,7 @@ class Options:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise TypeError(f'Server() got unexpected keyword argument(s): {", ".join(unknown)}')
+            raise TypeError(_unknown_keywords_message(unknown, known))
         values.update(kwargs)
         options = cls(**values)
         options.validate()
@@ -151,6 +152,18 @@ _ACCEPTED_ONLY = (
     'json',             # message data is never JSON-decoded, so no JSON module is needed
     'monitor_clients',  # each session has its own heartbeat; there is no sweeping task
 )
+
+
+def _unknown_keywords_message(unknown: list[str], known: set[str]) -> str:
+    """The TypeError text, with the closest valid name for each typo that has one."""
+    valid = sorted(known | {'logger', *_ACCEPTED_ONLY})
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        parts.append(f'{name!r} (did you mean {close[0]!r}?)' if close else repr(name))
+    if len(parts) == 1:
+        return f'Server() got an unexpected keyword argument {parts[0]}'
+    return f'Server() got unexpected keyword arguments {", ".join(parts)}'
 
 
 def _positive(name: str, value: object) -> None:

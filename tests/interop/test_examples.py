@@ -17,7 +17,7 @@ from tests.live import ROOT, LiveServer, http_request, start_server
 
 from .conftest import KINDS
 from .test_node_client import MODES
-from .tools import run_node_script
+from .tools import chromium, client_js, run_node_script
 
 pytestmark = pytest.mark.interop
 
@@ -98,3 +98,34 @@ def test_js_client(example: tuple[str, LiveServer]) -> None:
         assert case['transport_final'] == want
         if mode == 'default':
             assert case['upgrade_ms'] is not None
+
+
+CLIENT_URL = 'https://cdn.jsdelivr.net/npm/engine.io-client@6.6.8/dist/engine.io.min.js'
+
+
+def page_in_chromium(server: LiveServer, tmp_path: Any, cdn: str, wait_for: str) -> dict[str, Any]:
+    report = run_node_script('example_page.mjs', {
+        'url': server.url + '/', 'chromium': chromium(), 'user_data_dir': str(tmp_path / 'chromium'),
+        'client_js': client_js(), 'cdn': cdn, 'wait_for': wait_for, 'timeout_ms': 15000,
+    }, timeout=60)
+    assert report['error'] is None, report
+    return report
+
+
+def test_page_says_when_the_client_script_cannot_load(example: tuple[str, LiveServer],
+                                                      tmp_path: Any) -> None:
+    """Offline (the CDN unreachable) the page shows an error, not 'connecting' forever."""
+    _, server = example
+    report = page_in_chromium(server, tmp_path, 'blocked', 'could not load')
+    assert report['state_text'] == (f'error: could not load the Engine.IO client script '
+                                    f'({CLIENT_URL}); is the network reachable?'), report
+    assert report['state_class'] == 'error', report
+    assert report['page_errors'] == [], report
+
+
+def test_page_connects_in_a_browser(example: tuple[str, LiveServer], tmp_path: Any) -> None:
+    """With the client script (the npm copy, served for the CDN's URL) the page connects."""
+    _, server = example
+    report = page_in_chromium(server, tmp_path, 'local', 'connected over websocket')
+    assert report['state_text'] == 'connected over websocket', report
+    assert report['page_errors'] == [], report

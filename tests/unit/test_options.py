@@ -16,6 +16,27 @@ def test_every_python_engineio_keyword_is_accepted():
     Server(**PYTHON_ENGINEIO_KEYWORDS)
 
 
+def test_unknown_keyword_suggests_the_nearest_option():
+    with pytest.raises(TypeError) as info:
+        Server(ping_intreval=5)
+    assert str(info.value) == ("Server() got an unexpected keyword argument 'ping_intreval' "
+                               "(did you mean 'ping_interval'?)")
+
+
+def test_unknown_keywords_each_get_their_suggestion_or_none():
+    with pytest.raises(TypeError) as info:
+        Server(cors_alowed_origins='*', colour='blue')
+    assert str(info.value) == (
+        "Server() got unexpected keyword arguments 'colour', "
+        "'cors_alowed_origins' (did you mean 'cors_allowed_origins'?)")
+
+
+def test_python_engineio_keywords_are_suggested_too():
+    # 'logger' and 'json' are handled before the dataclass fields: still suggested
+    with pytest.raises(TypeError, match=r"did you mean 'logger'\?"):
+        Server(loger=True)
+
+
 def test_unknown_keyword_is_a_type_error():
     with pytest.raises(TypeError, match='ping_intreval'):
         Server(ping_intreval=3)
@@ -82,3 +103,13 @@ def test_cookie_callables_are_kept_for_each_handshake():
         return 'Thu, 01 Jan 2099 00:00:00 GMT'
     assert Options.from_kwargs(cookie={'expires': expires}).cookie == {'name': 'io',
                                                                        'expires': expires}
+
+
+def test_gevent_mode_without_gevent_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from engineio_wsgi.backends import create_backend
+    monkeypatch.setitem(sys.modules, 'gevent', None)     # as if gevent were not installed
+    with pytest.raises(ValueError) as info:
+        create_backend('gevent')          # what Server(async_mode='gevent') uses on first use
+    assert str(info.value) == 'async_mode "gevent" needs gevent: pip install gevent'
