@@ -111,3 +111,25 @@ class FrameReader:
 
 def client_key() -> str:
     return base64.b64encode(os.urandom(16)).decode('ascii')
+
+
+def split_frames(data: bytes) -> list[Frame]:
+    """The complete server frames at the start of ``data`` (a partial one at the end is left)."""
+    frames = []
+    pos = 0
+    while len(data) - pos >= 2:
+        b0, b1 = data[pos], data[pos + 1]
+        size, used = b1 & 0x7F, 2
+        if size == 126:
+            if len(data) - pos < 4:
+                break
+            size, used = struct.unpack('!H', data[pos + 2:pos + 4])[0], 4
+        elif size == 127:
+            if len(data) - pos < 10:
+                break
+            size, used = struct.unpack('!Q', data[pos + 2:pos + 10])[0], 10
+        if len(data) - pos < used + size:
+            break
+        frames.append(Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, data[pos + used:pos + used + size]))
+        pos += used + size
+    return frames
