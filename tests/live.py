@@ -523,13 +523,16 @@ class PollingClient:
         return messages
 
     def expect_reason(self, reason: str, timeout: float = 5.0) -> None:
-        """The echo app's disconnect handler ran exactly once for this session, with ``reason``."""
+        """The echo app's disconnect handler ran for this session, with ``reason``.
+
+        That it runs exactly once is checked over the server's whole life when
+        the server stops (``duplicate_disconnects``), where a late second call
+        cannot be missed."""
         assert self.server is not None and self.sid
         server, sid = self.server, self.sid
-        wait_until(lambda: disconnect_reasons(server, sid), timeout,
-                   message=f'disconnect handler call for {sid}')
-        time.sleep(0.05)        # a second call would show up now
-        assert disconnect_reasons(server, sid) == [reason]
+        reasons = wait_until(lambda: disconnect_reasons(server, sid), timeout,
+                             message=f'disconnect handler call for {sid}')
+        assert reasons == [reason]
 
     def expect_closed(self, timeout: float = 5.0, close_packet_first: bool = False,
                       reason: str | None = None) -> None:
@@ -547,11 +550,51 @@ class PollingClient:
         expect_error(resp, 400, 1)
 
 
+def session_state(server: LiveServer, sid: str) -> dict[str, Any]:
+    """What the echo app's server holds for ``sid`` now (tests/apps/echo.py ``/__session``)."""
+    resp = http_request(server.port, 'GET', f'/__session?sid={quote(sid, safe="")}')
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def wait_for_session(server: LiveServer, sid: str, timeout: float = 5.0, **expected: Any) -> dict[str, Any]:
+    """Wait until the server reports ``expected`` (e.g. ``get_waiting=True``) for ``sid``."""
+    seen: list[dict[str, Any]] = []
+
+    def matches() -> dict[str, Any] | None:
+        state = session_state(server, sid)
+        seen[:] = [state]
+        return state if all(state.get(k) == v for k, v in expected.items()) else None
+    try:
+        return wait_until(matches, timeout, message=f'session {sid} with {expected}')
+    except AssertionError as exc:
+        raise AssertionError(f'{exc}; last state {seen[0] if seen else None}') from None
+
+
+def waiting_get(client: PollingClient, timeout: float = 10.0) -> Background:
+    """A long-poll GET in the background, returned once the server reports it waiting."""
+    assert client.server is not None and client.sid
+    pending = Background(client.get, timeout)
+    wait_for_session(client.server, client.sid, get_waiting=True)
+    return pending
+
+
 def disconnect_reasons(server: LiveServer, sid: str) -> list[str]:
     """Reasons the echo app's disconnect handler logged for ``sid`` (tests/apps/echo.py
     writes ``echo: disconnect <sid> <reason>``)."""
     prefix = f'echo: disconnect {sid} '
     return [line[len(prefix):] for line in server.log().splitlines() if line.startswith(prefix)]
+
+
+def duplicate_disconnects(server: LiveServer) -> dict[str, list[str]]:
+    """Sessions whose disconnect handler the echo app logged more than once: sid -> reasons.
+    Meant for a server that has stopped (its log is complete)."""
+    reasons: dict[str, list[str]] = {}
+    for line in server.log().splitlines():
+        if line.startswith('echo: disconnect '):
+            sid, _, reason = line[len('echo: disconnect '):].partition(' ')
+            reasons.setdefault(sid, []).append(reason)
+    return {sid: found for sid, found in reasons.items() if len(found) > 1}
 
 
 # --------------------------------------------------------------------------
