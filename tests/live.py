@@ -126,13 +126,11 @@ class LiveServer:
 
     def wait_for_log(self, text: str, timeout: float = 5.0) -> bool:
         """True once ``text`` appears in the log, False after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if text in self.log():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+        try:
+            wait_until(lambda: text in self.log(), timeout)
+        except AssertionError:
+            return False
+        return True
 
     def _signal_group(self, sig: int) -> None:
         # The server runs in its own process group (gunicorn's worker too).
@@ -190,28 +188,29 @@ def start_server(kind: str, app: str = 'tests.apps.echo:app', env: Mapping[str, 
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = LiveServer(kind, app, env, log_path, proc)
-    deadline = time.monotonic() + timeout
+
+    def answering() -> bool:
+        if proc.poll() is not None:
+            raise ServerStartError(
+                f'{kind} server exited with code {proc.returncode} before answering '
+                f'(command: {" ".join(cmd)})\n--- server log ({log_path}) ---\n{server.log()}')
+        if not server.port:
+            found = port_pattern.search(server.log())
+            if found:
+                server.port = int(found.group(1))
+        return bool(server.port) and _answers_http(server.port)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise ServerStartError(
-                    f'{kind} server exited with code {proc.returncode} before answering '
-                    f'(command: {" ".join(cmd)})\n--- server log ({log_path}) ---\n{server.log()}')
-            if not server.port:
-                found = port_pattern.search(server.log())
-                if found:
-                    server.port = int(found.group(1))
-            if server.port and _answers_http(server.port):
-                return server
-            if time.monotonic() >= deadline:
-                raise ServerStartError(
-                    f'{kind} server did not answer HTTP within {timeout:g} s '
-                    f'(port: {server.port or "not reported"}; command: {" ".join(cmd)})\n'
-                    f'--- server log ({log_path}) ---\n{server.log()}')
-            time.sleep(0.05)
+        wait_until(answering, timeout, interval=0.05)
+    except AssertionError:
+        server.stop()
+        raise ServerStartError(
+            f'{kind} server did not answer HTTP within {timeout:g} s '
+            f'(port: {server.port or "not reported"}; command: {" ".join(cmd)})\n'
+            f'--- server log ({log_path}) ---\n{server.log()}') from None
     except BaseException:
         server.stop()
         raise
+    return server
 
 
 # --------------------------------------------------------------------------
@@ -550,14 +549,15 @@ class PollingClient:
         expect_error(resp, 400, 1)
 
 
-def session_state(server: LiveServer, sid: str) -> dict[str, Any]:
-    """What the echo app's server holds for ``sid`` now (tests/apps/echo.py ``/__session``)."""
-    resp = http_request(server.port, 'GET', f'/__session?sid={quote(sid, safe="")}')
+def session_state(server: LiveServer | int, sid: str) -> dict[str, Any]:
+    """What the echo app's server (or port) holds for ``sid`` now (tests/apps/echo.py ``/__session``)."""
+    port = server if isinstance(server, int) else server.port
+    resp = http_request(port, 'GET', f'/__session?sid={quote(sid, safe="")}')
     assert resp.status == 200, resp
     return resp.json()
 
 
-def wait_for_session(server: LiveServer, sid: str, timeout: float = 5.0, **expected: Any) -> dict[str, Any]:
+def wait_for_session(server: LiveServer | int, sid: str, timeout: float = 5.0, **expected: Any) -> dict[str, Any]:
     """Wait until the server reports ``expected`` (e.g. ``get_waiting=True``) for ``sid``."""
     seen: list[dict[str, Any]] = []
 
@@ -573,9 +573,9 @@ def wait_for_session(server: LiveServer, sid: str, timeout: float = 5.0, **expec
 
 def waiting_get(client: PollingClient, timeout: float = 10.0) -> Background:
     """A long-poll GET in the background, returned once the server reports it waiting."""
-    assert client.server is not None and client.sid
+    assert client.sid
     pending = Background(client.get, timeout)
-    wait_for_session(client.server, client.sid, get_waiting=True)
+    wait_for_session(client.server or client.port, client.sid, get_waiting=True)
     return pending
 
 
@@ -641,4 +641,4 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f'{message} not met within {timeout} s')
-        time.sleep(interval)
+        time.sleep(interval)    # the polling interval of this bounded wait, the one place for it
