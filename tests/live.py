@@ -533,20 +533,12 @@ class PollingClient:
                              message=f'disconnect handler call for {sid}')
         assert reasons == [reason]
 
-    def expect_closed(self, timeout: float = 5.0, close_packet_first: bool = False,
-                      reason: str | None = None) -> None:
-        """The session is over: a GET now answers 400 code 1. With
-        ``close_packet_first`` one last poll may still deliver the close packet.
-        With ``reason``: see ``expect_reason``."""
+    def expect_closed(self, timeout: float = 5.0, reason: str | None = None) -> None:
+        """The session is over: a GET now answers 400 code 1. With ``reason``:
+        see ``expect_reason``."""
         if reason is not None:
             self.expect_reason(reason, timeout)
-        resp = self.get(timeout=timeout)
-        if resp.status == 200 and close_packet_first:
-            packets = decode_payload(resp.body)
-            assert packets and packets[-1].type == CLOSE and all(p.type in (CLOSE, NOOP) for p in packets), \
-                f'session still open, GET answered {resp}'
-            resp = self.get(timeout=timeout)
-        expect_error(resp, 400, 1)
+        expect_error(self.get(timeout=timeout), 400, 1)
 
 
 def session_state(server: LiveServer | int, sid: str) -> dict[str, Any]:
