@@ -479,6 +479,7 @@ def test_handshake_to_a_gone_client_ends_like_a_dropped_connection(socket_pipeli
     try:
         status, _, _, calls = call(app, environ, takeover=(WebSocketTakenOver,))
     finally:
+        environ['wsgi.input'].close()
         server_end.close()
     # what every supported server takes as "client gone" (EPIPE), no response written
     assert (status, calls) == (None, 0)
@@ -501,6 +502,7 @@ def test_body_watchdog_outlives_a_session_closed_meanwhile():
         try:
             status, _, _, _ = call(app, environ, bound=5)
         finally:
+            environ['wsgi.input'].close()
             server_end.close()
             client_end.close()
         elapsed = time.monotonic() - started
