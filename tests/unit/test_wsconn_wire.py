@@ -261,6 +261,15 @@ def test_control_frames_between_fragments(ws: Pair) -> None:
     assert ws.peer.frame() == Frame(True, 0, PONG, b'')
 
 
+def test_close_inside_a_fragmented_message(ws: Pair) -> None:
+    # A control frame may come between fragments, and a close is answered with
+    # a close; the protocol core answers 1002 (the message is left incomplete),
+    # which RFC 6455 leaves to the endpoint. The partial message is never delivered.
+    ws.peer.send(encode(TEXT, b'never ', fin=False), encode(CLOSE, close_payload(1000, b'bye')))
+    expect_ended(ws, (1002, b'incomplete fragmented message'))
+    assert ws.conn.receive(timeout=1) is None
+
+
 def test_ping_is_answered_with_its_payload(ws: Pair) -> None:
     payload = bytes(range(125))    # the largest control payload
     ws.peer.send(encode(PING, payload), encode(TEXT, b'after'))

@@ -113,8 +113,8 @@ def client_key() -> str:
     return base64.b64encode(os.urandom(16)).decode('ascii')
 
 
-def split_frames(data: bytes) -> list[Frame]:
-    """The complete server frames at the start of ``data`` (a partial one at the end is left)."""
+def split_frames(data: bytes) -> tuple[list[Frame], bytes]:
+    """The complete server frames at the start of ``data``, and what is left after them."""
     frames = []
     pos = 0
     while len(data) - pos >= 2:
@@ -132,4 +132,4 @@ def split_frames(data: bytes) -> list[Frame]:
             break
         frames.append(Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, data[pos + used:pos + used + size]))
         pos += used + size
-    return frames
+    return frames, data[pos:]
