@@ -518,13 +518,19 @@ def test_not_an_upgrade_is_400_json(srv: LiveServer) -> None:
     ('POST', {}),
 ])
 def test_bad_handshake_is_400(srv: LiveServer, method: str, headers: dict[str, str]) -> None:
-    if srv.kind in GWS_KINDS and method == 'GET' and 'Connection' not in headers:
-        pytest.skip('gevent-websocket validates the handshake itself before the app runs')
+    if srv.kind in GWS_KINDS and 'Sec-WebSocket-Key' in headers:
+        # gevent-websocket's handler fails on it in its own error path (a TypeError,
+        # connection dropped) before the application runs: nothing to check of ours
+        pytest.skip('gevent-websocket handles a bad key itself, before the app runs')
     base = {'Upgrade': 'websocket', 'Connection': 'Upgrade',
             'Sec-WebSocket-Key': base64.b64encode(os.urandom(16)).decode(),
             'Sec-WebSocket-Version': '13'}
     body = b'' if method == 'POST' else None
     resp = http_request(srv.port, method, '/ws', body=body, headers={**base, **headers})
+    if srv.kind in GWS_KINDS and 'Sec-WebSocket-Version' in headers:
+        # gevent-websocket also speaks version 8 (hybi-08) and answers 101 itself
+        assert resp.status == 101, resp
+        return
     assert resp.status == 400, resp
     assert resp.json()['code'] == 3
 
