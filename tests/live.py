@@ -126,13 +126,11 @@ class LiveServer:
 
     def wait_for_log(self, text: str, timeout: float = 5.0) -> bool:
         """True once ``text`` appears in the log, False after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if text in self.log():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+        try:
+            wait_until(lambda: text in self.log(), timeout)
+        except AssertionError:
+            return False
+        return True
 
     def _signal_group(self, sig: int) -> None:
         # The server runs in its own process group (gunicorn's worker too).
@@ -195,28 +193,29 @@ def start_server(kind: str, app: str = 'tests.apps.echo:app', env: Mapping[str, 
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = LiveServer(kind, app, env, log_path, proc)
-    deadline = time.monotonic() + timeout
+
+    def answering() -> bool:
+        if proc.poll() is not None:
+            raise ServerStartError(
+                f'{kind} server exited with code {proc.returncode} before answering '
+                f'(command: {" ".join(cmd)})\n--- server log ({log_path}) ---\n{server.log()}')
+        if not server.port:
+            found = port_pattern.search(server.log())
+            if found:
+                server.port = int(found.group(1))
+        return bool(server.port) and _answers_http(server.port)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise ServerStartError(
-                    f'{kind} server exited with code {proc.returncode} before answering '
-                    f'(command: {" ".join(cmd)})\n--- server log ({log_path}) ---\n{server.log()}')
-            if not server.port:
-                found = port_pattern.search(server.log())
-                if found:
-                    server.port = int(found.group(1))
-            if server.port and _answers_http(server.port):
-                return server
-            if time.monotonic() >= deadline:
-                raise ServerStartError(
-                    f'{kind} server did not answer HTTP within {timeout:g} s '
-                    f'(port: {server.port or "not reported"}; command: {" ".join(cmd)})\n'
-                    f'--- server log ({log_path}) ---\n{server.log()}')
-            time.sleep(0.05)
+        wait_until(answering, timeout, interval=0.05)
+    except AssertionError:
+        server.stop()
+        raise ServerStartError(
+            f'{kind} server did not answer HTTP within {timeout:g} s '
+            f'(port: {server.port or "not reported"}; command: {" ".join(cmd)})\n'
+            f'--- server log ({log_path}) ---\n{server.log()}') from None
     except BaseException:
         server.stop()
         raise
+    return server
 
 
 # --------------------------------------------------------------------------
@@ -528,28 +527,53 @@ class PollingClient:
         return messages
 
     def expect_reason(self, reason: str, timeout: float = 5.0) -> None:
-        """The echo app's disconnect handler ran exactly once for this session, with ``reason``."""
+        """The echo app's disconnect handler ran for this session, with ``reason``.
+
+        That it runs exactly once is checked over the server's whole life when
+        the server stops (``duplicate_disconnects``), where a late second call
+        cannot be missed."""
         assert self.server is not None and self.sid
         server, sid = self.server, self.sid
-        wait_until(lambda: disconnect_reasons(server, sid), timeout,
-                   message=f'disconnect handler call for {sid}')
-        time.sleep(0.05)        # a second call would show up now
-        assert disconnect_reasons(server, sid) == [reason]
+        reasons = wait_until(lambda: disconnect_reasons(server, sid), timeout,
+                             message=f'disconnect handler call for {sid}')
+        assert reasons == [reason]
 
-    def expect_closed(self, timeout: float = 5.0, close_packet_first: bool = False,
-                      reason: str | None = None) -> None:
-        """The session is over: a GET now answers 400 code 1. With
-        ``close_packet_first`` one last poll may still deliver the close packet.
-        With ``reason``: see ``expect_reason``."""
+    def expect_closed(self, timeout: float = 5.0, reason: str | None = None) -> None:
+        """The session is over: a GET now answers 400 code 1. With ``reason``:
+        see ``expect_reason``."""
         if reason is not None:
             self.expect_reason(reason, timeout)
-        resp = self.get(timeout=timeout)
-        if resp.status == 200 and close_packet_first:
-            packets = decode_payload(resp.body)
-            assert packets and packets[-1].type == CLOSE and all(p.type in (CLOSE, NOOP) for p in packets), \
-                f'session still open, GET answered {resp}'
-            resp = self.get(timeout=timeout)
-        expect_error(resp, 400, 1)
+        expect_error(self.get(timeout=timeout), 400, 1)
+
+
+def session_state(server: LiveServer | int, sid: str) -> dict[str, Any]:
+    """What the echo app's server (or port) holds for ``sid`` now (tests/apps/echo.py ``/__session``)."""
+    port = server if isinstance(server, int) else server.port
+    resp = http_request(port, 'GET', f'/__session?sid={quote(sid, safe="")}')
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def wait_for_session(server: LiveServer | int, sid: str, timeout: float = 5.0, **expected: Any) -> dict[str, Any]:
+    """Wait until the server reports ``expected`` (e.g. ``get_waiting=True``) for ``sid``."""
+    seen: list[dict[str, Any]] = []
+
+    def matches() -> dict[str, Any] | None:
+        state = session_state(server, sid)
+        seen[:] = [state]
+        return state if all(state.get(k) == v for k, v in expected.items()) else None
+    try:
+        return wait_until(matches, timeout, message=f'session {sid} with {expected}')
+    except AssertionError as exc:
+        raise AssertionError(f'{exc}; last state {seen[0] if seen else None}') from None
+
+
+def waiting_get(client: PollingClient, timeout: float = 10.0) -> Background:
+    """A long-poll GET in the background, returned once the server reports it waiting."""
+    assert client.sid
+    pending = Background(client.get, timeout)
+    wait_for_session(client.server or client.port, client.sid, get_waiting=True)
+    return pending
 
 
 def disconnect_reasons(server: LiveServer, sid: str) -> list[str]:
@@ -557,6 +581,17 @@ def disconnect_reasons(server: LiveServer, sid: str) -> list[str]:
     writes ``echo: disconnect <sid> <reason>``)."""
     prefix = f'echo: disconnect {sid} '
     return [line[len(prefix):] for line in server.log().splitlines() if line.startswith(prefix)]
+
+
+def duplicate_disconnects(server: LiveServer) -> dict[str, list[str]]:
+    """Sessions whose disconnect handler the echo app logged more than once: sid -> reasons.
+    Meant for a server that has stopped (its log is complete)."""
+    reasons: dict[str, list[str]] = {}
+    for line in server.log().splitlines():
+        if line.startswith('echo: disconnect '):
+            sid, _, reason = line[len('echo: disconnect '):].partition(' ')
+            reasons.setdefault(sid, []).append(reason)
+    return {sid: found for sid, found in reasons.items() if len(found) > 1}
 
 
 # --------------------------------------------------------------------------
@@ -603,4 +638,4 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f'{message} not met within {timeout} s')
-        time.sleep(interval)
+        time.sleep(interval)    # the polling interval of this bounded wait, the one place for it

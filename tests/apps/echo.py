@@ -39,6 +39,11 @@ sessions, live threads (``threading.active_count()``), live greenlets when
 gevent is loaded (else 0), the resident memory of the process in kB, and the
 live threads counted by name with trailing digits removed.
 
+A request for ``/__session?sid=<sid>`` answers JSON ``{"exists", "state",
+"transport", "upgrading", "get_waiting", "post_active", "queued"}``: what the
+server holds for that session right now, so that tests wait for a state
+instead of sleeping (``exists`` false and the rest null for an unknown sid).
+
 A command with missing or bad arguments is echoed like any other message.
 Every received message is also written to stderr (shortened), so that tests
 can see in the server log that a message reached the application even when
@@ -56,6 +61,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 import engineio_wsgi
 
@@ -234,9 +240,24 @@ def stats() -> dict[str, Any]:
             'greenlets': _greenlets(), 'rss_kb': _rss_kb(), 'thread_names': _thread_names()}
 
 
+def session_state(sid: str) -> dict[str, Any]:
+    """The server's view of one session (internal attributes: test app only)."""
+    session = eio._sessions.get(sid)
+    if session is None:
+        return {'exists': False, 'state': None, 'transport': None, 'upgrading': None,
+                'get_waiting': None, 'post_active': None, 'queued': None}
+    return {'exists': True, 'state': session.state.name.lower(), 'transport': session.transport,
+            'upgrading': bool(session.upgrading), 'get_waiting': bool(session._polling_get),
+            'post_active': bool(session._polling_post), 'queued': len(session._outbox)}
+
+
 def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     if environ.get('PATH_INFO') == '/__stats':
         body = json.dumps(stats()).encode()
+        content_type = 'application/json'
+    elif environ.get('PATH_INFO') == '/__session':
+        sid = parse_qs(environ.get('QUERY_STRING', '')).get('sid', [''])[0]
+        body = json.dumps(session_state(sid)).encode()
         content_type = 'application/json'
     else:
         body = b'fallback'

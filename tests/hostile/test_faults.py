@@ -37,6 +37,7 @@ from tests.live import (
     disconnect_reasons,
     expect_error,
     start_server,
+    wait_for_session,
     wait_until,
 )
 
@@ -62,7 +63,7 @@ def test_client_vanishing_mid_poll(fault_bystanders: Bystanders, faults_server):
     c = PollingClient(faults_server)
     c.handshake()
     req = RawRequest(faults_server.port, 'GET', c.target())   # a long-poll, pending
-    time.sleep(0.1)
+    wait_for_session(faults_server, c.sid, get_waiting=True)
     reset(req.sock)                                           # gone: RST, no FIN
     assert reason_of(faults_server, c.sid, timeout=4) == 'ping timeout'
     expect_error(c.get(), 400, 1)
@@ -79,8 +80,8 @@ def test_client_going_silent_on_websocket(fault_bystanders: Bystanders, faults_s
 def test_client_vanishing_mid_websocket(fault_bystanders: Bystanders, faults_server):
     raw, sid = raw_session(faults_server)
     reset(raw.sock)
-    assert reason_of(faults_server, sid, timeout=4) in ('transport close', 'transport error',
-                                                       'ping timeout')
+    # the reader waiting on the socket sees the reset at once: the peer closed the connection
+    assert reason_of(faults_server, sid, timeout=4) == 'transport close'
     fault_bystanders.check()
 
 
@@ -169,6 +170,9 @@ def test_polling_client_that_stops_polling_blocks_nobody(fault_bystanders: Bysta
 @pytest.mark.parametrize('transport', ['polling', 'websocket'])
 def test_own_flood_to_a_client_that_does_not_read(fault_bystanders: Bystanders, faults_server,
                                                   transport):
+    """A client that keeps its heartbeat (pongs sent blindly) but reads nothing:
+    the outgoing limit ends its session, not the heartbeat."""
+    stop = threading.Event()
     if transport == 'polling':
         c = PollingClient(faults_server)
         c.handshake()
@@ -176,16 +180,21 @@ def test_own_flood_to_a_client_that_does_not_read(fault_bystanders: Bystanders, 
         sid = c.sid
     else:
         raw, sid = raw_session(faults_server, rcvbuf=4096)
+
+        def pong_blindly() -> None:
+            # the scenario: a pong every 0.1 s (ping interval 0.5 s), never a read
+            while not stop.wait(0.1):
+                raw.send_text('3')
+        threading.Thread(target=pong_blindly, daemon=True).start()
         # 32 MB: the socket buffers fill and the sender waits (a tight loop of
         # small sends would only measure the handler hogging a gevent worker)
         raw.send_text(f'4__sendto 2000 16384 {sid}')
-    # over polling the queue fills at once; over WebSocket the socket buffers
-    # fill first, then the queue (or the unanswered ping ends it)
-    reason = reason_of(faults_server, sid, timeout=10)
-    assert reason == 'send buffer full' if transport == 'polling' else reason in (
-        'send buffer full', 'ping timeout'), reason
-    if transport == 'websocket':
-        raw.close()
+    try:
+        assert reason_of(faults_server, sid, timeout=10) == 'send buffer full'
+    finally:
+        stop.set()
+        if transport == 'websocket':
+            raw.close()
     fault_bystanders.check()
 
 
@@ -238,7 +247,7 @@ def test_worker_killed_with_sigkill(worker):
         poller = PollingClient(server)
         poller.handshake()
         pending = Background(poller.get, timeout=10)
-        time.sleep(0.1)
+        wait_for_session(server, poller.sid, get_waiting=True)
         os.kill(old, signal.SIGKILL)
         # the WebSocket client sees its connection end
         ws.settimeout(5)
@@ -251,12 +260,9 @@ def test_worker_killed_with_sigkill(worker):
             except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
                 ended = True
         assert ended, 'the WebSocket stayed open after its worker died'
-        # so does the pending long-poll
-        try:
-            resp = pending.result(8)
-            assert resp.status != 200 or resp.body == b'', resp
-        except (TimeoutError, ConnectionError, OSError, Exception) as exc:  # noqa: BLE001
-            assert not isinstance(exc, AssertionError), exc
+        # so does the pending long-poll: its connection ends without an answer
+        with pytest.raises(ConnectionError):
+            pending.result(8)
         # a new worker serves new sessions; the old sid is unknown to it
         new = wait_until(lambda: [p for p in _children(server.proc.pid) if p != old], 20,
                          message='respawned worker')[0]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.live import LiveServer, PollingClient, start_server
+from tests.live import LiveServer, PollingClient, duplicate_disconnects, start_server
 
 # EIO_TEST_KINDS=werkzeug,pywsgi,... runs the same tests on other servers of tests/live.py.
 KINDS = [k.strip() for k in os.environ.get('EIO_TEST_KINDS', '').split(',') if k.strip()] or [
@@ -72,12 +72,19 @@ class ServerPool:
         return server
 
     def stop_all(self) -> None:
+        """Stop every server; then fail if any ran a session's disconnect
+        handler twice during its whole life."""
+        twice = {}
         for server in self.servers.values():
             server.stop()
-            if not KEEP_LOGS:
+            found = duplicate_disconnects(server) if server.app == 'tests.apps.echo:app' else {}
+            if found:
+                twice[f'{server.kind} ({server.log_path})'] = found
+            elif not KEEP_LOGS:
                 with contextlib.suppress(OSError):
                     os.unlink(server.log_path)
         self.servers.clear()
+        assert not twice, f'disconnect handler called more than once: {twice}'
 
 
 @pytest.fixture(scope='session')

@@ -14,7 +14,7 @@ import time
 import pytest
 import websocket
 
-from tests.live import ROOT, PollingClient, decode_payload
+from tests.live import ROOT, PollingClient, decode_payload, waiting_get
 
 WORKERS = {'gevent': ['-k', 'gevent'], 'gthread': ['-k', 'gthread', '--threads', '20']}
 
@@ -54,15 +54,11 @@ def test_sigterm_sends_close_to_every_client_then_exits(worker):
         ws = websocket.create_connection(
             f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket', timeout=10)
         assert ws.recv().startswith('0')
-        got: list = []
-        waiting = threading.Thread(target=lambda: got.append(polling.get(timeout=15)))
-        waiting.start()
-        time.sleep(0.3)  # the GET is now waiting on the server
+        waiting = waiting_get(polling, timeout=15)
         started = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
         assert ws.recv() == '1'
-        waiting.join(15)
-        assert got and [p.type for p in decode_payload(got[0].body)] == ['1']
+        assert [p.type for p in decode_payload(waiting.result(15).body)] == ['1']
         proc.wait(timeout=15)
         # well before the 20 s graceful timeout: the hook ended the sessions
         assert time.monotonic() - started < 8

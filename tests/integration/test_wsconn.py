@@ -37,6 +37,7 @@ from tests.live import (
     _child_env,
     http_request,
     start_server,
+    wait_until,
 )
 
 APP = 'tests.apps.wsecho:app'
@@ -57,48 +58,60 @@ def _start_nopatch() -> LiveServer:
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True)
     srv = LiveServer(NOPATCH, APP, None, log_path, proc)
-    deadline = time.monotonic() + 20
-    while not srv.port:
+
+    def port() -> int | None:
         found = re.search(r'^LISTENING (\d+)$', srv.log(), re.MULTILINE)
         if found:
-            srv.port = int(found.group(1))
-        elif proc.poll() is not None or time.monotonic() > deadline:
-            srv.stop()
-            raise ServerStartError(f'nopatch runner failed:\n{srv.log()}')
-        else:
-            time.sleep(0.05)
+            return int(found.group(1))
+        if proc.poll() is not None:
+            raise ServerStartError(f'nopatch runner exited:\n{srv.log()}')
+        return None
+    try:
+        srv.port = wait_until(port, 20, message='the nopatch runner listening')
+    except BaseException:
+        srv.stop()
+        raise
     return srv
 
 
 BAD_LOG = re.compile(r'Traceback|Error handling request| 500 |Exception|Error on request|Bad request|Invalid HTTP|code 400|Invalid request')
 
 
+# A known log line a test causes, excused from then on for that server: it may
+# be written after the test ended (see test_client_still_streaming_after_1009).
+TOLERATED: dict[str, re.Pattern[str]] = {}
+
+
+def errors_in(log: str, kind: str) -> str:
+    tolerated = TOLERATED.get(kind)
+    if tolerated is not None:
+        log = '\n'.join(line for line in log.splitlines() if not tolerated.search(line))
+    found = BAD_LOG.search(log)
+    return '' if found is None else log
+
+
 @pytest.fixture(scope='module', params=ALL_KINDS)
 def live(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """The server for a module's tests; when it has stopped, its whole log
+    (complete by then, late lines included) must hold no error."""
     kind = request.param
+    TOLERATED.pop(kind, None)
     server = _start_nopatch() if kind == NOPATCH else start_server(kind, APP)
     try:
         yield server
     finally:
         server.stop()
-
-
-# A test may tolerate one known log line (see test_client_still_streaming_after_1009).
-TOLERATED: dict[str, re.Pattern[str]] = {}
+    bad = errors_in(server.log(), kind)
+    assert not bad, f'{kind} logged an error:\n{bad}'
 
 
 @pytest.fixture
 def srv(live: LiveServer) -> Iterator[LiveServer]:
-    """The live server; the test fails if the server logs an error meanwhile."""
+    """The live server; the test fails if the server logged an error by its end."""
     start = len(live.log())
-    TOLERATED.clear()
     yield live
-    time.sleep(0.15)
-    new = live.log()[start:]
-    tolerated = TOLERATED.get(live.kind)
-    if tolerated is not None:
-        new = '\n'.join(line for line in new.splitlines() if not tolerated.search(line))
-    assert not BAD_LOG.search(new), f'{live.kind} logged an error:\n{new}'
+    bad = errors_in(live.log()[start:], live.kind)
+    assert not bad, f'{live.kind} logged an error:\n{bad}'
 
 
 def ws_url(srv: LiveServer, query: str = '', mw: bool = False) -> str:
@@ -113,14 +126,11 @@ def uid() -> str:
 def wait_end(srv: LiveServer, ident: str, timeout: float = 6.0) -> str:
     """The server's 'WS END' line for connection ``ident``."""
     pattern = re.compile(rf'WS END id={ident} (.*)')
-    deadline = time.monotonic() + timeout
-    while True:
-        found = pattern.search(srv.log())
-        if found:
-            return found.group(1)
-        if time.monotonic() > deadline:
-            raise AssertionError(f'no WS END for {ident}:\n{srv.log_tail()}')
-        time.sleep(0.02)
+    try:
+        found = wait_until(lambda: pattern.search(srv.log()), timeout, message=f'WS END for {ident}')
+    except AssertionError:
+        raise AssertionError(f'no WS END for {ident}:\n{srv.log_tail()}') from None
+    return found.group(1)
 
 
 # -- raw-socket client --------------------------------------------------------
@@ -308,7 +318,7 @@ def test_concurrent_sends_never_interleave(srv: LiveServer) -> None:
     threads, count, size = 8, 12, 100_000
     with connect(ws_url(srv, f'id={uid()}'), max_size=None, compression=None) as ws:
         ws.send(f'__flood {threads} {count} {size}')
-        time.sleep(0.5)   # let the socket buffers fill: writes become partial
+        time.sleep(0.5)   # the scenario: the client reads late, so buffers fill and writes become partial
         seen: dict[int, list[int]] = {t: [] for t in range(threads)}
         while True:
             msg = ws.recv(timeout=30)
@@ -332,7 +342,7 @@ def test_reader_never_waits_for_a_busy_writer(srv: LiveServer) -> None:
         sock.settimeout(30)
         blob = os.urandom(12_000_000)   # more than the kernel buffers hold
         sock.sendall(masked(0x1, b'__flood 4 40 100000'))
-        time.sleep(0.3)
+        time.sleep(0.3)   # the scenario: the client reads nothing while the flood starts
         sock.sendall(masked(0x2, blob) + masked(0x9, b'p!'))   # blocks until the server reads
         got = {'flood': 0, 'done': False, 'echo': False, 'pong': False}
         while not (got['done'] and got['echo'] and got['pong']):
@@ -366,7 +376,7 @@ def test_close_from_other_thread_with_stuck_writers(srv: LiveServer) -> None:
     sock, _ = raw_handshake(srv.port, f'/ws?id={ident}&ct=1')
     with sock:
         sock.sendall(masked(0x1, b'__flood 4 100 100000'))
-        time.sleep(0.5)
+        time.sleep(0.5)   # the scenario: the client has stopped reading; writers block
         started = time.monotonic()
         sock.sendall(masked(0x1, b'__close_bg'))
         assert wait_end(srv, ident, timeout=10) == 'reason=closed locally code=1001'
@@ -508,13 +518,19 @@ def test_not_an_upgrade_is_400_json(srv: LiveServer) -> None:
     ('POST', {}),
 ])
 def test_bad_handshake_is_400(srv: LiveServer, method: str, headers: dict[str, str]) -> None:
-    if srv.kind in GWS_KINDS and method == 'GET' and 'Connection' not in headers:
-        pytest.skip('gevent-websocket validates the handshake itself before the app runs')
+    if srv.kind in GWS_KINDS and 'Sec-WebSocket-Key' in headers:
+        # gevent-websocket's handler fails on it in its own error path (a TypeError,
+        # connection dropped) before the application runs: nothing to check of ours
+        pytest.skip('gevent-websocket handles a bad key itself, before the app runs')
     base = {'Upgrade': 'websocket', 'Connection': 'Upgrade',
             'Sec-WebSocket-Key': base64.b64encode(os.urandom(16)).decode(),
             'Sec-WebSocket-Version': '13'}
     body = b'' if method == 'POST' else None
     resp = http_request(srv.port, method, '/ws', body=body, headers={**base, **headers})
+    if srv.kind in GWS_KINDS and 'Sec-WebSocket-Version' in headers:
+        # gevent-websocket also speaks version 8 (hybi-08) and answers 101 itself
+        assert resp.status == 101, resp
+        return
     assert resp.status == 400, resp
     assert resp.json()['code'] == 3
 

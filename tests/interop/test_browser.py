@@ -22,14 +22,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.live import ROOT, http_request, start_server
+from tests.live import ROOT, http_request, start_server, wait_until
 
 from .conftest import KINDS
 from .tools import chromium, client_js, package_version, run_node_script
@@ -75,13 +74,18 @@ def python_m_demo(tmp_path: Path, *args: str) -> Iterator[DemoServer]:
                                     env={**os.environ, 'PYTHONUNBUFFERED': '1'})
         server = DemoServer(f'http://127.0.0.1:{port}/', str(log_path), proc=proc)
         try:
-            deadline = time.monotonic() + 20
-            while proc.poll() is None and time.monotonic() < deadline:
+            def served_or_exited(port: int = port, proc: subprocess.Popen = proc) -> str | None:
+                if proc.poll() is not None:
+                    return 'exited'
                 with contextlib.suppress(OSError):
                     if http_request(port, 'GET', '/', timeout=2).status == 200:
-                        break
-                time.sleep(0.05)
-            else:
+                        return 'served'
+                return None
+            try:
+                outcome = wait_until(served_or_exited, 20, interval=0.05)
+            except AssertionError:
+                outcome = 'silent'
+            if outcome != 'served':
                 if 'Address already in use' in server.log():
                     continue
                 pytest.fail(f'{" ".join(cmd)} did not serve the page:\n{server.log()}')

@@ -1,5 +1,4 @@
 import threading
-import time
 
 import pytest
 
@@ -7,6 +6,7 @@ from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.options import Options
 from engineio_wsgi.packets import Packet, PacketType
 from engineio_wsgi.session import DuplicateRequest, ProtocolViolation, Reason, Session, State
+from tests.live import wait_until
 
 from .fakes import FakeBackend
 
@@ -50,10 +50,7 @@ def waiting_get(session):
     result = []
     getter = threading.Thread(target=lambda: result.append(session.poll()))
     getter.start()
-    deadline = time.monotonic() + 2
-    while not session._polling_get:
-        assert time.monotonic() < deadline, 'the GET never started waiting'
-        time.sleep(0.001)
+    wait_until(lambda: session._polling_get, 2, interval=0.001, message='the GET waiting')
     return getter, result
 
 

@@ -10,6 +10,7 @@ import pytest
 import webtest
 
 from engineio_wsgi import ConnectionRefusedError, Server, WSGIApp
+from tests import live
 
 EIO = '/engine.io/?EIO=4&transport=polling'
 
@@ -54,12 +55,11 @@ def error(res):
 
 
 def wait_until(predicate, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
+    """True once ``predicate()`` is, False after ``timeout``."""
+    try:
+        return bool(live.wait_until(predicate, timeout, interval=0.005))
+    except AssertionError:
+        return False
 
 
 def test_handshake_open_packet():
