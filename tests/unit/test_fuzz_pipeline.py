@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engineio_wsgi import Server, WSGIApp, wsconn
+from engineio_wsgi import Server, WSGIApp
 from engineio_wsgi.servers import WebSocketTakenOver
 from tests.live import wait_until
 from tests.unit import wsframes
@@ -402,17 +402,6 @@ class Client:
         return self.received
 
 
-def takeover_errors(plan: str) -> tuple[type[BaseException], ...]:
-    if plan == 'gone':
-        # Known defect, issue 10 point 13: a handshake written to a client that is
-        # gone ends the call with wsconn.ConnectionClosed (no errno: gunicorn logs
-        # a traceback) instead of the takeover signal. Pinned by
-        # test_handshake_to_a_gone_client_ends_like_a_dropped_connection; drop
-        # this once that test passes.
-        return (WebSocketTakenOver, wsconn.ConnectionClosed)
-    return (WebSocketTakenOver,)
-
-
 @FUZZ_SOCKET
 @given(req=socket_requests, plan=st.sampled_from(PLANS), queued=st.booleans())
 @example(req=_req('POST', b'4hello', 'actual'), plan='half', queued=False)
@@ -433,23 +422,27 @@ def test_random_requests_on_a_real_socket(socket_pipeline, socket_seen, req, pla
     environ['wsgi.input'] = server_end.makefile('rb')
     started = time.monotonic()
     try:
-        status, headers, body, calls = call(app, environ, takeover=takeover_errors(plan),
+        status, headers, body, calls = call(app, environ, takeover=(WebSocketTakenOver,),
                                             bound=SOCKET_CALL_BOUND)
     finally:
         environ['wsgi.input'].close()
         server_end.close()      # what the WSGI server does after the call
     wire = client.finish()
     if status is None:
-        # a WebSocket took the connection over: it answered 101 itself
+        # the client was gone before the 101 could be written: the call ends
+        # with the takeover signal (EPIPE) and nothing on the wire
         assert calls == 0, f'start_response called {calls} times on a takeover: {environ}'
-        if plan == 'gone':
-            assert wire == b'', (wire[:200], environ)
-        else:
-            head, _, after = wire.partition(b'\r\n\r\n')
-            assert head.startswith(b'HTTP/1.1 101 '), (wire[:200], environ)
-            # after the 101, whole frames only: nothing cut off, nothing else written
-            frames, rest = wsframes.split_frames(after)
-            assert rest == b'', (frames[-3:], rest[:100], environ)
+        assert wire == b'', (wire[:200], environ)
+        outcome = 'takeover'
+    elif status.startswith('101 '):
+        # a WebSocket took the connection over: it wrote the 101 itself; the
+        # call then ends as an empty 101 response on the shut-down socket
+        assert (calls, headers, body) == (1, [], b''), (calls, headers, body, environ)
+        head, _, after = wire.partition(b'\r\n\r\n')
+        assert head.startswith(b'HTTP/1.1 101 '), (wire[:200], environ)
+        # after the 101, whole frames only: nothing cut off, nothing else written
+        frames, rest = wsframes.split_frames(after)
+        assert rest == b'', (frames[-3:], rest[:100], environ)
         outcome = 'takeover'
     else:
         # the application never writes on the socket: the WSGI server does
@@ -473,8 +466,6 @@ def _socket_environ(method: str, query: str, server_end: socket.socket, **extra:
     return environ
 
 
-@pytest.mark.xfail(strict=True, reason='issue 10 point 13: a failed handshake write raises '
-                   'wsconn.ConnectionClosed (no errno) out of the WSGI call')
 def test_handshake_to_a_gone_client_ends_like_a_dropped_connection(socket_pipeline):
     eio, app = socket_pipeline
     server_end, client_end = socket.socketpair()
