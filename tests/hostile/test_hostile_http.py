@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.hostile.tools import Bystanders, RawWebSocket, open_websocket
+from tests.hostile.tools import Bystanders, RawWebSocket, close_code, open_websocket
 from tests.live import (
     CLOSE,
     NOOP,
@@ -171,9 +171,11 @@ def test_sid_of_the_other_transport(bystanders: Bystanders, hostile_server):
         # the WebSocket session carries on
         ws.send('4still')
         assert ws.recv() == '4still'
-        # a second WebSocket for a WebSocket-only sid is refused before any 101
+        # a second WebSocket for a WebSocket-only sid: 101, then closed at once
         raw = RawWebSocket(hostile_server.port, f'EIO=4&transport=websocket&sid={sid}')
-        assert raw.status == 400, raw.head
+        assert raw.status == 101, raw.head
+        frames, eof = raw.read_until_end(timeout=5)
+        assert close_code(frames) == 1008 and eof, frames
         raw.close()
         ws.send('4again')
         assert ws.recv() == '4again'
