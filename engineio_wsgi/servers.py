@@ -77,6 +77,7 @@ __all__ = [
     'peer_gone',
     'raw_socket',
     'server_kind',
+    'take_read_ahead',
 ]
 
 logger = logging.getLogger('engineio_wsgi.servers')
@@ -161,6 +162,57 @@ def raw_socket(environ: dict[str, Any]) -> socket.socket | None:
         if sock is not None:
             return sock
     return _pywsgi_reader_socket(environ)
+
+
+def take_read_ahead(environ: dict[str, Any], sock: Any) -> bytes:
+    """Bytes the server already read from the connection behind the request head.
+
+    A client may send its first WebSocket frames right behind the upgrade
+    request, without waiting for the 101; the server's own reader has then
+    buffered them, and reading the socket would skip them. gunicorn keeps them
+    in its parser's unreader, werkzeug and gevent.pywsgi (with or without
+    gevent-websocket) in the handler's buffered ``rfile``. Never blocks.
+    """
+    stream = environ.get('wsgi.input')
+    unreader = getattr(getattr(stream, 'reader', None), 'unreader', None)
+    if unreader is not None:            # gunicorn: Body -> LengthReader -> Unreader
+        take = getattr(unreader, 'take_buffered', None)
+        if take is not None:
+            return bytes(take())
+        buf = getattr(unreader, 'buf', None)
+        if buf is None:
+            return b''
+        data = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return bytes(data)
+    reader = _handler_reader(environ)
+    if reader is None:
+        return b''
+    # read1() returns what the buffer holds without a second look at the
+    # socket; non-blocking, so an empty buffer returns at once
+    timeout = sock.gettimeout()
+    try:
+        sock.setblocking(False)
+        return bytes(reader.read1(65536) or b'')
+    except (BlockingIOError, InterruptedError):
+        return b''
+    finally:
+        sock.settimeout(timeout)
+
+
+def _handler_reader(environ: dict[str, Any]) -> Any:
+    """The request handler's buffered reader over the connection, or None."""
+    ws = environ.get('wsgi.websocket')
+    if ws is not None:                  # gevent-websocket
+        reader = getattr(getattr(ws, 'handler', None), 'rfile', None)
+    else:
+        reader = environ.get('wsgi.input')
+        if type(reader).__module__ == 'gevent.pywsgi':   # pywsgi's Input wraps it
+            reader = getattr(reader, 'rfile', None)
+    if reader is None or not hasattr(reader, 'read1'):
+        return None
+    return reader
 
 
 def _gevent_active(sock: Any = None) -> bool:
