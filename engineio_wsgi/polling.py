@@ -8,11 +8,18 @@ import socket
 from typing import Any
 
 from . import servers
-from .errors import BadRequest, PayloadTooLarge, TooManyRequests
+from .errors import BadRequest, PayloadTooLarge, TooManyRequests, UnknownSid
 from .options import Options
 from .packets import DecodeError, Packet, decode_payload, encode_payload
 from .response import NO_STORE, TEXT, Headers, compress
-from .session import DuplicateRequest, ProtocolViolation, RateLimited, Reason, Session
+from .session import (
+    DuplicateRequest,
+    ProtocolViolation,
+    RateLimited,
+    Reason,
+    Session,
+    SessionEnded,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,8 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ)
     try:
         session.begin_post(watchdog)
+    except SessionEnded:
+        raise UnknownSid('session has ended') from None
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a POST is already in progress on this session') from None
@@ -72,7 +81,8 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     except ProtocolViolation as exc:
         error = exc  # type: ignore[assignment]
     if error is not None:
-        session.close(Reason.PARSE_ERROR)
+        # after the packets before the bad one, and what the app sends for them
+        session.close_after_dispatch(Reason.PARSE_ERROR)
         raise BadRequest(f'bad payload: {error}')
     headers.append(('Content-Type', 'text/html'))
     return b'ok'

@@ -150,6 +150,9 @@ class Session:
         self._inbox: deque[Any] = deque()
         self._dispatching = False
         self._notified = False
+        #: set when the session is to end once the messages received so far
+        #: were handled (a parse error): nothing more is taken from the client
+        self._ending: str | None = None
         self._finished = False
         rate = options.message_rate_limit
         self._rate = RateLimit(rate[0], rate[1], backend.monotonic()) if rate else None
@@ -168,12 +171,16 @@ class Session:
                                     opts.ping_timeout + opts.ping_grace)
         self.backend.spawn(self._heartbeat_loop)
 
-    def close(self, reason: str, *, farewell: bool = True, defer: bool = False) -> bool:
+    def close(self, reason: str, *, farewell: bool = True, defer: bool = False,
+              linger: bool = False) -> bool:
         """End the session; never blocks on a client. False if it had ended already.
 
         ``farewell=False`` when the transport is known to be broken: nothing
         more is written to it. ``defer=True`` when the caller must not wait
         for the transport to close (a sender whose client stopped reading).
+        ``linger=True`` when a polling client is owed its close packet (after
+        what is still queued): the session then waits for its next GET, as
+        after a server disconnect.
 
         The client is told with a close packet where a transport can carry one:
         on WebSocket it follows whatever is queued, then the socket closes; on
@@ -192,7 +199,7 @@ class Session:
                 self.state = State.CLOSING
                 flush = not self._flushing
                 self._flushing = True
-            elif self._polling_get or reason in _LINGERING_REASONS:
+            elif self._polling_get or linger or reason in _LINGERING_REASONS:
                 self._outbox.append(CLOSE)
                 self.state = State.CLOSING
             else:
@@ -210,6 +217,24 @@ class Session:
             # the caller must not wait on a slow client: write from elsewhere
             self.backend.run_soon(self._flush)
         return True
+
+    def close_after_dispatch(self, reason: str) -> None:
+        """End the session once the messages received so far were handled.
+
+        What the application sends while handling them reaches the client
+        before the close packet. From now on nothing more from the client
+        reaches the application.
+        """
+        with self._lock:
+            if self.state is not State.OPEN or self._ending is not None:
+                return
+            self._ending = reason
+            later = self._dispatching
+            if later:
+                # the dispatch worker closes the session when it gets here
+                self._inbox.append(_CloseLater(reason))
+        if not later:
+            self.close(reason, linger=True)
 
     def end(self) -> None:
         """Drop the session now, whatever its state: nothing more is sent."""
@@ -453,8 +478,13 @@ class Session:
             self._wake.set()
 
     def begin_post(self, abort: Callable[[], None] | None = None) -> None:
-        """A POST starts; ``abort`` cuts its connection if the body is too slow."""
+        """A POST starts; ``abort`` cuts its connection if the body is too slow.
+
+        Raises ``SessionEnded`` when the session no longer takes client input.
+        """
         with self._lock:
+            if self.state is not State.OPEN or self._ending is not None:
+                raise SessionEnded()
             duplicate = self._polling_post
             if not duplicate:
                 self._polling_post = True
@@ -518,7 +548,8 @@ class Session:
             raise ProtocolViolation(f'unexpected {kind.name} packet from the client')
 
     def _dispatch(self, data: str | bytes) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not State.OPEN or self._ending is not None:
+            logger.debug('%s message after the end dropped', self.sid)
             return
         if not self.options.async_handlers:
             self._on_message(self, data)
@@ -556,7 +587,9 @@ class Session:
                 item = self._inbox.popleft()
                 if isinstance(item, _Closed):
                     self._notified = True
-            if isinstance(item, _Closed):
+            if isinstance(item, _CloseLater):
+                self.close(item.reason, linger=True)
+            elif isinstance(item, _Closed):
                 self._on_close(self, item.reason)
             elif not self._notified:
                 self._on_message(self, item)
@@ -593,5 +626,16 @@ class _Closed:
         self.reason = reason
 
 
+class _CloseLater:
+    __slots__ = ('reason',)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class DuplicateRequest(Exception):
     """A second GET or POST while one is in progress on the same session."""
+
+
+class SessionEnded(Exception):
+    """A request for a session that has ended or is about to."""

@@ -174,6 +174,7 @@ def _serve(session: Session, conn: wsconn.WSConnection) -> None:
             session.close(Reason.TRANSPORT_ERROR)
         except (DecodeError, ProtocolViolation) as exc:
             logger.debug('%s bad packet: %s', session.sid, exc)
-            # the close packet goes out, then the connection closes and
+            # once the messages before it were handled, the close packet goes
+            # out after their replies, then the connection closes and
             # receive() above returns None
-            session.close(Reason.PARSE_ERROR)
+            session.close_after_dispatch(Reason.PARSE_ERROR)
