@@ -55,9 +55,9 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     if content_type == 'application/octet-stream':
         session.close(Reason.PARSE_ERROR)
         raise BadRequest('binary POST bodies are not part of Engine.IO v4')
-    watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ)
+    watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ, session)
     try:
-        session.begin_post(watchdog)
+        session.begin_post(watchdog and watchdog.abort)
     except SessionEnded:
         raise UnknownSid('session has ended') from None
     except DuplicateRequest:
@@ -66,6 +66,8 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     try:
         body = read_body(environ, options, session)
     finally:
+        if watchdog is not None:
+            watchdog.disarm()
         session.end_post()
     try:
         packets = decode_payload(body)
@@ -145,13 +147,39 @@ def _read(stream: Any, length: int | None, limit: int) -> bytes | None:
         parts.append(chunk)
 
 
-def _watchdog(environ: dict[str, Any]) -> Any:
-    """What the session calls when a body takes too long: cut the connection."""
-    sock = servers.raw_socket(environ)
-    if sock is None:
-        return None
+class _Watchdog:
+    """Cuts the read side of a POST's connection when its body is too slow.
 
-    def abort() -> None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RD)  # the 400 can still be written
-    return abort
+    Armed while the body is read, and only then: ``disarm`` returns once a
+    running ``abort`` is over, and after it ``abort`` does nothing. So the
+    cut can never reach the connection once the request read its body (and
+    may have been answered), e.g. a kept-alive connection already serving
+    the client's next request.
+    """
+
+    def __init__(self, sock: socket.socket, session: Session) -> None:
+        self._sock = sock
+        self._lock = session.backend.lock()
+        self._armed = True
+
+    def abort(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._armed = False
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RD)  # the 400 can still be written
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = False
+
+
+def _watchdog(environ: dict[str, Any], session: Session) -> _Watchdog | None:
+    """Where the server gives access to the socket, a watchdog for this POST.
+
+    Elsewhere (no socket, threads) nothing can interrupt a read that blocks:
+    ``http_body_timeout`` then depends on the server's own timeouts.
+    """
+    sock = servers.raw_socket(environ)
+    return None if sock is None else _Watchdog(sock, session)

@@ -274,11 +274,13 @@ class Session:
     # -- heartbeat --------------------------------------------------------------
 
     def heartbeat_step(self) -> float | None:
-        """Do what is due now; return the next deadline, or None when done."""
+        """Do what is due now; return the next deadline, or None when done.
+
+        A POST still reading its body is watched until it ends, also after
+        the session ended: its thread must be released either way.
+        """
         now = self.backend.monotonic()
         with self._lock:
-            if self.state is State.CLOSED:
-                return None
             abort = None
             if self._post_abort is not None and now >= self._post_deadline:
                 abort, self._post_abort = self._post_abort, None
@@ -286,11 +288,12 @@ class Session:
             logger.debug('%s POST body too slow; dropping it', self.sid)
             abort()
         deadline = self._next_deadline(now)
-        if deadline is None:
-            return None
-        if self._post_abort is not None:
-            deadline = min(deadline, self._post_deadline)
-        return deadline
+        with self._lock:
+            if self._post_abort is None:
+                return deadline
+            if deadline is None:
+                return self._post_deadline
+            return min(deadline, self._post_deadline)
 
     def _next_deadline(self, now: float) -> float | None:
         with self._lock:
@@ -480,6 +483,9 @@ class Session:
     def begin_post(self, abort: Callable[[], None] | None = None) -> None:
         """A POST starts; ``abort`` cuts its connection if the body is too slow.
 
+        ``abort`` may be called (from the heartbeat) until ``end_post``; it
+        must itself do nothing once the request's body reading is over.
+
         Raises ``SessionEnded`` when the session no longer takes client input.
         """
         with self._lock:
@@ -498,7 +504,10 @@ class Session:
     def end_post(self) -> None:
         with self._lock:
             self._polling_post = False
+            watched = self._post_abort is not None
             self._post_abort = None
+        if watched:
+            self._hb_wake.set()   # a heartbeat kept only for this POST can end
 
     def check_text(self, data: str) -> None:
         """The polling payload cannot carry a record separator inside text."""
