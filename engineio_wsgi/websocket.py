@@ -149,7 +149,8 @@ def _probe(session: Session, conn: wsconn.WSConnection, deadline: float,
             except OSError:
                 return False
             session.start_upgrade()
-        elif kind is PacketType.UPGRADE and session.upgrading:
+        elif kind is PacketType.UPGRADE:
+            # also without a probe first, as the reference server does
             return not session.closed
         elif kind in (PacketType.CLOSE, PacketType.PING, PacketType.OPEN):
             return False

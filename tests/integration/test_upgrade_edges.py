@@ -180,6 +180,14 @@ def test_closes_the_probe_and_polling_goes_on(server, polling, sockets, frame):
     echo_on(again, 'upgraded on the second try')
 
 
+def test_upgrade_packet_without_a_probe_completes_the_upgrade(server, polling, sockets):
+    raw = connect(server, sockets, polling.sid)
+    assert raw.status == 101
+    raw.send_text('5')
+    echo_on(raw, 'upgraded without a probe')
+    expect_error(polling.get(timeout=5), 400, 3)
+
+
 def test_probe_closed_before_2probe_leaves_the_session_on_polling(server, polling, sockets):
     raw = connect(server, sockets, polling.sid)
     assert raw.status == 101
