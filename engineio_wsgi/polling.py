@@ -121,6 +121,7 @@ def read_body(environ: dict[str, Any], options: Options, session: Session) -> by
     if length is not None and len(body) < length:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('body shorter than its Content-Length')
+    environ[servers.BODY_READ] = True
     return body
 
 

@@ -202,6 +202,8 @@ class Server:
             return respond(start_response, 200, headers, body)
         except RequestError as exc:
             self._rejects.rejected(type(exc).__name__, exc.detail)
+            if environ.get('REQUEST_METHOD') == 'POST' and not environ.get(servers.BODY_READ):
+                servers.abandon_body(environ)
             if 'wsgi.websocket' in environ:
                 closed = websocket.refuse_after_upgrade(environ, start_response, exc.message)
                 if closed is not None:

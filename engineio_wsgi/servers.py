@@ -60,16 +60,20 @@ server is concurrent.
 
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
 import logging
 import select
 import socket
 import sys
+import termios
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 __all__ = [
     'ServerInfo',
+    'abandon_body',
     'WebSocketTakenOver',
     'describe',
     'finish_takeover',
@@ -79,6 +83,9 @@ __all__ = [
     'server_kind',
     'take_read_ahead',
 ]
+
+#: environ key set once the request body was read in full
+BODY_READ = 'engineio_wsgi.body_read'
 
 logger = logging.getLogger('engineio_wsgi.servers')
 
@@ -162,6 +169,45 @@ def raw_socket(environ: dict[str, Any]) -> socket.socket | None:
         if sock is not None:
             return sock
     return _pywsgi_reader_socket(environ)
+
+
+def abandon_body(environ: dict[str, Any]) -> None:
+    """A request is refused before its body was read in full: when the rest
+    of the body has not arrived yet, read nothing more from the connection
+    (the response can still be written).
+
+    gunicorn reads the rest of an unread body before it reuses or closes a
+    connection, so that closing does not reset it under the response; its
+    gthread worker waits for that on its one main thread, up to 2 seconds
+    per connection. A client that keeps trickling a body after its refusal
+    would stall every other request of the worker, pongs included, and
+    healthy sessions would time out. With the read side shut down that wait
+    ends at once. A body that is all there already is left to gunicorn, so a
+    kept-alive connection goes on serving the client's next request.
+    """
+    if server_kind(environ) != GUNICORN:
+        return
+    sock = environ['gunicorn.socket']
+    reader = getattr(environ.get('wsgi.input'), 'reader', None)
+    remaining = getattr(reader, 'length', None)     # None: chunked, unknown length
+    if isinstance(remaining, int) and _available(reader, sock) >= remaining:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:     # already shut down, or the peer is gone
+        pass
+
+
+def _available(reader: Any, sock: Any) -> int:
+    """Body bytes gunicorn holds already plus those waiting in the socket."""
+    buf = getattr(getattr(reader, 'unreader', None), 'buf', None)
+    held = len(buf.getvalue()) if buf is not None else 0
+    waiting = array.array('i', [0])
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, waiting)
+    except (OSError, ValueError):
+        return held
+    return held + waiting[0]
 
 
 def take_read_ahead(environ: dict[str, Any], sock: Any) -> bytes:
