@@ -57,7 +57,7 @@ def post(session: Session, environ: dict[str, Any], options: Options,
         raise BadRequest('binary POST bodies are not part of Engine.IO v4')
     watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ, session)
     try:
-        session.begin_post(watchdog and watchdog.abort)
+        session.begin_post(None if watchdog is None else watchdog.abort)
     except SessionEnded:
         raise UnknownSid('session has ended') from None
     except DuplicateRequest:
