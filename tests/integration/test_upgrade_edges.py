@@ -4,7 +4,8 @@
   (101) and closed at once; the first keeps working (PROTOCOL.md "Upgrade").
 - The probe socket before ``5``: what each client packet does (PROTOCOL.md,
   third column of "What each client packet does"); after a closed probe the
-  session carries on over polling.
+  session carries on over polling. ``5`` completes the upgrade, also without
+  ``2probe`` before it (as the reference server does).
 
 Raw sockets on the client side (tests/hostile/tools.py ``RawWebSocket``), so
 that the exact status line, frames and end of the connection are seen.
