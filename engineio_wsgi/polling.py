@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 from . import servers
-from .errors import BadRequest, PayloadTooLarge, TooManyRequests
+from .errors import BadRequest, PayloadTooLarge, TooManyRequests, UnknownSid
 from .options import Options
 from .packets import DecodeError, Packet, decode_payload, encode_payload
 from .response import NO_STORE, TEXT, Headers, compress
@@ -18,6 +18,7 @@ from .session import (
     RateLimited,
     Reason,
     Session,
+    SessionEnded,
     reason_for,
 )
 
@@ -55,15 +56,19 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     if content_type == 'application/octet-stream':
         session.close(Reason.PARSE_ERROR)
         raise BadRequest('binary POST bodies are not part of Engine.IO v4')
-    watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ)
+    watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ, session)
     try:
-        session.begin_post(watchdog)
+        session.begin_post(None if watchdog is None else watchdog.abort)
+    except SessionEnded:
+        raise UnknownSid('session has ended') from None
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a POST is already in progress on this session') from None
     try:
         body = read_body(environ, options, session)
     finally:
+        if watchdog is not None:
+            watchdog.disarm()
         session.end_post()
     try:
         packets = decode_payload(body)
@@ -79,7 +84,8 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     except ProtocolViolation as exc:
         error = exc  # type: ignore[assignment]
     if error is not None:
-        session.close(reason_for(error))
+        # after the packets before the bad one, and what the app sends for them
+        session.close_after_dispatch(reason_for(error))
         raise BadRequest(f'bad payload: {error}')
     headers.append(('Content-Type', 'text/html'))
     return b'ok'
@@ -116,6 +122,7 @@ def read_body(environ: dict[str, Any], options: Options, session: Session) -> by
     if length is not None and len(body) < length:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('body shorter than its Content-Length')
+    environ[servers.BODY_READ] = True
     return body
 
 
@@ -142,13 +149,39 @@ def _read(stream: Any, length: int | None, limit: int) -> bytes | None:
         parts.append(chunk)
 
 
-def _watchdog(environ: dict[str, Any]) -> Any:
-    """What the session calls when a body takes too long: cut the connection."""
-    sock = servers.raw_socket(environ)
-    if sock is None:
-        return None
+class _Watchdog:
+    """Cuts the read side of a POST's connection when its body is too slow.
 
-    def abort() -> None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RD)  # the 400 can still be written
-    return abort
+    Armed while the body is read, and only then: ``disarm`` returns once a
+    running ``abort`` is over, and after it ``abort`` does nothing. So the
+    cut can never reach the connection once the request read its body (and
+    may have been answered), e.g. a kept-alive connection already serving
+    the client's next request.
+    """
+
+    def __init__(self, sock: socket.socket, session: Session) -> None:
+        self._sock = sock
+        self._lock = session.backend.lock()
+        self._armed = True
+
+    def abort(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._armed = False
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RD)  # the 400 can still be written
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = False
+
+
+def _watchdog(environ: dict[str, Any], session: Session) -> _Watchdog | None:
+    """Where the server gives access to the socket, a watchdog for this POST.
+
+    Elsewhere (no socket, threads) nothing can interrupt a read that blocks:
+    ``http_body_timeout`` then depends on the server's own timeouts.
+    """
+    sock = servers.raw_socket(environ)
+    return None if sock is None else _Watchdog(sock, session)

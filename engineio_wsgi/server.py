@@ -270,6 +270,8 @@ class Server:
             return respond(start_response, 200, headers, body)
         except RequestError as exc:
             self._rejects.rejected(type(exc).__name__, exc.detail)
+            if environ.get('REQUEST_METHOD') == 'POST' and not environ.get(servers.BODY_READ):
+                servers.abandon_body(environ)
             if 'wsgi.websocket' in environ:
                 reason = exc.message if isinstance(exc.message, str) else json.dumps(exc.message)
                 closed = websocket.refuse_after_upgrade(environ, start_response, reason)

@@ -55,10 +55,13 @@ server is concurrent.
 
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
 import logging
 import select
 import socket
+import termios
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -66,6 +69,7 @@ from .backends import detect_async_mode
 
 __all__ = [
     'ServerInfo',
+    'abandon_body',
     'WebSocketTakenOver',
     'describe',
     'finish_takeover',
@@ -73,7 +77,11 @@ __all__ = [
     'peer_gone',
     'raw_socket',
     'server_kind',
+    'take_read_ahead',
 ]
+
+#: environ key set once the request body was read in full
+BODY_READ = 'engineio_wsgi.body_read'
 
 logger = logging.getLogger('engineio_wsgi.servers')
 
@@ -158,6 +166,96 @@ def raw_socket(environ: dict[str, Any]) -> socket.socket | None:
         if sock is not None:
             return sock
     return _pywsgi_reader_socket(environ)
+
+
+def abandon_body(environ: dict[str, Any]) -> None:
+    """A request is refused before its body was read in full: when the rest
+    of the body has not arrived yet, read nothing more from the connection
+    (the response can still be written).
+
+    gunicorn reads the rest of an unread body before it reuses or closes a
+    connection, so that closing does not reset it under the response; its
+    gthread worker waits for that on its one main thread, up to 2 seconds
+    per connection. A client that keeps trickling a body after its refusal
+    would stall every other request of the worker, pongs included, and
+    healthy sessions would time out. With the read side shut down that wait
+    ends at once. A body that is all there already is left to gunicorn, so a
+    kept-alive connection goes on serving the client's next request.
+    """
+    if server_kind(environ) != GUNICORN:
+        return
+    sock = environ['gunicorn.socket']
+    reader = getattr(environ.get('wsgi.input'), 'reader', None)
+    remaining = getattr(reader, 'length', None)     # None: chunked, unknown length
+    if isinstance(remaining, int) and _available(reader, sock) >= remaining:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:     # already shut down, or the peer is gone
+        pass
+
+
+def _available(reader: Any, sock: Any) -> int:
+    """Body bytes gunicorn holds already plus those waiting in the socket."""
+    buf = getattr(getattr(reader, 'unreader', None), 'buf', None)
+    held = len(buf.getvalue()) if buf is not None else 0
+    waiting = array.array('i', [0])
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, waiting)
+    except (OSError, ValueError):
+        return held
+    return held + waiting[0]
+
+
+def take_read_ahead(environ: dict[str, Any], sock: Any) -> bytes:
+    """Bytes the server already read from the connection behind the request head.
+
+    A client may send its first WebSocket frames right behind the upgrade
+    request, without waiting for the 101; the server's own reader has then
+    buffered them, and reading the socket would skip them. gunicorn keeps them
+    in its parser's unreader, werkzeug and gevent.pywsgi (with or without
+    gevent-websocket) in the handler's buffered ``rfile``. Never blocks.
+    """
+    stream = environ.get('wsgi.input')
+    unreader = getattr(getattr(stream, 'reader', None), 'unreader', None)
+    if unreader is not None:            # gunicorn: Body -> LengthReader -> Unreader
+        take = getattr(unreader, 'take_buffered', None)
+        if take is not None:
+            return bytes(take())
+        buf = getattr(unreader, 'buf', None)
+        if buf is None:
+            return b''
+        data = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return bytes(data)
+    reader = _handler_reader(environ)
+    if reader is None:
+        return b''
+    # read1() returns what the buffer holds without a second look at the
+    # socket; non-blocking, so an empty buffer returns at once
+    timeout = sock.gettimeout()
+    try:
+        sock.setblocking(False)
+        return bytes(reader.read1(65536) or b'')
+    except (BlockingIOError, InterruptedError):
+        return b''
+    finally:
+        sock.settimeout(timeout)
+
+
+def _handler_reader(environ: dict[str, Any]) -> Any:
+    """The request handler's buffered reader over the connection, or None."""
+    ws = environ.get('wsgi.websocket')
+    if ws is not None:                  # gevent-websocket
+        reader = getattr(getattr(ws, 'handler', None), 'rfile', None)
+    else:
+        reader = environ.get('wsgi.input')
+        if type(reader).__module__ == 'gevent.pywsgi':   # pywsgi's Input wraps it
+            reader = getattr(reader, 'rfile', None)
+    if reader is None or not hasattr(reader, 'read1'):
+        return None
+    return reader
 
 
 def _software(environ: dict[str, Any]) -> str:

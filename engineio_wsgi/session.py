@@ -162,6 +162,9 @@ class Session:
         self._inbox: deque[Any] = deque()
         self._dispatching = False
         self._notified = False
+        #: set when the session is to end once the messages received so far
+        #: were handled (a parse error): nothing more is taken from the client
+        self._ending: str | None = None
         self._finished = False
         rate = options.message_rate_limit
         self._rate = RateLimit(rate[0], rate[1], backend.monotonic()) if rate else None
@@ -180,13 +183,16 @@ class Session:
                                     opts.ping_timeout + opts.ping_grace)
         self.backend.spawn(self._heartbeat_loop)
 
-    def close(self, reason: str, *, farewell: bool = True, abort: bool = False) -> bool:
+    def close(self, reason: str, *, farewell: bool = True, abort: bool = False,
+              linger: bool = False) -> bool:
         """End the session; never blocks on a client. False if it had ended already.
 
         ``farewell=False`` when the transport is known to be broken: nothing
         more is written to it. ``abort=True`` (with ``farewell=False``) cuts
         the connection at once: for a client that stopped reading, whose
-        writer a graceful close would wait on.
+        writer a graceful close would wait on. ``linger=True`` when a polling
+        client is owed its close packet (after what is still queued): the
+        session then waits for its next GET, as after a server disconnect.
 
         The client is told with a close packet where a transport can carry one:
         on WebSocket it follows whatever is queued, then the socket closes; on
@@ -205,7 +211,7 @@ class Session:
                 self.state = State.CLOSING
                 flush = not self._flushing
                 self._flushing = True
-            elif self._polling_get or reason in _LINGERING_REASONS:
+            elif self._polling_get or linger or reason in _LINGERING_REASONS:
                 self._outbox.append(CLOSE)
                 self.state = State.CLOSING
             else:
@@ -223,6 +229,24 @@ class Session:
             # the caller must not wait on a slow client: write from elsewhere
             self.backend.run_soon(self._flush)
         return True
+
+    def close_after_dispatch(self, reason: str) -> None:
+        """End the session once the messages received so far were handled.
+
+        What the application sends while handling them reaches the client
+        before the close packet. From now on nothing more from the client
+        reaches the application.
+        """
+        with self._lock:
+            if self.state is not State.OPEN or self._ending is not None:
+                return
+            self._ending = reason
+            later = self._dispatching
+            if later:
+                # the dispatch worker closes the session when it gets here
+                self._inbox.append(_CloseLater(reason))
+        if not later:
+            self.close(reason, linger=True)
 
     def end(self) -> None:
         """Drop the session now, whatever its state: nothing more is sent,
@@ -261,11 +285,13 @@ class Session:
     # -- heartbeat --------------------------------------------------------------
 
     def heartbeat_step(self) -> float | None:
-        """Do what is due now; return the next deadline, or None when done."""
+        """Do what is due now; return the next deadline, or None when done.
+
+        A POST still reading its body is watched until it ends, also after
+        the session ended: its thread must be released either way.
+        """
         now = self.backend.monotonic()
         with self._lock:
-            if self.state is State.CLOSED:
-                return None
             abort = None
             if self._post_abort is not None and now >= self._post_deadline:
                 abort, self._post_abort = self._post_abort, None
@@ -273,11 +299,12 @@ class Session:
             logger.debug('%s POST body too slow; dropping it', self.sid)
             abort()
         deadline = self._next_deadline(now)
-        if deadline is None:
-            return None
-        if self._post_abort is not None:
-            deadline = min(deadline, self._post_deadline)
-        return deadline
+        with self._lock:
+            if self._post_abort is None:
+                return deadline
+            if deadline is None:
+                return self._post_deadline
+            return min(deadline, self._post_deadline)
 
     def _next_deadline(self, now: float) -> float | None:
         with self._lock:
@@ -467,8 +494,16 @@ class Session:
             self._wake.set()
 
     def begin_post(self, abort: Callable[[], None] | None = None) -> None:
-        """A POST starts; ``abort`` cuts its connection if the body is too slow."""
+        """A POST starts; ``abort`` cuts its connection if the body is too slow.
+
+        ``abort`` may be called (from the heartbeat) until ``end_post``; it
+        must itself do nothing once the request's body reading is over.
+
+        Raises ``SessionEnded`` when the session no longer takes client input.
+        """
         with self._lock:
+            if self.state is not State.OPEN or self._ending is not None:
+                raise SessionEnded()
             duplicate = self._polling_post
             if not duplicate:
                 self._polling_post = True
@@ -482,7 +517,10 @@ class Session:
     def end_post(self) -> None:
         with self._lock:
             self._polling_post = False
+            watched = self._post_abort is not None
             self._post_abort = None
+        if watched:
+            self._hb_wake.set()   # a heartbeat kept only for this POST can end
 
     def check_text(self, data: str) -> None:
         """The polling payload cannot carry a record separator inside text."""
@@ -532,7 +570,8 @@ class Session:
             raise ProtocolViolation(f'unexpected {kind.name} packet from the client')
 
     def _dispatch(self, data: str | bytes) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not State.OPEN or self._ending is not None:
+            logger.debug('%s message after the end dropped', self.sid)
             return
         if not self.options.async_handlers:
             self._on_message(self, data)
@@ -570,7 +609,9 @@ class Session:
                 item = self._inbox.popleft()
                 if isinstance(item, _Closed):
                     self._notified = True
-            if isinstance(item, _Closed):
+            if isinstance(item, _CloseLater):
+                self.close(item.reason, linger=True)
+            elif isinstance(item, _Closed):
                 self._on_close(self, item.reason)
             elif not self._notified:
                 self._on_message(self, item)
@@ -616,5 +657,16 @@ class _Closed:
         self.reason = reason
 
 
+class _CloseLater:
+    __slots__ = ('reason',)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class DuplicateRequest(Exception):
     """A second GET or POST while one is in progress on the same session."""
+
+
+class SessionEnded(Exception):
+    """A request for a session that has ended or is about to."""

@@ -52,7 +52,10 @@ def upgrade(server: Server, session: Session, request: Request,
     if not options.allow_upgrades:
         raise BadRequest('upgrades are turned off')
     if not session.reserve_probe():
-        raise BadRequest('session is upgrading or upgraded already')
+        # as the reference server does: clients take an HTTP error here for a
+        # failed connection, a closed WebSocket for a redundant one
+        return _accept_and_close(server, request, start_response,
+                                 'session is upgrading or upgraded already')
     try:
         conn = _accept(server, request)
     except BaseException:
@@ -91,6 +94,15 @@ def refuse_after_upgrade(environ: dict[str, Any], start_response: StartResponse,
     except Exception:
         logger.debug('closing a refused WebSocket failed', exc_info=True)
     return servers.finish_takeover(environ, start_response)
+
+
+def _accept_and_close(server: Server, request: Request, start_response: StartResponse,
+                      reason: str) -> Iterable[bytes]:
+    """Complete the handshake (101), then close the WebSocket at once."""
+    conn = _accept(server, request)
+    logger.debug('%s second WebSocket closed: %s', request.sid, reason)
+    conn.close(1008, reason)
+    return servers.finish_takeover(request.environ, start_response)
 
 
 def _accept(server: Server, request: Request) -> wsconn.WSConnection:
@@ -142,7 +154,8 @@ def _probe(session: Session, conn: wsconn.WSConnection, deadline: float,
             except OSError:
                 return False
             session.start_upgrade()
-        elif kind is PacketType.UPGRADE and session.upgrading:
+        elif kind is PacketType.UPGRADE:
+            # also without a probe first, as the reference server does
             return not session.closed
         elif kind in (PacketType.CLOSE, PacketType.PING, PacketType.OPEN):
             return False
@@ -164,6 +177,7 @@ def _serve(session: Session, conn: wsconn.WSConnection) -> None:
             receive(decode_packet(frame))
         except (DecodeError, ProtocolViolation) as exc:   # RateLimited included
             logger.debug('%s bad packet: %s', session.sid, exc)
-            # the close packet goes out, then the connection closes and
+            # once the messages before it were handled, the close packet goes
+            # out after their replies, then the connection closes and
             # receive() above returns None
-            session.close(reason_for(exc))
+            session.close_after_dispatch(reason_for(exc))

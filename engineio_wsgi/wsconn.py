@@ -241,7 +241,7 @@ class WSConnection:
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
-                 extensions: list[str] | None = None) -> None:
+                 extensions: list[str] | None = None, read_ahead: bytes = b'') -> None:
         self._sock = sock
         self._proto = protocol
         self._rt = runtime
@@ -265,6 +265,8 @@ class WSConnection:
         self._cancel_timer: Callable[[], None] | None = None
         self._reader: Any = runtime.current()
         self._failed = False        # we failed the connection: drop what follows
+        #: bytes the server read ahead behind the handshake, taken before the socket
+        self._read_ahead = read_ahead
 
     # -- public API ---------------------------------------------------------
 
@@ -302,18 +304,21 @@ class WSConnection:
             if deadline is not None:
                 left = deadline - time.monotonic()
                 wait = left if wait is None else min(wait, left)
-            if wait is not None and not self._rt.wait_readable(self._sock, wait):
-                closing = self._closing_deadline
-                if closing is not None and time.monotonic() >= closing:
-                    self._finish(CONNECTION_LOST)
-                    return None
-                raise TimeoutError('no WebSocket message within the timeout')
-            try:
-                data = self._sock.recv(_RECV_SIZE)
-            except TimeoutError:
-                continue
-            except OSError:
-                data = b''
+            if self._read_ahead:
+                data, self._read_ahead = self._read_ahead, b''
+            else:
+                if wait is not None and not self._rt.wait_readable(self._sock, wait):
+                    closing = self._closing_deadline
+                    if closing is not None and time.monotonic() >= closing:
+                        self._finish(CONNECTION_LOST)
+                        return None
+                    raise TimeoutError('no WebSocket message within the timeout')
+                try:
+                    data = self._sock.recv(_RECV_SIZE)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    data = b''
             with self._state_lock:
                 self._feed(data)
                 ended = self._proto.state is CLOSED or (not data)
@@ -619,8 +624,10 @@ def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
         runtime = _Runtime(sock, backend_hint)
         proto = ServerProtocol(state=State.OPEN, max_size=max_message_size,
                                logger=_PROTOCOL_LOGGER)
+        read_ahead = servers.take_read_ahead(environ, sock)
         sock.settimeout(None)
-        return WSConnection(sock, proto, runtime, close_timeout=close_timeout)
+        return WSConnection(sock, proto, runtime, close_timeout=close_timeout,
+                            read_ahead=read_ahead)
 
     _check_handshake(environ)
     if sock is None:
@@ -638,6 +645,7 @@ def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
         raise HandshakeError(str(handshake.handshake_exc or 'invalid WebSocket handshake'))
     handshake.send_response(response)
     runtime = _Runtime(sock, backend_hint)
+    read_ahead = servers.take_read_ahead(environ, sock)
     try:
         sock.settimeout(None)
         for chunk in handshake.data_to_send():
@@ -648,4 +656,5 @@ def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
     proto = ServerProtocol(state=State.OPEN, max_size=max_message_size, logger=_PROTOCOL_LOGGER)
     proto.extensions = list(handshake.extensions)
     names = [str(ext.name) for ext in proto.extensions]
-    return WSConnection(sock, proto, runtime, close_timeout=close_timeout, extensions=names)
+    return WSConnection(sock, proto, runtime, close_timeout=close_timeout, extensions=names,
+                        read_ahead=read_ahead)

@@ -285,12 +285,8 @@ def test_upgrade_exactly_as_the_protocol_says(server, connect):
     assert recv(ws) == '4still'
 
 
-def test_a_second_websocket_for_an_upgraded_session_is_closed_at_once(server, connect, kind, request):
+def test_a_second_websocket_for_an_upgraded_session_is_closed_at_once(server, connect):
     """PROTOCOL.md (Upgrade): accepted (101) and closed at once, on every stack."""
-    if kind not in GWS:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=websocket.WebSocketBadStatusException,
-            reason='issue 10 point 1: answered with HTTP 400 before the 101'))
     client, ws = start_upgrade(server, connect)
     ws.send('2probe')
     assert recv(ws) == '3probe'
@@ -303,11 +299,7 @@ def test_a_second_websocket_for_an_upgraded_session_is_closed_at_once(server, co
     assert recv(ws) == '4first still works'
 
 
-def test_a_second_websocket_during_the_probe_is_closed_at_once(server, connect, kind, request):
-    if kind not in GWS:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=websocket.WebSocketBadStatusException,
-            reason='issue 10 point 1: answered with HTTP 400 before the 101'))
+def test_a_second_websocket_during_the_probe_is_closed_at_once(server, connect):
     client, ws = start_upgrade(server, connect)
     ws.send('2probe')
     assert recv(ws) == '3probe'

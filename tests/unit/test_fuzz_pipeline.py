@@ -480,9 +480,6 @@ def test_handshake_to_a_gone_client_ends_like_a_dropped_connection(socket_pipeli
     assert (status, calls) == (None, 0)
 
 
-@pytest.mark.xfail(strict=True, reason='issue 10 point 9: when the session closes (ping timeout) '
-                   'while its POST body is still arriving, the body watchdog is dropped with it '
-                   'and the read waits for the socket timeout')
 def test_body_watchdog_outlives_a_session_closed_meanwhile():
     eio = Server(async_mode='threading', ping_interval=0.2, ping_timeout=0.2, http_body_timeout=0.8)
     app = WSGIApp(eio, fallback)
