@@ -398,7 +398,10 @@ class Session:
                 logger.debug('%s write failed: %r', self.sid, exc)
                 with self._lock:
                     self._flushing = False
-                self.close(Reason.TRANSPORT_ERROR, farewell=False, abort=True)
+                # the writer may find the client's close before the reader reports it
+                reason = (Reason.TRANSPORT_CLOSE if isinstance(exc, TransportClosed)
+                          else Reason.TRANSPORT_ERROR)
+                self.close(reason, farewell=False, abort=True)
                 self._finish(abort=True)   # when it had ended already
                 return
         if done:
@@ -670,3 +673,8 @@ class DuplicateRequest(Exception):
 
 class SessionEnded(Exception):
     """A request for a session that has ended or is about to."""
+
+
+class TransportClosed(ConnectionError):
+    """Raised by a writer whose client closed the transport: the session then
+    ends as "transport close", the reason its reader would report."""

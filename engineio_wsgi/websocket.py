@@ -16,7 +16,7 @@ from .errors import BadRequest
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .request import Request
 from .response import StartResponse
-from .session import ProtocolViolation, Reason, Session, reason_for
+from .session import ProtocolViolation, Reason, Session, TransportClosed, reason_for
 
 if TYPE_CHECKING:
     from .server import Server
@@ -124,7 +124,12 @@ def _writer(conn: wsconn.WSConnection, b64: bool) -> Any:
     send_many = conn.send_many
 
     def write(batch: list[Packet]) -> None:
-        send_many([encode_packet(packet, b64=b64) for packet in batch])
+        try:
+            send_many([encode_packet(packet, b64=b64) for packet in batch])
+        except wsconn.ConnectionClosed as exc:
+            if conn.end_reason in (wsconn.PEER_CLOSE, wsconn.CONNECTION_LOST):
+                raise TransportClosed('the client closed the WebSocket') from exc
+            raise
     return write
 
 

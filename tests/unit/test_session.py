@@ -5,7 +5,14 @@ import pytest
 from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.options import Options
 from engineio_wsgi.packets import Packet, PacketType
-from engineio_wsgi.session import DuplicateRequest, ProtocolViolation, Reason, Session, State
+from engineio_wsgi.session import (
+    DuplicateRequest,
+    ProtocolViolation,
+    Reason,
+    Session,
+    State,
+    TransportClosed,
+)
 from tests.live import wait_until
 
 from .fakes import FakeBackend
@@ -229,6 +236,20 @@ def test_a_failing_writer_ends_the_session_without_writing_again():
     assert len(calls) == 1
     assert transport.calls == ['abort']
     assert rec.closed == [Reason.TRANSPORT_ERROR]
+    assert session.state is State.CLOSED
+
+
+def test_a_writer_that_finds_the_client_gone_ends_the_session_as_transport_close():
+    """The writer can meet the client's close before the reader reports it:
+    the reason is the reader's, not an I/O error."""
+    session, rec, _ = make()
+
+    def closed(batch):
+        raise TransportClosed('the client closed the WebSocket')
+    transport = Transport()
+    session.use_writer(closed, transport)
+    assert transport.calls == ['abort']
+    assert rec.closed == [Reason.TRANSPORT_CLOSE]
     assert session.state is State.CLOSED
 
 

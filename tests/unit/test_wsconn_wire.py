@@ -557,3 +557,17 @@ def test_send_on_a_broken_socket_raises(ws: Pair) -> None:
             ws.conn.send(b'x' * 65536)
     assert ws.conn.end_reason == wsconn.CONNECTION_LOST
     assert not ws.conn.open
+
+
+def test_a_write_after_the_peer_closed_is_reported_as_the_client_closing(ws: Pair) -> None:
+    """What the session's writer raises when the client's close frame came
+    first: ``TransportClosed``, so the session ends as "transport close"."""
+    from engineio_wsgi.packets import Packet, PacketType
+    from engineio_wsgi.session import TransportClosed
+    from engineio_wsgi.websocket import _writer
+
+    ws.peer.send(encode(CLOSE, close_payload(1000)))
+    assert Receiver(ws.conn).value() is None
+    assert ws.conn.end_reason == wsconn.PEER_CLOSE
+    with pytest.raises(TransportClosed):
+        _writer(ws.conn, False)([Packet(PacketType.MESSAGE, 'late')])
