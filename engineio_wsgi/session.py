@@ -395,17 +395,20 @@ class Session:
             try:
                 writer(batch)
             except Exception as exc:
-                logger.debug('%s write failed: %r', self.sid, exc)
-                with self._lock:
-                    self._flushing = False
-                # the writer may find the client's close before the reader reports it
-                reason = (Reason.TRANSPORT_CLOSE if isinstance(exc, TransportClosed)
-                          else Reason.TRANSPORT_ERROR)
-                self.close(reason, farewell=False, abort=True)
-                self._finish(abort=True)   # when it had ended already
+                self._write_failed(exc)
                 return
         if done:
             self._finish()
+
+    def _write_failed(self, exc: Exception) -> None:
+        logger.debug('%s write failed: %r', self.sid, exc)
+        with self._lock:
+            self._flushing = False
+        # the writer may find the client's close before the reader reports it
+        reason = (Reason.TRANSPORT_CLOSE if isinstance(exc, TransportClosed)
+                  else Reason.TRANSPORT_ERROR)
+        self.close(reason, farewell=False, abort=True)
+        self._finish(abort=True)   # when it had ended already
 
     def use_writer(self, writer: Writer, transport: Transport) -> None:
         """Send everything from now on, and everything still queued, with ``writer``."""
@@ -419,10 +422,22 @@ class Session:
                 self.transport = 'websocket'
                 self.upgrading = False
                 self._flushing = True
+                opening = (self._outbox.popleft()
+                           if self._outbox and self._outbox[0].type is PacketType.OPEN else None)
         if raise_closed:
             transport.close()
             return
         self._wake.set()
+        if opening is not None:
+            # A session that starts on WebSocket: its open packet goes out
+            # now, before the connection is read, so that a client always
+            # learns its sid before anything else happens on the connection
+            # (one small frame: it cannot keep the reader waiting).
+            try:
+                writer([opening])
+            except Exception as exc:
+                self._write_failed(exc)
+                return
         # not here: the caller is the connection's reader, and an application
         # that keeps the queue full would keep it from reading (pongs) forever
         self.backend.run_soon(self._flush)

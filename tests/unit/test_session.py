@@ -224,6 +224,23 @@ def test_writer_receives_everything_queued_in_order_then_new_packets():
     assert session.state is State.CLOSED
 
 
+def test_the_open_packet_is_written_by_the_caller_and_the_rest_by_a_worker():
+    """A WebSocket-only session: the reader's thread writes only the open
+    packet (before it reads anything), the queue behind it goes out elsewhere."""
+    backend = FakeBackend()
+    later = []
+    backend.run_soon = lambda fn, *args: later.append((fn, args))
+    session, _, _ = make(backend)
+    session.enqueue(Packet(MSG, 'queued at connect'))
+    written = []
+    session.use_writer(written.extend, Transport())
+    assert [p.type for p in written] == [PacketType.OPEN]
+    assert len(later) == 1           # the rest: not on this thread
+    fn, args = later.pop()
+    fn(*args)
+    assert [p.type for p in written] == [PacketType.OPEN, MSG]
+
+
 def test_a_failing_writer_ends_the_session_without_writing_again():
     session, rec, _ = make()
     calls = []
