@@ -63,9 +63,19 @@ def receive(ws: simple_websocket.Client, timeout: float = 5.0) -> str | bytes:
         data = ws.receive(timeout=timeout)
         assert data is not None, f'nothing within {timeout} s'
         if data == '2':
-            ws.send('3')
+            pong(ws)
             continue
         return data
+
+
+def pong(ws: simple_websocket.Client) -> None:
+    """Answer a ping. The server may have closed the connection right after
+    it (the ping, then the close packet and the close frame): the client then
+    refuses to send, and what came after the ping is still there to receive."""
+    try:
+        ws.send('3')
+    except simple_websocket.ConnectionClosed:
+        pass
 
 
 def closed_with(ws: simple_websocket.Client, timeout: float = 5.0) -> tuple[int, str | None]:
@@ -75,7 +85,7 @@ def closed_with(ws: simple_websocket.Client, timeout: float = 5.0) -> tuple[int,
             data = ws.receive(timeout=timeout)
             assert data is not None, f'the server did not close within {timeout} s'
             if data == '2':
-                ws.send('3')
+                pong(ws)
     return ws.close_reason, ws.close_message
 
 
