@@ -11,10 +11,12 @@ Concurrency rules of this module:
 - Outgoing packets go through one ordered queue. On polling a GET drains it; on
   WebSocket a writer task, started when the queue stops being empty and gone
   when it is empty again, is the one writer, so frames never interleave and no
-  thread is parked per session. It never runs on the connection's reader. A
-  client that stops reading blocks nobody but that task, which holds one of
-  the backend's workers until the session ends (its queue fills up: "send
-  buffer full", and the connection is cut).
+  thread is parked per session. It never runs on the connection's reader
+  (only a WebSocket-only session's open packet is written there, before the
+  connection is read). A client that stops reading blocks that task, which
+  holds one of the backend's workers (in threading mode one of at most
+  ``max_worker_threads``) until the session ends: its queue fills up ("send
+  buffer full") or its ping times out, and the connection is cut.
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and only
   record a time; messages reach the application off the I/O path, in order, by
   a worker started when the first one arrives and gone when the queue is
@@ -318,11 +320,19 @@ class Session:
                 assert self._heartbeat is not None
                 action = self._heartbeat.due(now) or 'wait'
                 deadline = self._heartbeat.deadline
+                # a WebSocket write still under way: the client reads nothing
+                stuck = self._writer is not None and self._flushing
         if action == 'ping':
             self.enqueue(PING)
             return deadline
         if action == 'timeout':
-            self.close(Reason.PING_TIMEOUT)
+            if stuck:
+                # No close packet can reach a client that stopped reading, and
+                # the stuck write holds a worker (a pool thread in threading
+                # mode): cut the connection now instead of lingering.
+                self.close(Reason.PING_TIMEOUT, farewell=False, abort=True)
+            else:
+                self.close(Reason.PING_TIMEOUT)
             return self.backend.monotonic()  # come back to see if it lingers
         if action == 'finish':
             logger.debug('%s close packet was not fetched in time', self.sid)

@@ -270,6 +270,26 @@ def test_a_writer_that_finds_the_client_gone_ends_the_session_as_transport_close
     assert session.state is State.CLOSED
 
 
+def test_a_ping_timeout_with_a_write_under_way_cuts_the_connection_at_once():
+    """A client that stopped reading: no close packet can reach it, and the
+    write holds a worker, so the session ends at its ping deadline without
+    lingering for the close packet."""
+    backend = FakeBackend()
+    pending = []
+    backend.run_soon = lambda fn, *args: pending.append(fn)   # the write never ends
+    session, rec, _ = make(backend)
+    transport = Transport()
+    session.use_writer(lambda batch: None, transport)
+    assert pending                       # the flush is under way
+    backend.clock.advance(1.0)           # ping_interval
+    session.heartbeat_step()
+    backend.clock.advance(0.5)           # ping_timeout
+    session.heartbeat_step()
+    assert rec.closed == [Reason.PING_TIMEOUT]
+    assert transport.calls == ['abort']
+    assert session.state is State.CLOSED
+
+
 def test_slow_post_body_is_aborted_at_its_deadline():
     session, _, backend = make(http_body_timeout=2.0)
     aborted = []
