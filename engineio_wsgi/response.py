@@ -80,11 +80,6 @@ def choose_encoding(accept: str) -> str | None:
     return best
 
 
-def cookie_header(sid: str, options: dict[str, Any]) -> tuple[str, str]:
-    name, attributes = cookie_parts(options)
-    return ('Set-Cookie', f'{name}={sid}{attributes}')
-
-
 def cookie_parts(options: dict[str, Any]) -> tuple[str, str]:
     """The cookie's name and its attributes as ``'; Path=/; ...'``.
 

@@ -302,7 +302,11 @@ class Server:
         cookie = None
         if self.options.cookie is not None and not is_websocket:
             # before the session exists: a cookie callable that fails leaves nothing open
-            cookie = cookie_parts(self.options.cookie)
+            try:
+                cookie = cookie_parts(self.options.cookie)
+            except Exception as exc:
+                logger.error('the sid cookie could not be made: %r', exc)
+                raise ServiceUnavailable(f'cookie could not be made: {exc!r}') from None
         session = self._open(request)
         if is_websocket:
             return websocket.open_session(self, session, request, start_response)

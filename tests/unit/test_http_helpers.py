@@ -4,7 +4,7 @@ import zlib
 import pytest
 
 from engineio_wsgi.cors import CorsPolicy
-from engineio_wsgi.response import choose_encoding, compress, cookie_header
+from engineio_wsgi.response import choose_encoding, compress, cookie_parts
 
 ENV = {'wsgi.url_scheme': 'http', 'HTTP_HOST': 'example.com:8000'}
 
@@ -76,9 +76,7 @@ def test_preflight_headers():
     assert headers['Access-Control-Allow-Headers'] == 'content-type, x-token'
 
 
-def test_cookie_header():
-    assert cookie_header('abc', {'name': 'io'}) == (
-        'Set-Cookie', 'io=abc; Path=/; HttpOnly; SameSite=Lax')
-    name, value = cookie_header('abc', {'name': 'x', 'samesite': 'None', 'secure': True,
-                                        'httponly': False})
-    assert value == 'x=abc; Path=/; SameSite=None; Secure'
+def test_cookie_parts():
+    assert cookie_parts({'name': 'io'}) == ('io', '; Path=/; HttpOnly; SameSite=Lax')
+    assert cookie_parts({'name': 'x', 'samesite': 'None', 'secure': True, 'httponly': False}) == (
+        'x', '; Path=/; SameSite=None; Secure')

@@ -75,3 +75,18 @@ def test_good_cookie_options_are_accepted():
     res = app.get(EIO)
     assert res.headers['Set-Cookie'].startswith('io=')
     eio.shutdown()
+
+
+@pytest.mark.parametrize('expires', [
+    lambda: 1 / 0,                          # the callable fails
+    lambda: 'Thu, 01 Jan 2099; Secure',     # a value that would break the header
+])
+def test_a_cookie_callable_that_fails_refuses_the_handshake_cleanly(expires, caplog):
+    eio, app, calls = make(cookie={'name': 'io', 'expires': expires})
+    with caplog.at_level('ERROR', logger='engineio_wsgi'):
+        res = app.get(EIO, expect_errors=True)
+    assert (res.status_int, res.json['code']) == (503, 3)
+    assert eio.session_count() == 0 and calls == []     # nothing opened, nobody asked
+    errors = [r for r in caplog.records if 'cookie' in r.getMessage()]
+    assert len(errors) == 1 and errors[0].levelname == 'ERROR'
+    assert errors[0].exc_info is None                    # one line, no traceback
