@@ -282,7 +282,13 @@ class Session:
 
     @property
     def closed(self) -> bool:
+        """No longer open: closing (a close packet still to deliver) or closed."""
         return self.state is not State.OPEN
+
+    @property
+    def ended(self) -> bool:
+        """Closed for good: nothing more is delivered."""
+        return self.state is State.CLOSED
 
     # -- heartbeat --------------------------------------------------------------
 

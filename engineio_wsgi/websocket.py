@@ -160,8 +160,10 @@ def _probe(session: Session, conn: wsconn.WSConnection, deadline: float,
                 return False
             session.start_upgrade()
         elif kind is PacketType.UPGRADE:
-            # also without a probe first, as the reference server does
-            return not session.closed
+            # also without a probe first, as the reference server does; and
+            # for a session ending meanwhile (a disconnect() during the probe):
+            # the client has switched, so its close packet goes this way
+            return not session.ended
         elif kind in (PacketType.CLOSE, PacketType.PING, PacketType.OPEN):
             return False
         # messages, pongs and noops before the upgrade are ignored

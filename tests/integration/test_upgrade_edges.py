@@ -196,3 +196,18 @@ def test_probe_closed_before_2probe_leaves_the_session_on_polling(server, pollin
     frames, eof = raw.read_until_end(timeout=5)
     assert [f for f in frames if f[0] != 0x8] == [] and eof, frames
     polling_goes_on(polling, 'never upgraded')
+
+
+def test_a_server_disconnect_while_upgrading_reaches_the_client_on_the_websocket(
+        server, polling, sockets):
+    """The client switches to the WebSocket when it sends 5: the close packet
+    of a disconnect() that came during the probe must reach it there (on
+    polling it would never be fetched, and the client would reconnect)."""
+    raw = probing(server, sockets, polling.sid)
+    polling.send('__disconnect')           # disconnect() from inside the handler
+    polling.expect_reason('server disconnect')
+    raw.send_text('5')
+    assert text_frame(raw) == '1'
+    frames, eof = raw.read_until_end(5)
+    assert [f[0] for f in frames] == [0x8] and close_code(frames) == 1000, frames
+    assert eof
