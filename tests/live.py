@@ -46,6 +46,9 @@ _GUNICORN_WORKER_ARGS = {
 }
 _GUNICORN_PORT = re.compile(r'Listening at: http://127\.0\.0\.1:(\d+)')
 _RUNNER_PORT = re.compile(r'^LISTENING (\d+)$', re.MULTILINE)
+#: gevent.pywsgi on gevent's sockets with nothing monkey-patched
+NOPATCH = 'pywsgi-nopatch'
+NOPATCH_RUNNER = os.path.join(ROOT, 'tests', 'apps', 'ws_nopatch.py')
 
 
 # --------------------------------------------------------------------------
@@ -72,6 +75,9 @@ def _command(kind: str, app: str, port: int = 0) -> tuple[list[str], re.Pattern[
         return cmd, _GUNICORN_PORT
     if kind in ('werkzeug', 'pywsgi', 'pywsgi-gws'):
         return [sys.executable, RUNNER, kind, app], _RUNNER_PORT  # port: EIO_RUNNER_PORT
+    if kind == NOPATCH and not port:
+        # gevent.pywsgi without monkey-patching: not one of KINDS, asked for by name
+        return [sys.executable, NOPATCH_RUNNER, app], _RUNNER_PORT
     raise ValueError(f'unknown server kind {kind!r}; expected one of {", ".join(KINDS)}')
 
 

@@ -13,9 +13,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -31,10 +28,8 @@ from websockets.sync.client import connect
 from engineio_wsgi import servers
 from tests.live import (
     KINDS,
-    ROOT,
+    NOPATCH,
     LiveServer,
-    ServerStartError,
-    _child_env,
     http_request,
     start_server,
     wait_until,
@@ -42,36 +37,9 @@ from tests.live import (
 
 APP = 'tests.apps.wsecho:app'
 GWS_KINDS = {'pywsgi-gws', 'gunicorn-gws'}
-NOPATCH = 'pywsgi-nopatch'
 ALL_KINDS = [*KINDS, NOPATCH]
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _start_nopatch() -> LiveServer:
-    """gevent.pywsgi without monkey-patching (not one of tests.live's kinds)."""
-    runner = os.path.join(ROOT, 'tests', 'apps', 'ws_nopatch.py')
-    fd, log_path = tempfile.mkstemp(prefix='eio-live-nopatch-', suffix='.log')
-    with os.fdopen(fd, 'wb') as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, runner, APP], cwd=ROOT, env=_child_env({'WSECHO_SPAWN': 'gevent'}),
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    srv = LiveServer(NOPATCH, APP, None, log_path, proc)
-
-    def port() -> int | None:
-        found = re.search(r'^LISTENING (\d+)$', srv.log(), re.MULTILINE)
-        if found:
-            return int(found.group(1))
-        if proc.poll() is not None:
-            raise ServerStartError(f'nopatch runner exited:\n{srv.log()}')
-        return None
-    try:
-        srv.port = wait_until(port, 20, message='the nopatch runner listening')
-    except BaseException:
-        srv.stop()
-        raise
-    return srv
 
 
 BAD_LOG = re.compile(r'Traceback|Error handling request| 500 |Exception|Error on request|Bad request|Invalid HTTP|code 400|Invalid request')
@@ -96,7 +64,7 @@ def live(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     (complete by then, late lines included) must hold no error."""
     kind = request.param
     TOLERATED.pop(kind, None)
-    server = _start_nopatch() if kind == NOPATCH else start_server(kind, APP)
+    server = start_server(kind, APP, env={'WSECHO_SPAWN': 'gevent'} if kind == NOPATCH else None)
     try:
         yield server
     finally:
