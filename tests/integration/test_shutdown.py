@@ -4,50 +4,31 @@ process exits (with the shipped hook, engineio_wsgi.gunicorn_hooks)."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 
 import pytest
 import websocket
 
-from tests.live import ROOT, PollingClient, decode_payload, waiting_get
+from tests.integration.gunicorn_runner import start_gunicorn
+from tests.live import PollingClient, decode_payload, waiting_get
 
 WORKERS = {'gevent': ['-k', 'gevent'], 'gthread': ['-k', 'gthread', '--threads', '20']}
 
 
-def start_gunicorn(worker: str) -> tuple[subprocess.Popen, int, list[str]]:
-    env = {**os.environ, 'PYTHONPATH': ROOT, 'EIO_PING_INTERVAL': '5', 'EIO_PING_TIMEOUT': '5'}
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', '-w', '1', '-b', '127.0.0.1:0',
-         '--graceful-timeout', '20', '--no-control-socket',
-         '-c', 'python:engineio_wsgi.gunicorn_hooks', *WORKERS[worker], 'tests.apps.echo:app'],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    lines: list[str] = []
-    port = None
-    deadline = time.monotonic() + 20
-    while port is None and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r'Listening at: http://127\.0\.0\.1:(\d+)', line)
-        if match:
-            port = int(match.group(1))
-    if port is None:
-        proc.kill()
-        pytest.fail('gunicorn did not start:\n' + ''.join(lines))
-    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-    return proc, port, lines
+def start(worker: str) -> tuple[subprocess.Popen, int, list[str]]:
+    """The echo app with the SIGTERM hook; (process, port, stderr lines)."""
+    server = start_gunicorn(
+        WORKERS[worker], 'tests.apps.echo:app', {'EIO_PING_INTERVAL': '5', 'EIO_PING_TIMEOUT': '5'},
+        extra=['--graceful-timeout', '20', '-c', 'python:engineio_wsgi.gunicorn_hooks'])
+    return server.proc, server.port, server.log
 
 
 @pytest.mark.parametrize('worker', sorted(WORKERS))
 @pytest.mark.timeout(60)
 def test_sigterm_sends_close_to_every_client_then_exits(worker):
-    proc, port, log = start_gunicorn(worker)
+    proc, port, log = start(worker)
     try:
         polling = PollingClient(port)
         polling.handshake()
