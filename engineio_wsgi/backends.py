@@ -3,7 +3,7 @@ detector that picks between them (``detect_async_mode``).
 
 Sessions and the server ask their backend for events, locks, queues, sleeping
 and spawning, so one code path serves both. The exceptions: the WebSocket
-layer (``wsconn``) picks its locks and waits from the socket it runs on (it
+layer (``rfc6455``) picks its locks and waits from the socket it runs on (it
 also works without a server), and a few short critical sections that never
 block use a plain ``threading.Lock``, which is safe under gevent too.
 """

@@ -7,7 +7,7 @@ import logging
 import socket
 from typing import Any
 
-from . import servers
+from . import wsgi_servers
 from .errors import BadRequest, PayloadTooLarge, TooManyRequests, UnknownSid
 from .options import Options
 from .packets import DecodeError, Packet, decode_payload, encode_payload
@@ -30,9 +30,9 @@ _CHUNK = 65536
 def get(session: Session, environ: dict[str, Any], options: Options,
         headers: Headers) -> bytes:
     """Answer a long-poll: the queued packets as one payload."""
-    sock = servers.raw_socket(environ)
+    sock = wsgi_servers.raw_socket(environ)
     try:
-        packets = session.poll(None if sock is None else lambda: servers.peer_gone(sock))
+        packets = session.poll(None if sock is None else lambda: wsgi_servers.peer_gone(sock))
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a GET is already waiting on this session') from None
@@ -122,7 +122,7 @@ def read_body(environ: dict[str, Any], options: Options, session: Session) -> by
     if length is not None and len(body) < length:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('body shorter than its Content-Length')
-    environ[servers.BODY_READ] = True
+    environ[wsgi_servers.BODY_READ] = True
     return body
 
 
@@ -183,5 +183,5 @@ def _watchdog(environ: dict[str, Any], session: Session) -> _Watchdog | None:
     Elsewhere (no socket, threads) nothing can interrupt a read that blocks:
     ``http_body_timeout`` then depends on the server's own timeouts.
     """
-    sock = servers.raw_socket(environ)
+    sock = wsgi_servers.raw_socket(environ)
     return None if sock is None else _Watchdog(sock, session)

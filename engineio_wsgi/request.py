@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from .errors import BadRequest, UnknownTransport, UnsupportedProtocolVersion
 from .options import TRANSPORTS
-from .wsconn import asks_for_upgrade
+from .rfc6455 import asks_for_upgrade
 
 #: query parameters that must not appear twice
 _SINGLE = frozenset({'EIO', 'transport', 'sid'})

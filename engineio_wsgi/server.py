@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import logs, polling, servers, websocket
+from . import logs, polling, websocket, wsgi_servers
 from .backends import Backend, DeferredTask, Task, create_backend, detect_async_mode
 from .callables import takes_args
 from .cors import CorsPolicy
@@ -239,7 +239,7 @@ class Server:
                        start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point for Engine.IO requests."""
         if self._backend is None:
-            self._decide_backend(servers.raw_socket(environ))
+            self._decide_backend(wsgi_servers.raw_socket(environ))
         if not self._diagnosed:
             self._diagnose(environ)
         headers: Headers = []
@@ -270,8 +270,8 @@ class Server:
             return respond(start_response, 200, headers, body)
         except RequestError as exc:
             self._rejects.rejected(type(exc).__name__, exc.detail)
-            if environ.get('REQUEST_METHOD') == 'POST' and not environ.get(servers.BODY_READ):
-                servers.abandon_body(environ)
+            if environ.get('REQUEST_METHOD') == 'POST' and not environ.get(wsgi_servers.BODY_READ):
+                wsgi_servers.abandon_body(environ)
             if 'wsgi.websocket' in environ:
                 reason = exc.message if isinstance(exc.message, str) else json.dumps(exc.message)
                 closed = websocket.refuse_after_upgrade(environ, start_response, reason)
@@ -367,14 +367,14 @@ class Server:
         if not self.options.allow_upgrades or 'websocket' not in self.options.transports:
             return False
         if self._websocket_ok is None:
-            self._websocket_ok = servers.describe(environ).can_websocket
+            self._websocket_ok = wsgi_servers.describe(environ).can_websocket
         return self._websocket_ok
 
     def _diagnose(self, environ: dict[str, Any]) -> None:
         """Say once, at the first request, what this server can serve and why not."""
         self._diagnosed = True
         try:
-            info = servers.describe(environ)
+            info = wsgi_servers.describe(environ)
         except Exception:
             logger.exception('could not inspect the WSGI server')
             return

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import servers, wsconn
+from . import rfc6455, wsgi_servers
 from .errors import BadRequest
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .request import Request
@@ -42,7 +42,7 @@ def open_session(server: Server, session: Session, request: Request,
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
     finally:
         conn.close()
-    return servers.finish_takeover(request.environ, start_response)
+    return wsgi_servers.finish_takeover(request.environ, start_response)
 
 
 def upgrade(server: Server, session: Session, request: Request,
@@ -77,7 +77,7 @@ def upgrade(server: Server, session: Session, request: Request,
         if not upgraded:
             session.abort_upgrade()
         conn.close()
-    return servers.finish_takeover(request.environ, start_response)
+    return wsgi_servers.finish_takeover(request.environ, start_response)
 
 
 def refuse_after_upgrade(environ: dict[str, Any], start_response: StartResponse,
@@ -86,14 +86,14 @@ def refuse_after_upgrade(environ: dict[str, Any], start_response: StartResponse,
 
     None when an HTTP refusal is still possible.
     """
-    if not wsconn.upgrade_already_sent(environ):
+    if not rfc6455.upgrade_already_sent(environ):
         return None
     try:
-        conn = wsconn.accept(environ, max_message_size=None)
+        conn = rfc6455.accept(environ, max_message_size=None)
         conn.close(1008, reason[:100])
     except Exception:
         logger.debug('closing a refused WebSocket failed', exc_info=True)
-    return servers.finish_takeover(environ, start_response)
+    return wsgi_servers.finish_takeover(environ, start_response)
 
 
 def _accept_and_close(server: Server, request: Request, start_response: StartResponse,
@@ -102,38 +102,38 @@ def _accept_and_close(server: Server, request: Request, start_response: StartRes
     conn = _accept(server, request)
     logger.debug('%s second WebSocket closed: %s', request.sid, reason)
     conn.close(1008, reason)
-    return servers.finish_takeover(request.environ, start_response)
+    return wsgi_servers.finish_takeover(request.environ, start_response)
 
 
-def _accept(server: Server, request: Request) -> wsconn.WSConnection:
+def _accept(server: Server, request: Request) -> rfc6455.WSConnection:
     try:
-        return wsconn.accept(request.environ,
+        return rfc6455.accept(request.environ,
                              max_message_size=server.options.max_http_buffer_size,
                              compression=server.options.websocket_compression,
                              backend_hint=server.backend.name)
-    except wsconn.HandshakeError as exc:
+    except rfc6455.HandshakeError as exc:
         raise BadRequest(f'WebSocket handshake failed: {exc.message}') from None
-    except wsconn.ConnectionClosed as exc:
+    except rfc6455.ConnectionClosed as exc:
         # the client left before its 101: nothing to answer, nothing to trace
         logger.info('WebSocket handshake not completed: %s (%s)', exc, exc.__cause__)
         # no 101 went out: the client is gone, as servers take a broken pipe
-        raise servers.WebSocketTakenOver() from None
+        raise wsgi_servers.WebSocketTakenOver() from None
 
 
-def _writer(conn: wsconn.WSConnection, b64: bool) -> Any:
+def _writer(conn: rfc6455.WSConnection, b64: bool) -> Any:
     send_many = conn.send_many
 
     def write(batch: list[Packet]) -> None:
         try:
             send_many([encode_packet(packet, b64=b64) for packet in batch])
-        except wsconn.ConnectionClosed as exc:
-            if conn.end_reason in (wsconn.PEER_CLOSE, wsconn.CONNECTION_LOST):
+        except rfc6455.ConnectionClosed as exc:
+            if conn.end_reason in (rfc6455.PEER_CLOSE, rfc6455.CONNECTION_LOST):
                 raise TransportClosed('the client closed the WebSocket') from exc
             raise
     return write
 
 
-def _probe(session: Session, conn: wsconn.WSConnection, deadline: float,
+def _probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
            monotonic: Any) -> bool:
     """Run the probe exchange; True once the client sent ``5``."""
     while True:
@@ -169,13 +169,13 @@ def _probe(session: Session, conn: wsconn.WSConnection, deadline: float,
         # messages, pongs and noops before the upgrade are ignored
 
 
-def _serve(session: Session, conn: wsconn.WSConnection) -> None:
+def _serve(session: Session, conn: rfc6455.WSConnection) -> None:
     """Read packets until the connection or the session ends."""
     receive = session.receive
     while True:
         frame = conn.receive()
         if frame is None:
-            if conn.end_reason == wsconn.MESSAGE_TOO_BIG:
+            if conn.end_reason == rfc6455.MESSAGE_TOO_BIG:
                 session.close(Reason.PAYLOAD_TOO_LARGE, farewell=False)
             else:
                 session.close(Reason.TRANSPORT_CLOSE, farewell=False)

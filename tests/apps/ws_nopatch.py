@@ -1,4 +1,4 @@
-"""Serve a WSGI app with gevent.pywsgi WITHOUT monkey-patching (for test_wsconn).
+"""Serve a WSGI app with gevent.pywsgi WITHOUT monkey-patching (for test_rfc6455).
 
     python tests/apps/ws_nopatch.py MODULE:ATTRIBUTE
 

@@ -1,10 +1,10 @@
-"""A raw WSGI WebSocket echo app on engineio_wsgi.wsconn, for the connection-layer tests.
+"""A raw WSGI WebSocket echo app on engineio_wsgi.rfc6455, for the connection-layer tests.
 
 Paths:
     /ws?id=ID&max=BYTES&deflate=1&ct=SECONDS  WebSocket echo (see commands below);
                                      ct is the close timeout
     /mw/ws?...                        the same behind a generator-style middleware
-    /describe                         JSON of servers.describe(environ)
+    /describe                         JSON of wsgi_servers.describe(environ)
 
 Every text message is echoed unchanged except these commands:
     __close               close (1000, 'bye') from the request thread
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from engineio_wsgi import servers, wsconn
+from engineio_wsgi import rfc6455, wsgi_servers
 
 
 def _spawn(func: Callable[..., Any], *args: Any) -> Any:
@@ -52,7 +52,7 @@ def _json(start_response: Callable[..., Any], status: str, payload: Any,
     return [body]
 
 
-def _flood(ws: wsconn.WSConnection, threads: int, count: int, size: int) -> None:
+def _flood(ws: rfc6455.WSConnection, threads: int, count: int, size: int) -> None:
     def worker(t: int) -> None:
         pad = chr(97 + t)
         for i in range(count):
@@ -71,7 +71,7 @@ def _flood(ws: wsconn.WSConnection, threads: int, count: int, size: int) -> None
         pass
 
 
-def _command(ws: wsconn.WSConnection, environ: dict[str, Any], msg: str) -> None:
+def _command(ws: rfc6455.WSConnection, environ: dict[str, Any], msg: str) -> None:
     parts = msg.split()
     if parts[0] == '__close':
         ws.close(1000, 'bye')
@@ -85,7 +85,7 @@ def _command(ws: wsconn.WSConnection, environ: dict[str, Any], msg: str) -> None
         block = bytes(range(256))
         ws.send((block * (n // 256 + 1))[:n])
     elif parts[0] == '__info':
-        ws.send(json.dumps({'extensions': ws.extensions, 'kind': servers.server_kind(environ)}))
+        ws.send(json.dumps({'extensions': ws.extensions, 'kind': wsgi_servers.server_kind(environ)}))
     else:
         ws.send(msg)
 
@@ -97,9 +97,9 @@ def websocket_app(environ: dict[str, Any], start_response: Callable[..., Any]) -
     compression = query.get('deflate', ['0'])[0] == '1'
     close_timeout = float(query.get('ct', ['3'])[0])
     try:
-        ws = wsconn.accept(environ, max_message_size=max_size, compression=compression,
+        ws = rfc6455.accept(environ, max_message_size=max_size, compression=compression,
                            close_timeout=close_timeout)
-    except wsconn.HandshakeError as exc:
+    except rfc6455.HandshakeError as exc:
         return _json(start_response, f'{exc.status} Bad Request',
                      {'code': 3, 'message': exc.message}, exc.headers)
     try:
@@ -116,7 +116,7 @@ def websocket_app(environ: dict[str, Any], start_response: Callable[..., Any]) -
     finally:
         ws.close()
     _log(f'WS END id={ident} reason={ws.end_reason} code={ws.close_code}')
-    return servers.finish_takeover(environ, start_response)
+    return wsgi_servers.finish_takeover(environ, start_response)
 
 
 def generator_middleware(inner: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
@@ -142,7 +142,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == '/mw/ws':
         return _wrapped(environ, start_response)
     if path == '/describe':
-        return _json(start_response, '200 OK', servers.describe(environ)._asdict())
+        return _json(start_response, '200 OK', wsgi_servers.describe(environ)._asdict())
     body = b'fallback'
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
     return [body]

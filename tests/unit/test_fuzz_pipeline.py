@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engineio_wsgi import Server, WSGIApp
-from engineio_wsgi.servers import WebSocketTakenOver
+from engineio_wsgi.wsgi_servers import WebSocketTakenOver
 from tests.live import wait_until
 from tests.unit import wsframes
 

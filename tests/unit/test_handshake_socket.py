@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from engineio_wsgi import Server, WSGIApp
-from engineio_wsgi.servers import WebSocketTakenOver
+from engineio_wsgi.wsgi_servers import WebSocketTakenOver
 
 
 def environ_for(sock: socket.socket, **headers: str) -> dict:
@@ -77,7 +77,7 @@ def test_connection_is_a_token_list(eio, upgrade, connection):
         server_side.close()
         client_side.close()
     assert len(received) == 1
-    # the WSGI call ends as a plain response (see servers.finish_takeover)
+    # the WSGI call ends as a plain response (see wsgi_servers.finish_takeover)
     assert (statuses, list(body)) == (['101 Switching Protocols'], [])
 
 

@@ -83,7 +83,7 @@ __all__ = [
 #: environ key set once the request body was read in full
 BODY_READ = 'engineio_wsgi.body_read'
 
-logger = logging.getLogger('engineio_wsgi.servers')
+logger = logging.getLogger(__name__)
 
 WERKZEUG = 'werkzeug'
 GUNICORN = 'gunicorn'

@@ -45,7 +45,7 @@ from websockets.http11 import Request
 from websockets.protocol import CLOSED, OPEN, State
 from websockets.server import ServerProtocol
 
-from . import servers
+from . import wsgi_servers
 from .backends import detect_async_mode, threading_patched
 
 __all__ = [
@@ -74,7 +74,7 @@ _RECV_SIZE = 64 * 1024
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 
-logger = logging.getLogger('engineio_wsgi.wsconn')
+logger = logging.getLogger(__name__)
 
 
 class _QuietProtocolLogger(logging.LoggerAdapter):
@@ -113,7 +113,7 @@ def upgrade_already_sent(environ: dict[str, Any]) -> bool:
     That is gevent-websocket's handler: an HTTP refusal is no longer
     possible; accept and close at once (e.g. ``close(1008, reason)``).
     """
-    return servers.server_kind(environ) == servers.GEVENT_WEBSOCKET
+    return wsgi_servers.server_kind(environ) == wsgi_servers.GEVENT_WEBSOCKET
 
 
 # -- runtime primitives ------------------------------------------------------
@@ -184,7 +184,7 @@ class _Runtime:
         # gevent without a patched threading: real thread primitives would
         # block the whole hub, use gevent's own.
         self.gevent_native = mode == 'gevent' and not threading_patched()
-        self.gevent_sock = servers.is_gevent_socket(sock)
+        self.gevent_sock = wsgi_servers.is_gevent_socket(sock)
         if self.gevent_native:
             import gevent
             import gevent.lock
@@ -612,26 +612,26 @@ def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
     Raises :class:`HandshakeError` (nothing written yet) when the request is
     not a valid upgrade or the server gives no socket access. Afterwards the
     application must end the WSGI call with
-    ``servers.finish_takeover(environ, start_response)``.
+    ``wsgi_servers.finish_takeover(environ, start_response)``.
     """
-    kind = servers.server_kind(environ)
-    sock = servers.raw_socket(environ)
-    if kind == servers.GEVENT_WEBSOCKET:
+    kind = wsgi_servers.server_kind(environ)
+    sock = wsgi_servers.raw_socket(environ)
+    if kind == wsgi_servers.GEVENT_WEBSOCKET:
         if sock is None:
             raise HandshakeError('cannot reach the socket behind gevent-websocket')
         # Its WebSocket object must not write a close frame of its own later.
-        servers.mark_gevent_websocket_done(environ)
+        wsgi_servers.mark_gevent_websocket_done(environ)
         runtime = _Runtime(sock, backend_hint)
         proto = ServerProtocol(state=State.OPEN, max_size=max_message_size,
                                logger=_PROTOCOL_LOGGER)
-        read_ahead = servers.take_read_ahead(environ, sock)
+        read_ahead = wsgi_servers.take_read_ahead(environ, sock)
         sock.settimeout(None)
         return WSConnection(sock, proto, runtime, close_timeout=close_timeout,
                             read_ahead=read_ahead)
 
     _check_handshake(environ)
     if sock is None:
-        info = servers.describe(environ)
+        info = wsgi_servers.describe(environ)
         raise HandshakeError(info.why_not or 'WebSocket is not available on this server')
 
     # One protocol object answers the handshake (validation, accept key,
@@ -645,7 +645,7 @@ def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
         raise HandshakeError(str(handshake.handshake_exc or 'invalid WebSocket handshake'))
     handshake.send_response(response)
     runtime = _Runtime(sock, backend_hint)
-    read_ahead = servers.take_read_ahead(environ, sock)
+    read_ahead = wsgi_servers.take_read_ahead(environ, sock)
     try:
         sock.settimeout(None)
         for chunk in handshake.data_to_send():

@@ -1,4 +1,4 @@
-"""The WebSocket connection layer (engineio_wsgi.wsconn / servers) on real servers.
+"""The WebSocket connection layer (engineio_wsgi.rfc6455 / wsgi_servers) on real servers.
 
 Each server kind runs tests/apps/wsecho.py; clients are the ``websockets``
 sync client, ``websocket-client`` and raw sockets (to see every byte the
@@ -25,7 +25,7 @@ from websockets.exceptions import (
 )
 from websockets.sync.client import connect
 
-from engineio_wsgi import servers
+from engineio_wsgi import wsgi_servers
 from tests.live import (
     KINDS,
     NOPATCH,
@@ -527,21 +527,21 @@ def test_describe_live(srv: LiveServer) -> None:
 def test_describe_without_socket_access() -> None:
     wsgiref_like = {'SERVER_SOFTWARE': 'WSGIServer/0.2 CPython/3.11', 'wsgi.multithread': False,
                     'wsgi.input': io.BytesIO()}
-    info = servers.describe(wsgiref_like)
+    info = wsgi_servers.describe(wsgiref_like)
     assert not info.can_websocket and not info.concurrent
     assert 'one request at a time' in (info.why_not or '') and 'gunicorn' in (info.why_not or '')
 
     runserver_like = {**wsgiref_like, 'wsgi.multithread': True}
-    info = servers.describe(runserver_like)
+    info = wsgi_servers.describe(runserver_like)
     assert not info.can_websocket and info.concurrent
     assert 'no access to the connection socket' in (info.why_not or '')
 
     a, b = socket.socketpair()
     with a, b:
         sync_worker = {'SERVER_SOFTWARE': 'gunicorn/27', 'wsgi.multithread': False, 'gunicorn.socket': a}
-        info = servers.describe(sync_worker)
+        info = wsgi_servers.describe(sync_worker)
         assert info.name == 'gunicorn (sync worker)'
         assert not info.concurrent and not info.can_websocket
     statuses = []
-    assert servers.finish_takeover(runserver_like, lambda *a: statuses.append(a[0])) == []
+    assert wsgi_servers.finish_takeover(runserver_like, lambda *a: statuses.append(a[0])) == []
     assert statuses == ['101 Switching Protocols']

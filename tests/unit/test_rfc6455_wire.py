@@ -1,6 +1,6 @@
-"""engineio_wsgi.wsconn, bytes in and bytes out over a socket pair (RFC 6455).
+"""engineio_wsgi.rfc6455, bytes in and bytes out over a socket pair (RFC 6455).
 
-The server side of ``socket.socketpair()`` is handed to ``wsconn.accept`` as a
+The server side of ``socket.socketpair()`` is handed to ``rfc6455.accept`` as a
 gunicorn request would; the test plays the client on the other side with
 frames built by hand (tests/unit/wsframes.py) and reads every byte the server
 writes back. No subprocess, no WebSocket library on the client side.
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from engineio_wsgi import wsconn
+from engineio_wsgi import rfc6455
 from tests.unit.wsframes import (
     BINARY,
     CLOSE,
@@ -75,7 +75,7 @@ class Peer:
 
 
 class Pair:
-    def __init__(self, conn: wsconn.WSConnection, peer: Peer, head: bytes) -> None:
+    def __init__(self, conn: rfc6455.WSConnection, peer: Peer, head: bytes) -> None:
         self.conn = conn
         self.peer = peer
         self.head = head
@@ -94,7 +94,7 @@ def open_pair(sockets: tuple[socket.socket, socket.socket], **options: Any) -> P
     server, client = sockets
     key = client_key()
     headers = options.pop('headers', {})
-    conn = wsconn.accept(handshake_environ(server, key, **headers), close_timeout=CLOSE_TIMEOUT, **options)
+    conn = rfc6455.accept(handshake_environ(server, key, **headers), close_timeout=CLOSE_TIMEOUT, **options)
     peer = Peer(client)
     head = peer.reader.response_head()
     lines = head.decode('latin-1').split('\r\n')
@@ -114,7 +114,7 @@ def ws(sockets: tuple[socket.socket, socket.socket]) -> Pair:
 class Receiver:
     """``conn.receive()`` in a thread, so that the peer can answer meanwhile."""
 
-    def __init__(self, conn: wsconn.WSConnection) -> None:
+    def __init__(self, conn: rfc6455.WSConnection) -> None:
         self.result: list[Any] = []
         self.thread = threading.Thread(target=lambda: self.result.append(conn.receive(timeout=10)))
         self.thread.start()
@@ -182,8 +182,8 @@ def test_bad_handshake_writes_nothing(sockets: tuple[socket.socket, socket.socke
                                       change: dict[str, str], message: str) -> None:
     server, client = sockets
     environ = {**handshake_environ(server, client_key()), **change}
-    with pytest.raises(wsconn.HandshakeError) as info:
-        wsconn.accept(environ)
+    with pytest.raises(rfc6455.HandshakeError) as info:
+        rfc6455.accept(environ)
     assert info.value.status == 400
     assert message in info.value.message
     if message == 'Version':
@@ -315,7 +315,7 @@ def test_receive_times_out_without_a_message(ws: Pair) -> None:
 ])
 def test_protocol_error_closes_1002(ws: Pair, data: bytes) -> None:
     ws.peer.send(data)
-    expect_failed(ws, 1002, wsconn.PROTOCOL_ERROR)
+    expect_failed(ws, 1002, rfc6455.PROTOCOL_ERROR)
 
 
 @pytest.mark.parametrize('data', [
@@ -326,19 +326,19 @@ def test_protocol_error_closes_1002(ws: Pair, data: bytes) -> None:
 ])
 def test_invalid_utf8_closes_1007(ws: Pair, data: bytes) -> None:
     ws.peer.send(data)
-    expect_failed(ws, 1007, wsconn.PROTOCOL_ERROR)
+    expect_failed(ws, 1007, rfc6455.PROTOCOL_ERROR)
 
 
 def test_messages_before_an_error_are_delivered(ws: Pair) -> None:
     ws.peer.send(encode(TEXT, b'first'), encode(BINARY, b'second'), encode(7, b'bad'))
     assert ws.conn.receive(timeout=5) == 'first'
     assert ws.conn.receive(timeout=5) == b'second'
-    expect_failed(ws, 1002, wsconn.PROTOCOL_ERROR)
+    expect_failed(ws, 1002, rfc6455.PROTOCOL_ERROR)
 
 
 def test_nothing_is_delivered_after_an_error(ws: Pair) -> None:
     ws.peer.send(encode(TEXT, b'\xff'), encode(TEXT, b'after the error'))
-    expect_failed(ws, 1007, wsconn.PROTOCOL_ERROR)
+    expect_failed(ws, 1007, rfc6455.PROTOCOL_ERROR)
     assert ws.conn.receive(timeout=1) is None
 
 
@@ -360,7 +360,7 @@ def test_message_at_the_limit_is_delivered(sockets: tuple[socket.socket, socket.
 def test_message_over_the_limit_closes_1009(sockets: tuple[socket.socket, socket.socket], data: bytes) -> None:
     pair = open_pair(sockets, max_message_size=1000)
     pair.peer.send(data)
-    expect_failed(pair, 1009, wsconn.MESSAGE_TOO_BIG)
+    expect_failed(pair, 1009, rfc6455.MESSAGE_TOO_BIG)
 
 
 def _deflate(data: bytes) -> bytes:
@@ -378,7 +378,7 @@ def test_compressed_message_counts_after_decompression(sockets: tuple[socket.soc
     bomb = _deflate(b'a' * 100_000)
     assert len(bomb) < 1000
     pair.peer.send(encode(TEXT, bomb, rsv=4))
-    expect_failed(pair, 1009, wsconn.MESSAGE_TOO_BIG)
+    expect_failed(pair, 1009, rfc6455.MESSAGE_TOO_BIG)
 
 
 # -- close handshake -----------------------------------------------------------
@@ -387,7 +387,7 @@ def test_compressed_message_counts_after_decompression(sockets: tuple[socket.soc
 def test_peer_close_is_echoed(ws: Pair, code: int, reason: bytes) -> None:
     ws.peer.send(encode(CLOSE, close_payload(code, reason)))
     expect_ended(ws, (code, None))
-    assert ws.conn.end_reason == wsconn.PEER_CLOSE
+    assert ws.conn.end_reason == rfc6455.PEER_CLOSE
     assert ws.conn.close_code == code
     assert not ws.conn.open
 
@@ -400,13 +400,13 @@ def test_empty_close_is_answered_with_empty_close(ws: Pair) -> None:
     ws.peer.sock.shutdown(socket.SHUT_WR)
     assert receiver.value() is None
     assert ws.conn.close_code == 1005
-    assert ws.conn.end_reason == wsconn.PEER_CLOSE
+    assert ws.conn.end_reason == rfc6455.PEER_CLOSE
 
 
 def test_eof_without_close_frame(ws: Pair) -> None:
     ws.peer.sock.shutdown(socket.SHUT_WR)
     assert ws.conn.receive(timeout=5) is None
-    assert ws.conn.end_reason == wsconn.CONNECTION_LOST
+    assert ws.conn.end_reason == rfc6455.CONNECTION_LOST
     assert ws.conn.close_code is None
 
 
@@ -414,13 +414,13 @@ def test_eof_inside_a_frame(ws: Pair) -> None:
     ws.peer.send(encode(BINARY, b'x' * 100)[:50])
     ws.peer.sock.shutdown(socket.SHUT_WR)
     assert ws.conn.receive(timeout=5) is None
-    assert ws.conn.end_reason == wsconn.CONNECTION_LOST
+    assert ws.conn.end_reason == rfc6455.CONNECTION_LOST
 
 
 def test_send_after_peer_close_raises(ws: Pair) -> None:
     ws.peer.send(encode(CLOSE, close_payload(1000)))
     expect_ended(ws, (1000, b''))
-    with pytest.raises(wsconn.ConnectionClosed):
+    with pytest.raises(rfc6455.ConnectionClosed):
         ws.conn.send('too late')
 
 
@@ -443,7 +443,7 @@ def test_server_close_from_the_reader(ws: Pair) -> None:
     assert time.monotonic() - started < CLOSE_TIMEOUT
     client.join(5)
     assert answer == [(1001, b'going away')]
-    assert ws.conn.end_reason == wsconn.LOCAL_CLOSE
+    assert ws.conn.end_reason == rfc6455.LOCAL_CLOSE
     assert ws.conn.receive(timeout=1) is None
 
 
@@ -452,7 +452,7 @@ def test_server_close_from_another_thread(ws: Pair) -> None:
     ws.conn.close(4000, 'custom reason')
     assert answer_close(ws.peer, 4000) == (4000, b'custom reason')
     assert receiver.value() is None
-    assert ws.conn.end_reason == wsconn.LOCAL_CLOSE
+    assert ws.conn.end_reason == rfc6455.LOCAL_CLOSE
 
 
 def test_close_reason_is_cut_to_123_bytes_on_a_character_boundary(ws: Pair) -> None:
@@ -483,7 +483,7 @@ def test_close_from_another_thread_gives_up_on_a_silent_peer(ws: Pair) -> None:
     reader.join(CLOSE_TIMEOUT + 5)     # the peer never answers
     assert result == [None]
     assert time.monotonic() - started >= CLOSE_TIMEOUT
-    assert ws.conn.end_reason == wsconn.LOCAL_CLOSE
+    assert ws.conn.end_reason == rfc6455.LOCAL_CLOSE
     ws.peer.expect_eof()
 
 
@@ -497,7 +497,7 @@ def test_data_in_flight_during_a_close_still_reaches_the_reader(ws: Pair) -> Non
     ws.peer.expect_eof()
     ws.peer.sock.shutdown(socket.SHUT_WR)
     assert ws.conn.receive(timeout=5) is None
-    assert ws.conn.end_reason == wsconn.LOCAL_CLOSE
+    assert ws.conn.end_reason == rfc6455.LOCAL_CLOSE
 
 
 def test_close_twice_is_harmless(ws: Pair) -> None:
@@ -506,7 +506,7 @@ def test_close_twice_is_harmless(ws: Pair) -> None:
     ws.conn.close()
     ws.conn.close(1001)
     assert ws.conn.close_code == 1000
-    assert ws.conn.end_reason == wsconn.PEER_CLOSE
+    assert ws.conn.end_reason == rfc6455.PEER_CLOSE
 
 
 # -- server to client ----------------------------------------------------------
@@ -552,10 +552,10 @@ def test_send_many_keeps_order(ws: Pair) -> None:
 
 def test_send_on_a_broken_socket_raises(ws: Pair) -> None:
     ws.peer.sock.close()
-    with pytest.raises(wsconn.ConnectionClosed):
+    with pytest.raises(rfc6455.ConnectionClosed):
         for _ in range(100):       # the first writes may still land in the kernel buffer
             ws.conn.send(b'x' * 65536)
-    assert ws.conn.end_reason == wsconn.CONNECTION_LOST
+    assert ws.conn.end_reason == rfc6455.CONNECTION_LOST
     assert not ws.conn.open
 
 
@@ -568,6 +568,6 @@ def test_a_write_after_the_peer_closed_is_reported_as_the_client_closing(ws: Pai
 
     ws.peer.send(encode(CLOSE, close_payload(1000)))
     assert Receiver(ws.conn).value() is None
-    assert ws.conn.end_reason == wsconn.PEER_CLOSE
+    assert ws.conn.end_reason == rfc6455.PEER_CLOSE
     with pytest.raises(TransportClosed):
         _writer(ws.conn, False)([Packet(PacketType.MESSAGE, 'late')])
