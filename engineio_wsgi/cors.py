@@ -7,6 +7,7 @@ from typing import Any
 
 from .callables import takes_args
 from .options import OriginPolicy
+from .request import Request
 
 _DEFAULT_PORTS = {'http': '80', 'https': '443', 'ws': '80', 'wss': '443'}
 
@@ -29,18 +30,20 @@ class CorsPolicy:
         elif isinstance(allowed, (list, tuple, set, frozenset)):
             self._allowed = frozenset(_normalize(o) for o in allowed)
 
-    def allows(self, origin: str | None, environ: dict[str, Any]) -> bool:
+    def allows(self, request: Request) -> bool:
+        origin = request.origin
         if origin is None or self.disabled or self._any:
             return True
         if self._same_origin:
-            return _normalize(origin) == _own_origin(environ)
+            return _normalize(origin) == _normalize(request.own_origin)
         if self._call is not None:
-            return bool(self._call(origin, environ))
+            # the application's check gets the WSGI environ (public API)
+            return bool(self._call(origin, request.environ))
         return _normalize(origin) in self._allowed
 
-    def headers(self, origin: str | None, environ: dict[str, Any],
-                preflight: bool = False) -> list[tuple[str, str]]:
+    def headers(self, request: Request, preflight: bool = False) -> list[tuple[str, str]]:
         """Headers for a response to an allowed request (none without Origin)."""
+        origin = request.origin
         if origin is None or self.disabled:
             return []
         headers = [('Access-Control-Allow-Origin', origin), ('Vary', 'Origin')]
@@ -48,7 +51,7 @@ class CorsPolicy:
             headers.append(('Access-Control-Allow-Credentials', 'true'))
         if preflight:
             headers.append(('Access-Control-Allow-Methods', 'GET, POST, OPTIONS'))
-            requested = environ.get('HTTP_ACCESS_CONTROL_REQUEST_HEADERS')
+            requested = request.access_control_request_headers
             if requested and '\r' not in requested and '\n' not in requested:
                 headers.append(('Access-Control-Allow-Headers', requested))
         return headers
@@ -64,17 +67,8 @@ def _normalize(origin: str) -> str:
     return f'{scheme}://{rest}'
 
 
-def _own_origin(environ: dict[str, Any]) -> str:
-    scheme = (environ.get('HTTP_X_FORWARDED_PROTO') or environ.get('wsgi.url_scheme')
-              or 'http').split(',')[0].strip()
-    host = environ.get('HTTP_X_FORWARDED_HOST') or environ.get('HTTP_HOST')
-    if not host:
-        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
-    return _normalize(f'{scheme}://{host.split(",")[0].strip()}')
-
-
 def _adapt(check: Callable[..., bool]) -> Callable[[str, dict[str, Any]], bool]:
-    """Accept ``check(origin)`` as well as ``check(origin, environ)``."""
+    """Accept ``check(origin)`` as well as ``check(origin, wsgi_env)``."""
     if takes_args(check, 2):
         return check
-    return lambda origin, environ: check(origin)
+    return lambda origin, _: check(origin)

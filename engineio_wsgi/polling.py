@@ -7,10 +7,10 @@ import logging
 import socket
 from typing import Any
 
-from . import wsgi_servers
 from .errors import BadRequest, PayloadTooLarge, TooManyRequests, UnknownSid
 from .options import Options
 from .packets import DecodeError, Packet, decode_payload, encode_payload
+from .request import Request
 from .response import NO_STORE, TEXT, Headers, compress
 from .session import (
     DuplicateRequest,
@@ -27,36 +27,35 @@ logger = logging.getLogger(__name__)
 _CHUNK = 65536
 
 
-def get(session: Session, environ: dict[str, Any], options: Options,
+def get(session: Session, request: Request, options: Options,
         headers: Headers) -> bytes:
     """Answer a long-poll: the queued packets as one payload."""
-    sock = wsgi_servers.raw_socket(environ)
+    adapter = request.adapter
     try:
-        packets = session.poll(None if sock is None else lambda: wsgi_servers.peer_gone(sock))
+        packets = session.poll(None if adapter.sock is None else adapter.peer_gone)
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a GET is already waiting on this session') from None
-    return payload_body(packets, environ, options, headers)
+    return payload_body(packets, request, options, headers)
 
 
-def payload_body(packets: list[Packet], environ: dict[str, Any], options: Options,
+def payload_body(packets: list[Packet], request: Request, options: Options,
                  headers: Headers) -> bytes:
     body = encode_payload(packets)
     headers.append(TEXT)
     headers.append(NO_STORE)
     if options.http_compression:
-        body = compress(body, environ, options.compression_threshold, headers)
+        body = compress(body, request.accept_encoding, options.compression_threshold, headers)
     return body
 
 
-def post(session: Session, environ: dict[str, Any], options: Options,
+def post(session: Session, request: Request, options: Options,
          headers: Headers) -> bytes:
     """Take a payload from the client; answers ``ok``."""
-    content_type = environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
-    if content_type == 'application/octet-stream':
+    if request.content_type == 'application/octet-stream':
         session.close(Reason.PARSE_ERROR)
         raise BadRequest('binary POST bodies are not part of Engine.IO v4')
-    watchdog = None if session.backend.bounds_blocking_calls else _watchdog(environ, session)
+    watchdog = None if session.backend.bounds_blocking_calls else _watchdog(request, session)
     try:
         session.begin_post(None if watchdog is None else watchdog.abort)
     except SessionEnded:
@@ -65,7 +64,7 @@ def post(session: Session, environ: dict[str, Any], options: Options,
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a POST is already in progress on this session') from None
     try:
-        body = read_body(environ, options, session)
+        body = read_body(request, options, session)
     finally:
         if watchdog is not None:
             watchdog.disarm()
@@ -91,11 +90,11 @@ def post(session: Session, environ: dict[str, Any], options: Options,
     return b'ok'
 
 
-def read_body(environ: dict[str, Any], options: Options, session: Session) -> bytes:
+def read_body(request: Request, options: Options, session: Session) -> bytes:
     """The request body, at most ``max_http_buffer_size`` bytes, read in bounded time."""
     limit = options.max_http_buffer_size
-    declared = environ.get('CONTENT_LENGTH') or ''
-    chunked = 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower()
+    adapter = request.adapter
+    declared = request.content_length
     length: int | None
     if declared:
         if not declared.isdigit():
@@ -105,11 +104,11 @@ def read_body(environ: dict[str, Any], options: Options, session: Session) -> by
         if length > limit:
             session.close(Reason.PAYLOAD_TOO_LARGE)
             raise PayloadTooLarge(f'body of {length} bytes')
-    elif chunked or environ.get('wsgi.input_terminated'):
+    elif request.chunked or adapter.input_terminated:
         length = None
     else:
         length = 0
-    stream = environ['wsgi.input']
+    stream = adapter.body
     try:
         with session.backend.timeout(options.http_body_timeout):
             body = _read(stream, length, limit)
@@ -122,7 +121,7 @@ def read_body(environ: dict[str, Any], options: Options, session: Session) -> by
     if length is not None and len(body) < length:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('body shorter than its Content-Length')
-    environ[wsgi_servers.BODY_READ] = True
+    adapter.body_read = True
     return body
 
 
@@ -177,11 +176,11 @@ class _Watchdog:
             self._armed = False
 
 
-def _watchdog(environ: dict[str, Any], session: Session) -> _Watchdog | None:
+def _watchdog(request: Request, session: Session) -> _Watchdog | None:
     """Where the server gives access to the socket, a watchdog for this POST.
 
     Elsewhere (no socket, threads) nothing can interrupt a read that blocks:
     ``http_body_timeout`` then depends on the server's own timeouts.
     """
-    sock = wsgi_servers.raw_socket(environ)
+    sock = request.adapter.sock
     return None if sock is None else _Watchdog(sock, session)

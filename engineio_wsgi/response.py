@@ -38,12 +38,13 @@ def render_error(start_response: StartResponse, error: RequestError,
     return respond(start_response, error.status, headers, error_body(error))
 
 
-def compress(body: bytes, environ: dict[str, Any], threshold: int,
+def compress(body: bytes, accept_encoding: str, threshold: int,
              headers: Headers) -> bytes:
-    """Compress with the best encoding the client accepts; adds the headers."""
+    """Compress with the best encoding the client accepts (its
+    ``Accept-Encoding``); adds the headers."""
     if len(body) < threshold:
         return body
-    encoding = choose_encoding(environ.get('HTTP_ACCEPT_ENCODING', ''))
+    encoding = choose_encoding(accept_encoding)
     if encoding is None:
         return body
     headers.append(('Content-Encoding', encoding))

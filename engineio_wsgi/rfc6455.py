@@ -1,9 +1,10 @@
 """WebSocket connections on top of a WSGI server's client socket.
 
-:func:`accept` turns a WSGI request into a :class:`WSConnection`. The
-WebSocket protocol itself (framing, masking, close handshake, size limits,
-permessage-deflate) is the sans-I/O core of the ``websockets`` package; this
-module only moves bytes between it and the socket:
+:func:`accept` turns a WSGI request (its :class:`~engineio_wsgi.request.Request`)
+into a :class:`WSConnection`. The WebSocket protocol itself (framing,
+masking, close handshake, size limits, permessage-deflate) is the sans-I/O
+core of the ``websockets`` package; this module only moves bytes between it
+and the socket:
 
 - no reader thread: the thread that serves the request reads, in
   :meth:`WSConnection.receive`;
@@ -41,12 +42,13 @@ from websockets.exceptions import (
 )
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request as HandshakeRequest
 from websockets.protocol import CLOSED, OPEN, State
 from websockets.server import ServerProtocol
 
-from . import wsgi_servers
 from .backends import detect_async_mode, threading_patched
+from .request import Request
+from .wsgi_servers import is_gevent_socket
 
 __all__ = [
     'CONNECTION_LOST',
@@ -58,8 +60,6 @@ __all__ = [
     'HandshakeError',
     'WSConnection',
     'accept',
-    'asks_for_upgrade',
-    'upgrade_already_sent',
 ]
 
 #: Values of :attr:`WSConnection.end_reason`.
@@ -105,15 +105,6 @@ class HandshakeError(Exception):
 
 class ConnectionClosed(ConnectionError):
     """A send on a WebSocket that is closing, closed or broken."""
-
-
-def upgrade_already_sent(environ: dict[str, Any]) -> bool:
-    """True when the server answered the upgrade before the app ran.
-
-    That is gevent-websocket's handler: an HTTP refusal is no longer
-    possible; accept and close at once (e.g. ``close(1008, reason)``).
-    """
-    return wsgi_servers.server_kind(environ) == wsgi_servers.GEVENT_WEBSOCKET
 
 
 # -- runtime primitives ------------------------------------------------------
@@ -184,7 +175,7 @@ class _Runtime:
         # gevent without a patched threading: real thread primitives would
         # block the whole hub, use gevent's own.
         self.gevent_native = mode == 'gevent' and not threading_patched()
-        self.gevent_sock = wsgi_servers.is_gevent_socket(sock)
+        self.gevent_sock = is_gevent_socket(sock)
         if self.gevent_native:
             import gevent
             import gevent.lock
@@ -395,13 +386,17 @@ class WSConnection:
     # -- internals ----------------------------------------------------------
 
     def _start_closing(self, reason: str) -> None:
+        """Record why the connection ends and start the close timeout.
+
+        Call with ``_state_lock`` held.
+        """
         if self.end_reason is None:
             self.end_reason = reason
         if self._closing_deadline is None:
             self._closing_deadline = time.monotonic() + self._close_timeout
 
     def _feed(self, data: bytes) -> None:
-        """Run received bytes through the protocol (state lock held)."""
+        """Run received bytes through the protocol. Call with ``_state_lock`` held."""
         proto = self._proto
         if proto.state is CLOSED:
             return
@@ -440,6 +435,8 @@ class WSConnection:
         self._outbox.extend(proto.data_to_send())
 
     def _deliver(self, opcode: Any, data: Any) -> None:
+        """Queue one complete message for ``receive``. Call with ``_state_lock`` held
+        (from :meth:`_feed`)."""
         if self._failed:
             return
         if opcode is TEXT:
@@ -456,6 +453,8 @@ class WSConnection:
         """Write queued frames; one writer at a time, whole frames only.
 
         With ``block=False`` a busy writer is left to write our frames.
+        Call without ``_state_lock`` (taken here around the queue, never
+        across I/O); takes ``_write_lock``.
         """
         while True:
             if not self._write_lock.acquire(blocking=block):
@@ -492,6 +491,11 @@ class WSConnection:
             block = False
 
     def _mark_broken(self) -> None:
+        """A write failed: drop the queue and shut the socket down.
+
+        Call without ``_state_lock`` (taken here); the writer calls it with
+        ``_write_lock`` held.
+        """
         self._broken = True
         if self.end_reason is None:
             self.end_reason = CONNECTION_LOST
@@ -532,70 +536,42 @@ class WSConnection:
 
 # -- accept -------------------------------------------------------------------
 
-def _header_tokens(value: str) -> list[str]:
-    return [part.strip().lower() for part in value.split(',') if part.strip()]
-
-
-def _upgrade_ok(environ: dict[str, Any]) -> bool:
-    # as the protocol core (websockets) reads it: exactly one protocol
-    return _header_tokens(environ.get('HTTP_UPGRADE', '')) == ['websocket']
-
-
-def _connection_ok(environ: dict[str, Any]) -> bool:
-    # a list: 'keep-alive, Upgrade' has it, 'notupgrade' does not
-    return 'upgrade' in _header_tokens(environ.get('HTTP_CONNECTION', ''))
-
-
-def asks_for_upgrade(environ: dict[str, Any]) -> bool:
-    """True when the request asks for a WebSocket (or the server upgraded it).
-
-    The one reading of ``Upgrade`` and ``Connection`` for the whole library,
-    the same as :func:`accept` applies.
-    """
-    if 'wsgi.websocket' in environ:   # gevent-websocket upgraded it already
-        return True
-    return _upgrade_ok(environ) and _connection_ok(environ)
-
-
-def _check_handshake(environ: dict[str, Any]) -> None:
-    if environ.get('REQUEST_METHOD', 'GET').upper() != 'GET':
+def _check_handshake(request: Request) -> None:
+    if request.method != 'GET':
         raise HandshakeError('WebSocket handshake must use GET')
-    if str(environ.get('SERVER_PROTOCOL', 'HTTP/1.1')).upper() == 'HTTP/1.0':
+    if request.http_version == 'HTTP/1.0':
         raise HandshakeError('WebSocket handshake needs HTTP/1.1')
-    if not _upgrade_ok(environ):
+    if not request.upgrade_ok:
         raise HandshakeError('missing "Upgrade: websocket" header')
-    if not _connection_ok(environ):
+    if not request.connection_ok:
         raise HandshakeError('missing "Connection: Upgrade" header')
-    version = environ.get('HTTP_SEC_WEBSOCKET_VERSION', '').strip()
-    if version != '13':
+    if request.websocket_version != '13':
         raise HandshakeError('unsupported Sec-WebSocket-Version (13 required)',
                              headers=[('Sec-WebSocket-Version', '13')])
-    key = environ.get('HTTP_SEC_WEBSOCKET_KEY', '').strip()
     try:
-        raw_key = base64.b64decode(key.encode('ascii'), validate=True)
+        raw_key = base64.b64decode(request.websocket_key.encode('ascii'), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raw_key = b''
     if len(raw_key) != 16:
         raise HandshakeError('invalid Sec-WebSocket-Key header')
 
 
-def _request_from_environ(environ: dict[str, Any]) -> Request:
+def _handshake_request(request: Request) -> HandshakeRequest:
     headers = Headers()
-    for key, value in environ.items():
-        if key.startswith('HTTP_') and isinstance(value, str):
-            headers[key[5:].replace('_', '-').title()] = value
-    path = environ.get('PATH_INFO', '/') or '/'
-    query = environ.get('QUERY_STRING', '')
+    for name, value in request.headers():
+        headers[name] = value
+    path = request.path
+    query = request.query_string
     if query:
         path = f'{path}?{query}'
     try:
         path.encode('ascii')
     except UnicodeEncodeError:
         path = '/'
-    return Request(path, headers)
+    return HandshakeRequest(path, headers)
 
 
-def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
+def accept(request: Request, *, max_message_size: int | None = 1_000_000,
            compression: bool = False, backend_hint: str | None = None,
            close_timeout: float = _DEFAULT_CLOSE_TIMEOUT) -> WSConnection:
     """Complete the WebSocket handshake for this request.
@@ -612,26 +588,30 @@ def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
     Raises :class:`HandshakeError` (nothing written yet) when the request is
     not a valid upgrade or the server gives no socket access. Afterwards the
     application must end the WSGI call with
-    ``wsgi_servers.finish_takeover(environ, start_response)``.
+    ``request.adapter.finish_takeover(start_response)``.
+
+    Where the server answered the upgrade already (gevent-websocket,
+    ``request.adapter.upgraded``), no HTTP refusal is possible any more: this
+    returns the open connection, to close at once if it is refused.
     """
-    kind = wsgi_servers.server_kind(environ)
-    sock = wsgi_servers.raw_socket(environ)
-    if kind == wsgi_servers.GEVENT_WEBSOCKET:
+    adapter = request.adapter
+    sock = adapter.sock
+    if adapter.upgraded:
         if sock is None:
             raise HandshakeError('cannot reach the socket behind gevent-websocket')
         # Its WebSocket object must not write a close frame of its own later.
-        wsgi_servers.mark_gevent_websocket_done(environ)
+        adapter.mark_websocket_done()
         runtime = _Runtime(sock, backend_hint)
         proto = ServerProtocol(state=State.OPEN, max_size=max_message_size,
                                logger=_PROTOCOL_LOGGER)
-        read_ahead = wsgi_servers.take_read_ahead(environ, sock)
+        read_ahead = adapter.take_read_ahead()
         sock.settimeout(None)
         return WSConnection(sock, proto, runtime, close_timeout=close_timeout,
                             read_ahead=read_ahead)
 
-    _check_handshake(environ)
+    _check_handshake(request)
     if sock is None:
-        info = wsgi_servers.describe(environ)
+        info = adapter.describe()
         raise HandshakeError(info.why_not or 'WebSocket is not available on this server')
 
     # One protocol object answers the handshake (validation, accept key,
@@ -640,12 +620,12 @@ def accept(environ: dict[str, Any], *, max_message_size: int | None = 1_000_000,
     offered = enable_server_permessage_deflate(None) if compression else None
     handshake = ServerProtocol(extensions=offered, max_size=max_message_size,
                                logger=_PROTOCOL_LOGGER)
-    response = handshake.accept(_request_from_environ(environ))
+    response = handshake.accept(_handshake_request(request))
     if response.status_code != 101:
         raise HandshakeError(str(handshake.handshake_exc or 'invalid WebSocket handshake'))
     handshake.send_response(response)
     runtime = _Runtime(sock, backend_hint)
-    read_ahead = wsgi_servers.take_read_ahead(environ, sock)
+    read_ahead = adapter.take_read_ahead()
     try:
         sock.settimeout(None)
         for chunk in handshake.data_to_send():

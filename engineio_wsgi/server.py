@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import logs, polling, websocket, wsgi_servers
+from . import logs, polling, websocket
 from .backends import Backend, DeferredTask, Task, create_backend, detect_async_mode
 from .callables import takes_args
 from .cors import CorsPolicy
@@ -34,9 +34,10 @@ from .options import Options
 from .packets import Packet, PacketType
 from .registry import SessionRegistry
 from .rejectlog import RejectLog
-from .request import Request, client_address, parse_request
+from .request import Request, parse_request
 from .response import Headers, StartResponse, cookie_parts, render_error, respond
 from .session import Reason, Session, State
+from .wsgi_servers import ServerAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -238,19 +239,19 @@ class Server:
     def handle_request(self, environ: dict[str, Any],
                        start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point for Engine.IO requests."""
+        # the one place the environ is read; below this, the Request and its adapter
+        request = Request(environ)
         if self._backend is None:
-            self._decide_backend(wsgi_servers.raw_socket(environ))
+            self._decide_backend(request.adapter.sock)
         if not self._diagnosed:
-            self._diagnose(environ)
+            self._diagnose(request.adapter)
         headers: Headers = []
-        origin = environ.get('HTTP_ORIGIN')
-        allowed = self._cors.allows(origin, environ)
+        allowed = self._cors.allows(request)
         try:
-            if origin is not None and allowed:
+            if request.origin is not None and allowed:
                 # errors carry the CORS headers the request would have had
-                headers = self._cors.headers(origin, environ,
-                                             environ.get('REQUEST_METHOD') == 'OPTIONS')
-            request = parse_request(environ, self.options.transports)
+                headers = self._cors.headers(request, request.raw_method == 'OPTIONS')
+            parse_request(request, self.options.transports)
             if not allowed:
                 raise Forbidden('origin not allowed')
             if request.method == 'OPTIONS':
@@ -262,19 +263,19 @@ class Server:
                 request.require_upgrade()
                 return websocket.upgrade(self, session, request, start_response)
             if request.method == 'GET':
-                body = polling.get(session, environ, self.options, headers)
+                body = polling.get(session, request, self.options, headers)
             elif request.method == 'POST':
-                body = polling.post(session, environ, self.options, headers)
+                body = polling.post(session, request, self.options, headers)
             else:
                 raise BadRequest(f'method {request.method} on a session')
             return respond(start_response, 200, headers, body)
         except RequestError as exc:
             self._rejects.rejected(type(exc).__name__, exc.detail)
-            if environ.get('REQUEST_METHOD') == 'POST' and not environ.get(wsgi_servers.BODY_READ):
-                wsgi_servers.abandon_body(environ)
-            if 'wsgi.websocket' in environ:
+            if request.raw_method == 'POST':
+                request.adapter.abandon_body()
+            if request.adapter.upgraded:
                 reason = exc.message if isinstance(exc.message, str) else json.dumps(exc.message)
-                closed = websocket.refuse_after_upgrade(environ, start_response, reason)
+                closed = websocket.refuse_after_upgrade(request, start_response, reason)
                 if closed is not None:
                     return closed
             return render_error(start_response, exc, headers)
@@ -313,7 +314,7 @@ class Server:
         if cookie is not None:
             name, attributes = cookie
             headers.append(('Set-Cookie', f'{name}={session.sid}{attributes}'))
-        body = polling.get(session, request.environ, self.options, headers)
+        body = polling.get(session, request, self.options, headers)
         return respond(start_response, 200, headers, body)
 
     def _open(self, request: Request) -> Session:
@@ -323,7 +324,7 @@ class Server:
         session = Session(self.generate_id(), request.transport, backend, options,
                           on_message=self._call_message, on_close=self._call_disconnect,
                           on_finished=self._sessions.remove,
-                          client=client_address(request.environ, options.trusted_proxies))
+                          client=request.client_address(options.trusted_proxies))
         # limits come before the application is asked: they exist to shed load
         limited = self._sessions.add(session, options.max_sessions,
                                      options.max_sessions_per_client)
@@ -345,7 +346,7 @@ class Server:
             raise Forbidden(f'connect handler refused: {refusal!r}', message=refusal)
         try:
             upgrades = (['websocket'] if request.transport == 'polling'
-                        and self._can_upgrade(request.environ) else [])
+                        and self._can_upgrade(request.adapter) else [])
             session.set_open_packet(json.dumps({
                 'sid': session.sid,
                 'upgrades': upgrades,
@@ -363,18 +364,18 @@ class Server:
         logger.info('%s opened over %s', session.sid, request.transport)
         return session
 
-    def _can_upgrade(self, environ: dict[str, Any]) -> bool:
+    def _can_upgrade(self, adapter: ServerAdapter) -> bool:
         if not self.options.allow_upgrades or 'websocket' not in self.options.transports:
             return False
         if self._websocket_ok is None:
-            self._websocket_ok = wsgi_servers.describe(environ).can_websocket
+            self._websocket_ok = adapter.describe().can_websocket
         return self._websocket_ok
 
-    def _diagnose(self, environ: dict[str, Any]) -> None:
+    def _diagnose(self, adapter: ServerAdapter) -> None:
         """Say once, at the first request, what this server can serve and why not."""
         self._diagnosed = True
         try:
-            info = wsgi_servers.describe(environ)
+            info = adapter.describe()
         except Exception:
             logger.exception('could not inspect the WSGI server')
             return

@@ -42,7 +42,7 @@ def open_session(server: Server, session: Session, request: Request,
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
     finally:
         conn.close()
-    return wsgi_servers.finish_takeover(request.environ, start_response)
+    return request.adapter.finish_takeover(start_response)
 
 
 def upgrade(server: Server, session: Session, request: Request,
@@ -77,23 +77,23 @@ def upgrade(server: Server, session: Session, request: Request,
         if not upgraded:
             session.abort_upgrade()
         conn.close()
-    return wsgi_servers.finish_takeover(request.environ, start_response)
+    return request.adapter.finish_takeover(start_response)
 
 
-def refuse_after_upgrade(environ: dict[str, Any], start_response: StartResponse,
+def refuse_after_upgrade(request: Request, start_response: StartResponse,
                          reason: str) -> Iterable[bytes] | None:
     """Refuse a WebSocket whose 101 the server sent already: close it at once.
 
     None when an HTTP refusal is still possible.
     """
-    if not rfc6455.upgrade_already_sent(environ):
+    if not request.adapter.upgraded:
         return None
     try:
-        conn = rfc6455.accept(environ, max_message_size=None)
+        conn = rfc6455.accept(request, max_message_size=None)
         conn.close(1008, reason[:100])
     except Exception:
         logger.debug('closing a refused WebSocket failed', exc_info=True)
-    return wsgi_servers.finish_takeover(environ, start_response)
+    return request.adapter.finish_takeover(start_response)
 
 
 def _accept_and_close(server: Server, request: Request, start_response: StartResponse,
@@ -102,15 +102,15 @@ def _accept_and_close(server: Server, request: Request, start_response: StartRes
     conn = _accept(server, request)
     logger.debug('%s second WebSocket closed: %s', request.sid, reason)
     conn.close(1008, reason)
-    return wsgi_servers.finish_takeover(request.environ, start_response)
+    return request.adapter.finish_takeover(start_response)
 
 
 def _accept(server: Server, request: Request) -> rfc6455.WSConnection:
     try:
-        return rfc6455.accept(request.environ,
-                             max_message_size=server.options.max_http_buffer_size,
-                             compression=server.options.websocket_compression,
-                             backend_hint=server.backend.name)
+        return rfc6455.accept(request,
+                              max_message_size=server.options.max_http_buffer_size,
+                              compression=server.options.websocket_compression,
+                              backend_hint=server.backend.name)
     except rfc6455.HandshakeError as exc:
         raise BadRequest(f'WebSocket handshake failed: {exc.message}') from None
     except rfc6455.ConnectionClosed as exc:

@@ -3,7 +3,9 @@
 Everything that depends on which WSGI server runs the application lives here:
 finding the raw client socket, telling the server that a WebSocket took the
 connection over (so it writes nothing more on it), and describing what the
-server can do.
+server can do. Each request builds one :class:`ServerAdapter` from its environ
+(which server kind it is, decided once); the layers below use only that
+object, never the environ.
 
 Per server (checked against werkzeug 3.1, gunicorn 27, gevent 26 and
 gevent-websocket 0.10, with and without wrappers: a generator-style
@@ -11,7 +13,7 @@ middleware, an exception-recording one, werkzeug's debugger):
 
 Takeover, everywhere: once the WebSocket ended, the socket is shut down (both
 directions) and the application returns normally: ``start_response('101
-Switching Protocols', [])`` and an empty body (:func:`finish_takeover`). No
+Switching Protocols', [])`` and an empty body (:meth:`ServerAdapter.finish_takeover`). No
 wrapper sees an exception. The server's write of that response fails with
 ``EPIPE`` on the shut-down socket, which each server below takes as "client
 gone": nothing is written, nothing logged above DEBUG, the connection is not
@@ -68,20 +70,12 @@ from typing import Any, NamedTuple
 from .backends import detect_async_mode
 
 __all__ = [
+    'ServerAdapter',
     'ServerInfo',
-    'abandon_body',
     'WebSocketTakenOver',
-    'describe',
-    'finish_takeover',
     'is_gevent_socket',
     'peer_gone',
-    'raw_socket',
-    'server_kind',
-    'take_read_ahead',
 ]
-
-#: environ key set once the request body was read in full
-BODY_READ = 'engineio_wsgi.body_read'
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +92,7 @@ _ADVICE = (
 
 
 class ServerInfo(NamedTuple):
-    """What :func:`describe` reports about the server behind a request."""
+    """What :meth:`ServerAdapter.describe` reports about the server behind a request."""
 
     name: str
     can_websocket: bool
@@ -118,9 +112,13 @@ class WebSocketTakenOver(BrokenPipeError):
         super().__init__(errno.EPIPE, 'connection taken over by a WebSocket')
 
 
-def _pywsgi_reader_socket(environ: dict[str, Any]) -> Any:
+def is_gevent_socket(sock: Any) -> bool:
+    """True for gevent's cooperative socket objects (patched or not)."""
+    return type(sock).__module__.startswith('gevent')
+
+
+def _pywsgi_reader_socket(stream: Any) -> Any:
     """The socket under gevent.pywsgi's ``wsgi.input``, or None."""
-    stream = environ.get('wsgi.input')
     if stream is None:
         return None
     # gevent.pywsgi.Input wraps the handler's reader in ``rfile``.
@@ -133,66 +131,213 @@ def _pywsgi_reader_socket(environ: dict[str, Any]) -> Any:
     return sock
 
 
-def is_gevent_socket(sock: Any) -> bool:
-    """True for gevent's cooperative socket objects (patched or not)."""
-    return type(sock).__module__.startswith('gevent')
+class ServerAdapter:
+    """What the WSGI server behind one request can do, read from its environ once.
 
-
-def server_kind(environ: dict[str, Any]) -> str:
-    """Which connection handling is behind this request (module constants)."""
-    if 'wsgi.websocket' in environ:
-        return GEVENT_WEBSOCKET
-    if environ.get('werkzeug.socket') is not None:
-        return WERKZEUG
-    if environ.get('gunicorn.socket') is not None:
-        return GUNICORN
-    if _pywsgi_reader_socket(environ) is not None:
-        return PYWSGI
-    return UNKNOWN
-
-
-def raw_socket(environ: dict[str, Any]) -> socket.socket | None:
-    """The client connection's socket, or None where the server hides it."""
-    sock = environ.get('werkzeug.socket')
-    if sock is not None:
-        return sock
-    sock = environ.get('gunicorn.socket')
-    if sock is not None:
-        return sock
-    ws = environ.get('wsgi.websocket')
-    if ws is not None:
-        handler = getattr(ws, 'handler', None)
-        sock = getattr(handler, 'socket', None)
-        if sock is not None:
-            return sock
-    return _pywsgi_reader_socket(environ)
-
-
-def abandon_body(environ: dict[str, Any]) -> None:
-    """A request is refused before its body was read in full: when the rest
-    of the body has not arrived yet, read nothing more from the connection
-    (the response can still be written).
-
-    gunicorn reads the rest of an unread body before it reuses or closes a
-    connection, so that closing does not reset it under the response; its
-    gthread worker waits for that on its one main thread, up to 2 seconds
-    per connection. A client that keeps trickling a body after its refusal
-    would stall every other request of the worker, pongs included, and
-    healthy sessions would time out. With the read side shut down that wait
-    ends at once. A body that is all there already is left to gunicorn, so a
-    kept-alive connection goes on serving the client's next request.
+    ``kind`` (module constants) and ``sock`` (the client connection's socket,
+    None where the server hides it) are decided when the request arrives.
+    Nothing here takes a lock: one request's thread uses its adapter, and the
+    calls that other threads may make (:meth:`peer_gone`) only look at the
+    socket.
     """
-    if server_kind(environ) != GUNICORN:
-        return
-    sock = environ['gunicorn.socket']
-    reader = getattr(environ.get('wsgi.input'), 'reader', None)
-    remaining = getattr(reader, 'length', None)     # None: chunked, unknown length
-    if isinstance(remaining, int) and _available(reader, sock) >= remaining:
-        return
-    try:
-        sock.shutdown(socket.SHUT_RD)
-    except OSError:     # already shut down, or the peer is gone
-        pass
+
+    __slots__ = ('kind', 'sock', 'body', 'body_read', '_environ', '_websocket')
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self._environ = environ
+        #: the request body stream (``wsgi.input``)
+        self.body: Any = environ.get('wsgi.input')
+        #: set once the request body was read in full
+        self.body_read = False
+        #: gevent-websocket's WebSocket object, when its handler upgraded the request
+        self._websocket = environ.get('wsgi.websocket')
+        werkzeug_sock = environ.get('werkzeug.socket')
+        gunicorn_sock = environ.get('gunicorn.socket')
+        sock = werkzeug_sock if werkzeug_sock is not None else gunicorn_sock
+        if sock is None and self._websocket is not None:
+            sock = getattr(getattr(self._websocket, 'handler', None), 'socket', None)
+        if sock is None:
+            sock = _pywsgi_reader_socket(self.body)
+        if 'wsgi.websocket' in environ:
+            kind = GEVENT_WEBSOCKET
+        elif werkzeug_sock is not None:
+            kind = WERKZEUG
+        elif gunicorn_sock is not None:
+            kind = GUNICORN
+        elif sock is not None:
+            kind = PYWSGI
+        else:
+            kind = UNKNOWN
+        self.kind = kind
+        self.sock: socket.socket | None = sock
+
+    @property
+    def upgraded(self) -> bool:
+        """True when the server answered the WebSocket upgrade before the app ran.
+
+        That is gevent-websocket's handler: an HTTP refusal is no longer
+        possible; accept and close at once (e.g. ``close(1008, reason)``).
+        """
+        return self.kind == GEVENT_WEBSOCKET
+
+    @property
+    def input_terminated(self) -> bool:
+        """The server ends the body stream itself (``wsgi.input_terminated``)."""
+        return bool(self._environ.get('wsgi.input_terminated'))
+
+    def peer_gone(self) -> bool:
+        """True when the client closed this connection (False without a socket)."""
+        return self.sock is not None and peer_gone(self.sock)
+
+    def abandon_body(self) -> None:
+        """A request is refused before its body was read in full: when the rest
+        of the body has not arrived yet, read nothing more from the connection
+        (the response can still be written). Nothing once the body was read.
+
+        gunicorn reads the rest of an unread body before it reuses or closes a
+        connection, so that closing does not reset it under the response; its
+        gthread worker waits for that on its one main thread, up to 2 seconds
+        per connection. A client that keeps trickling a body after its refusal
+        would stall every other request of the worker, pongs included, and
+        healthy sessions would time out. With the read side shut down that wait
+        ends at once. A body that is all there already is left to gunicorn, so a
+        kept-alive connection goes on serving the client's next request.
+        """
+        if self.kind != GUNICORN or self.body_read:
+            return
+        sock = self.sock
+        reader = getattr(self.body, 'reader', None)
+        remaining = getattr(reader, 'length', None)     # None: chunked, unknown length
+        if isinstance(remaining, int) and _available(reader, sock) >= remaining:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RD)   # type: ignore[union-attr]
+        except OSError:     # already shut down, or the peer is gone
+            pass
+
+    def take_read_ahead(self) -> bytes:
+        """Bytes the server already read from the connection behind the request head.
+
+        A client may send its first WebSocket frames right behind the upgrade
+        request, without waiting for the 101; the server's own reader has then
+        buffered them, and reading the socket would skip them. gunicorn keeps them
+        in its parser's unreader, werkzeug and gevent.pywsgi (with or without
+        gevent-websocket) in the handler's buffered ``rfile``. Never blocks.
+        Call it from the request's thread, before anything else reads the socket.
+        """
+        unreader = getattr(getattr(self.body, 'reader', None), 'unreader', None)
+        if unreader is not None:            # gunicorn: Body -> LengthReader -> Unreader
+            take = getattr(unreader, 'take_buffered', None)
+            if take is not None:
+                return bytes(take())
+            buf = getattr(unreader, 'buf', None)
+            if buf is None:
+                return b''
+            data = buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            return bytes(data)
+        reader = self._handler_reader()
+        sock = self.sock
+        if reader is None or sock is None:
+            return b''
+        # read1() returns what the buffer holds without a second look at the
+        # socket; non-blocking, so an empty buffer returns at once
+        timeout = sock.gettimeout()
+        try:
+            sock.setblocking(False)
+            return bytes(reader.read1(65536) or b'')
+        except (BlockingIOError, InterruptedError):
+            return b''
+        finally:
+            sock.settimeout(timeout)
+
+    def _handler_reader(self) -> Any:
+        """The request handler's buffered reader over the connection, or None."""
+        if self._websocket is not None:     # gevent-websocket
+            reader = getattr(getattr(self._websocket, 'handler', None), 'rfile', None)
+        else:
+            reader = self.body
+            if type(reader).__module__ == 'gevent.pywsgi':   # pywsgi's Input wraps it
+                reader = getattr(reader, 'rfile', None)
+        if reader is None or not hasattr(reader, 'read1'):
+            return None
+        return reader
+
+    def mark_websocket_done(self) -> None:
+        """Stop gevent-websocket from writing its own close frame later."""
+        ws = self._websocket
+        if ws is not None:
+            try:
+                ws.closed = True
+            except AttributeError:  # pragma: no cover - not gevent-websocket's class
+                logger.debug('cannot mark %r closed', ws)
+
+    def finish_takeover(self, start_response: Any) -> Iterable[bytes]:
+        """End the WSGI call of a request whose connection a WebSocket used.
+
+        Write ``return adapter.finish_takeover(start_response)`` once the
+        WebSocket is over (``receive()`` returned None, or ``close()`` returned
+        in the request's thread). The socket is shut down (both directions),
+        then the call ends as a normal response: status ``101 Switching
+        Protocols``, no headers, no body. To every wrapper around the
+        application (error reporters, request loggers, generator middleware,
+        werkzeug's debugger) that is a request that succeeded; request logs show
+        101. The server's attempt to write that response meets the shut-down
+        socket: ``EPIPE``, which every supported server takes as "client gone"
+        (nothing written, nothing logged above DEBUG, connection not reused).
+        """
+        self.mark_websocket_done()
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:     # already shut down, or the peer is gone
+                pass
+        start_response('101 Switching Protocols', [])
+        return []
+
+    def describe(self) -> ServerInfo:
+        """Describe the server for diagnostics.
+
+        ``concurrent`` is False for servers that handle one request at a time
+        (``wsgi.multithread`` false and no gevent); neither long-polling nor
+        WebSocket can work there. ``can_websocket`` also needs socket access.
+        """
+        kind, sock = self.kind, self.sock
+        software = str(self._environ.get('SERVER_SOFTWARE') or '').strip()
+        gevent = detect_async_mode(sock) == 'gevent'
+        concurrent = bool(self._environ.get('wsgi.multithread')) or gevent
+
+        if kind == WERKZEUG:
+            name = 'werkzeug'
+        elif kind == GUNICORN:
+            if gevent:
+                name = 'gunicorn (gevent worker)'
+            elif concurrent:
+                name = 'gunicorn'
+            else:   # the worker class is not in the environ; this is what sync looks like
+                name = 'gunicorn (sync worker)'
+        elif kind == PYWSGI:
+            name = ('gunicorn (gevent pywsgi worker)'
+                    if 'gunicorn' in software.lower() else 'gevent.pywsgi')
+        elif kind == GEVENT_WEBSOCKET:
+            name = 'gevent-websocket'
+        else:
+            name = software or 'unknown WSGI server'
+
+        why_not: str | None = None
+        if not concurrent:
+            why_not = (
+                f'{name} handles one request at a time (wsgi.multithread is false '
+                'and gevent is not in use): a long-poll or a WebSocket would hold '
+                f'the only worker; {_ADVICE}'
+            )
+        elif kind == UNKNOWN or sock is None:
+            why_not = (
+                f'{name} gives the application no access to the connection '
+                f'socket, so WebSocket is unavailable; {_ADVICE}'
+            )
+        return ServerInfo(name, why_not is None, why_not, concurrent)
 
 
 def _available(reader: Any, sock: Any) -> int:
@@ -205,142 +350,6 @@ def _available(reader: Any, sock: Any) -> int:
     except (OSError, ValueError):
         return held
     return held + waiting[0]
-
-
-def take_read_ahead(environ: dict[str, Any], sock: Any) -> bytes:
-    """Bytes the server already read from the connection behind the request head.
-
-    A client may send its first WebSocket frames right behind the upgrade
-    request, without waiting for the 101; the server's own reader has then
-    buffered them, and reading the socket would skip them. gunicorn keeps them
-    in its parser's unreader, werkzeug and gevent.pywsgi (with or without
-    gevent-websocket) in the handler's buffered ``rfile``. Never blocks.
-    """
-    stream = environ.get('wsgi.input')
-    unreader = getattr(getattr(stream, 'reader', None), 'unreader', None)
-    if unreader is not None:            # gunicorn: Body -> LengthReader -> Unreader
-        take = getattr(unreader, 'take_buffered', None)
-        if take is not None:
-            return bytes(take())
-        buf = getattr(unreader, 'buf', None)
-        if buf is None:
-            return b''
-        data = buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-        return bytes(data)
-    reader = _handler_reader(environ)
-    if reader is None:
-        return b''
-    # read1() returns what the buffer holds without a second look at the
-    # socket; non-blocking, so an empty buffer returns at once
-    timeout = sock.gettimeout()
-    try:
-        sock.setblocking(False)
-        return bytes(reader.read1(65536) or b'')
-    except (BlockingIOError, InterruptedError):
-        return b''
-    finally:
-        sock.settimeout(timeout)
-
-
-def _handler_reader(environ: dict[str, Any]) -> Any:
-    """The request handler's buffered reader over the connection, or None."""
-    ws = environ.get('wsgi.websocket')
-    if ws is not None:                  # gevent-websocket
-        reader = getattr(getattr(ws, 'handler', None), 'rfile', None)
-    else:
-        reader = environ.get('wsgi.input')
-        if type(reader).__module__ == 'gevent.pywsgi':   # pywsgi's Input wraps it
-            reader = getattr(reader, 'rfile', None)
-    if reader is None or not hasattr(reader, 'read1'):
-        return None
-    return reader
-
-
-def _software(environ: dict[str, Any]) -> str:
-    return str(environ.get('SERVER_SOFTWARE') or '').strip()
-
-
-def describe(environ: dict[str, Any]) -> ServerInfo:
-    """Describe the server behind ``environ`` for diagnostics.
-
-    ``concurrent`` is False for servers that handle one request at a time
-    (``wsgi.multithread`` false and no gevent); neither long-polling nor
-    WebSocket can work there. ``can_websocket`` also needs socket access.
-    """
-    kind = server_kind(environ)
-    sock = raw_socket(environ)
-    software = _software(environ)
-    gevent = detect_async_mode(sock) == 'gevent'
-    concurrent = bool(environ.get('wsgi.multithread')) or gevent
-
-    if kind == WERKZEUG:
-        name = 'werkzeug'
-    elif kind == GUNICORN:
-        if gevent:
-            name = 'gunicorn (gevent worker)'
-        elif concurrent:
-            name = 'gunicorn'
-        else:   # the worker class is not in the environ; this is what sync looks like
-            name = 'gunicorn (sync worker)'
-    elif kind == PYWSGI:
-        name = ('gunicorn (gevent pywsgi worker)'
-                if 'gunicorn' in software.lower() else 'gevent.pywsgi')
-    elif kind == GEVENT_WEBSOCKET:
-        name = 'gevent-websocket'
-    else:
-        name = software or 'unknown WSGI server'
-
-    why_not: str | None = None
-    if not concurrent:
-        why_not = (
-            f'{name} handles one request at a time (wsgi.multithread is false '
-            'and gevent is not in use): a long-poll or a WebSocket would hold '
-            f'the only worker; {_ADVICE}'
-        )
-    elif kind == UNKNOWN or sock is None:
-        why_not = (
-            f'{name} gives the application no access to the connection '
-            f'socket, so WebSocket is unavailable; {_ADVICE}'
-        )
-    return ServerInfo(name, why_not is None, why_not, concurrent)
-
-
-def mark_gevent_websocket_done(environ: dict[str, Any]) -> None:
-    """Stop gevent-websocket from writing its own close frame later."""
-    ws = environ.get('wsgi.websocket')
-    if ws is not None:
-        try:
-            ws.closed = True
-        except AttributeError:  # pragma: no cover - not gevent-websocket's class
-            logger.debug('cannot mark %r closed', ws)
-
-
-def finish_takeover(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-    """End the WSGI call of a request whose connection a WebSocket used.
-
-    Write ``return finish_takeover(environ, start_response)`` once the
-    WebSocket is over (``receive()`` returned None, or ``close()`` returned
-    in the request's thread). The socket is shut down (both directions),
-    then the call ends as a normal response: status ``101 Switching
-    Protocols``, no headers, no body. To every wrapper around the
-    application (error reporters, request loggers, generator middleware,
-    werkzeug's debugger) that is a request that succeeded; request logs show
-    101. The server's attempt to write that response meets the shut-down
-    socket: ``EPIPE``, which every supported server takes as "client gone"
-    (nothing written, nothing logged above DEBUG, connection not reused).
-    """
-    if server_kind(environ) == GEVENT_WEBSOCKET:
-        mark_gevent_websocket_done(environ)
-    sock = raw_socket(environ)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:     # already shut down, or the peer is gone
-            pass
-    start_response('101 Switching Protocols', [])
-    return []
 
 
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL | getattr(select, 'POLLRDHUP', 0)

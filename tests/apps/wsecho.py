@@ -4,7 +4,11 @@ Paths:
     /ws?id=ID&max=BYTES&deflate=1&ct=SECONDS  WebSocket echo (see commands below);
                                      ct is the close timeout
     /mw/ws?...                        the same behind a generator-style middleware
-    /describe                         JSON of wsgi_servers.describe(environ)
+    /describe                         JSON of ServerAdapter(environ).describe()
+    /adapter                          JSON of what Request(environ) and its adapter
+                                      read (the body through the adapter)
+    /adapter/gone?id=ID               log "PEER id=ID gone=False", then wait for the
+                                      client to close: "PEER id=ID gone=True"
 
 Every text message is echoed unchanged except these commands:
     __close               close (1000, 'bye') from the request thread
@@ -13,7 +17,7 @@ Every text message is echoed unchanged except these commands:
                           message i of thread t is 't:i:' padded with chr(97+t);
                           then '__flood_done' once all threads finished
     __big N               send N bytes binary (bytes(range(256)) repeated)
-    __info                send JSON {extensions, kind}
+    __info                send JSON {extensions, kind, upgraded, peer}
 When the WebSocket ends the app logs ``WS END id=ID reason=... code=...`` to stderr.
 """
 
@@ -23,11 +27,14 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from engineio_wsgi import rfc6455, wsgi_servers
+from engineio_wsgi import rfc6455
+from engineio_wsgi.request import Request
+from engineio_wsgi.wsgi_servers import ServerAdapter
 
 
 def _spawn(func: Callable[..., Any], *args: Any) -> Any:
@@ -71,7 +78,7 @@ def _flood(ws: rfc6455.WSConnection, threads: int, count: int, size: int) -> Non
         pass
 
 
-def _command(ws: rfc6455.WSConnection, environ: dict[str, Any], msg: str) -> None:
+def _command(ws: rfc6455.WSConnection, request: Request, msg: str) -> None:
     parts = msg.split()
     if parts[0] == '__close':
         ws.close(1000, 'bye')
@@ -85,7 +92,10 @@ def _command(ws: rfc6455.WSConnection, environ: dict[str, Any], msg: str) -> Non
         block = bytes(range(256))
         ws.send((block * (n // 256 + 1))[:n])
     elif parts[0] == '__info':
-        ws.send(json.dumps({'extensions': ws.extensions, 'kind': wsgi_servers.server_kind(environ)}))
+        adapter = request.adapter
+        ws.send(json.dumps({'extensions': ws.extensions, 'kind': adapter.kind,
+                            'upgraded': adapter.upgraded,
+                            'peer': list(adapter.sock.getpeername())}))
     else:
         ws.send(msg)
 
@@ -96,9 +106,10 @@ def websocket_app(environ: dict[str, Any], start_response: Callable[..., Any]) -
     max_size = int(query.get('max', ['1000000'])[0])
     compression = query.get('deflate', ['0'])[0] == '1'
     close_timeout = float(query.get('ct', ['3'])[0])
+    request = Request(environ)
     try:
-        ws = rfc6455.accept(environ, max_message_size=max_size, compression=compression,
-                           close_timeout=close_timeout)
+        ws = rfc6455.accept(request, max_message_size=max_size, compression=compression,
+                            close_timeout=close_timeout)
     except rfc6455.HandshakeError as exc:
         return _json(start_response, f'{exc.status} Bad Request',
                      {'code': 3, 'message': exc.message}, exc.headers)
@@ -108,7 +119,7 @@ def websocket_app(environ: dict[str, Any], start_response: Callable[..., Any]) -
             if msg is None:
                 break
             if isinstance(msg, str) and msg.startswith('__'):
-                _command(ws, environ, msg)
+                _command(ws, request, msg)
             else:
                 ws.send(msg)
     except ConnectionError:
@@ -116,7 +127,57 @@ def websocket_app(environ: dict[str, Any], start_response: Callable[..., Any]) -
     finally:
         ws.close()
     _log(f'WS END id={ident} reason={ws.end_reason} code={ws.close_code}')
-    return wsgi_servers.finish_takeover(environ, start_response)
+    return request.adapter.finish_takeover(start_response)
+
+
+def adapter_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    request = Request(environ)
+    adapter = request.adapter
+    length = request.content_length
+    body = adapter.body.read(int(length)) if length else b''
+    sock = adapter.sock
+    return _json(start_response, '200 OK', {
+        'kind': adapter.kind,
+        'peer': None if sock is None else list(sock.getpeername()),
+        'upgraded': adapter.upgraded,
+        'asks_for_upgrade': request.asks_for_upgrade,
+        'method': request.method,
+        'raw_method': request.raw_method,
+        'path': request.path,
+        'query_string': request.query_string,
+        'http_version': request.http_version,
+        'origin': request.origin,
+        'own_origin': request.own_origin,
+        'content_type': request.content_type,
+        'content_length': request.content_length,
+        'chunked': request.chunked,
+        'accept_encoding': request.accept_encoding,
+        'access_control_request_headers': request.access_control_request_headers,
+        'client': request.client_address(()),
+        'client_behind_proxy': request.client_address(('127.0.0.1',)),
+        'body': body.decode(),
+    })
+
+
+def _sleep(seconds: float) -> None:
+    if os.environ.get('WSECHO_SPAWN') == 'gevent':
+        import gevent
+        gevent.sleep(seconds)
+    else:
+        time.sleep(seconds)
+
+
+def gone_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Wait (up to 5 s) until the client closed the connection."""
+    request = Request(environ)
+    ident = parse_qs(request.query_string).get('id', ['-'])[0]
+    adapter = request.adapter
+    _log(f'PEER id={ident} gone={adapter.peer_gone()}')
+    deadline = time.monotonic() + 5
+    while not adapter.peer_gone() and time.monotonic() < deadline:
+        _sleep(0.01)
+    _log(f'PEER id={ident} gone={adapter.peer_gone()}')
+    return adapter.finish_takeover(start_response)   # silent on a closed connection
 
 
 def generator_middleware(inner: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
@@ -141,8 +202,12 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         return websocket_app(environ, start_response)
     if path == '/mw/ws':
         return _wrapped(environ, start_response)
+    if path == '/adapter':
+        return adapter_app(environ, start_response)
+    if path == '/adapter/gone':
+        return gone_app(environ, start_response)
     if path == '/describe':
-        return _json(start_response, '200 OK', wsgi_servers.describe(environ)._asdict())
+        return _json(start_response, '200 OK', ServerAdapter(environ).describe()._asdict())
     body = b'fallback'
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
     return [body]

@@ -25,12 +25,13 @@ from websockets.exceptions import (
 )
 from websockets.sync.client import connect
 
-from engineio_wsgi import wsgi_servers
+from engineio_wsgi.wsgi_servers import ServerAdapter
 from tests.live import (
     KINDS,
     NOPATCH,
     LiveServer,
     http_request,
+    read_response,
     start_server,
     wait_until,
 )
@@ -524,24 +525,95 @@ def test_describe_live(srv: LiveServer) -> None:
                     'why_not': None, 'concurrent': True}
 
 
+# -- tests: the server adapter, built from each server's own environ ------------
+
+#: ServerAdapter.kind for a plain HTTP request (gevent-websocket passes those to pywsgi)
+EXPECTED_KINDS = {
+    'werkzeug': 'werkzeug',
+    'gunicorn-gthread': 'gunicorn',
+    'gunicorn-gevent': 'gunicorn',
+    'pywsgi': 'gevent.pywsgi',
+    'pywsgi-gws': 'gevent.pywsgi',
+    'gunicorn-gws': 'gevent.pywsgi',
+    NOPATCH: 'gevent.pywsgi',
+}
+
+
+def test_adapter_and_request_from_a_real_post(srv: LiveServer) -> None:
+    body = b'the body, read through the adapter'
+    head = (f'POST /adapter?a=1&b=%20 HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n'
+            'Origin: http://o.example\r\nContent-Type: Text/Plain; charset=UTF-8\r\n'
+            f'Content-Length: {len(body)}\r\nAccept-Encoding: gzip;q=0.5, deflate\r\n'
+            'X-Forwarded-For: 10.1.2.3\r\nAccess-Control-Request-Headers: x-token\r\n'
+            'Connection: close\r\n\r\n')
+    with socket.create_connection(('127.0.0.1', srv.port), timeout=8) as sock:
+        sock.sendall(head.encode() + body)
+        resp = read_response(sock, 'POST', time.monotonic())
+        local = list(sock.getsockname())
+    assert resp.status == 200, resp
+    assert resp.json() == {
+        'kind': EXPECTED_KINDS[srv.kind],
+        'peer': local,                      # the adapter's socket is this connection
+        'upgraded': False,
+        'asks_for_upgrade': False,
+        'method': 'POST',
+        'raw_method': 'POST',
+        'path': '/adapter',
+        'query_string': 'a=1&b=%20',
+        'http_version': 'HTTP/1.1',
+        'origin': 'http://o.example',
+        'own_origin': f'http://127.0.0.1:{srv.port}',
+        'content_type': 'text/plain',
+        'content_length': str(len(body)),
+        'chunked': False,
+        'accept_encoding': 'gzip;q=0.5, deflate',
+        'access_control_request_headers': 'x-token',
+        'client': '127.0.0.1',
+        'client_behind_proxy': '10.1.2.3',
+        'body': body.decode(),
+    }
+
+
+def test_adapter_of_a_websocket_request(srv: LiveServer) -> None:
+    with connect(ws_url(srv, f'id={uid()}'), compression=None) as ws:
+        ws.send('__info')
+        info = json.loads(ws.recv(timeout=5))
+        local = list(ws.local_address)
+    upgraded = srv.kind in GWS_KINDS
+    assert info['kind'] == ('gevent-websocket' if upgraded else EXPECTED_KINDS[srv.kind])
+    assert info['upgraded'] is upgraded
+    assert info['peer'] == local
+
+
+def test_adapter_sees_the_client_go(srv: LiveServer) -> None:
+    ident = uid()
+    sock = socket.create_connection(('127.0.0.1', srv.port), timeout=8)
+    try:
+        sock.sendall(f'GET /adapter/gone?id={ident} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
+        assert srv.wait_for_log(f'PEER id={ident} gone=False'), srv.log_tail()
+    finally:
+        sock.close()
+    assert srv.wait_for_log(f'PEER id={ident} gone=True'), srv.log_tail()
+
+
 def test_describe_without_socket_access() -> None:
     wsgiref_like = {'SERVER_SOFTWARE': 'WSGIServer/0.2 CPython/3.11', 'wsgi.multithread': False,
                     'wsgi.input': io.BytesIO()}
-    info = wsgi_servers.describe(wsgiref_like)
+    info = ServerAdapter(wsgiref_like).describe()
     assert not info.can_websocket and not info.concurrent
     assert 'one request at a time' in (info.why_not or '') and 'gunicorn' in (info.why_not or '')
 
     runserver_like = {**wsgiref_like, 'wsgi.multithread': True}
-    info = wsgi_servers.describe(runserver_like)
+    info = ServerAdapter(runserver_like).describe()
     assert not info.can_websocket and info.concurrent
     assert 'no access to the connection socket' in (info.why_not or '')
 
     a, b = socket.socketpair()
     with a, b:
         sync_worker = {'SERVER_SOFTWARE': 'gunicorn/27', 'wsgi.multithread': False, 'gunicorn.socket': a}
-        info = wsgi_servers.describe(sync_worker)
+        info = ServerAdapter(sync_worker).describe()
         assert info.name == 'gunicorn (sync worker)'
         assert not info.concurrent and not info.can_websocket
     statuses = []
-    assert wsgi_servers.finish_takeover(runserver_like, lambda *a: statuses.append(a[0])) == []
+    assert ServerAdapter(runserver_like).finish_takeover(lambda *a: statuses.append(a[0])) == []
     assert statuses == ['101 Switching Protocols']

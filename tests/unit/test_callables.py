@@ -11,6 +11,7 @@ import pytest
 from engineio_wsgi import Server
 from engineio_wsgi.callables import takes_args
 from engineio_wsgi.cors import CorsPolicy
+from engineio_wsgi.request import Request
 
 
 class Unreadable:
@@ -42,8 +43,9 @@ def test_takes_args(fn, expected):
 
 def test_cors_and_disconnect_read_an_unreadable_callable_the_same_way():
     check = Unreadable()
-    CorsPolicy(check, credentials=True).allows('http://a.example', {'HTTP_HOST': 'x'})
-    assert check.calls == [('http://a.example', {'HTTP_HOST': 'x'})]
+    environ = {'HTTP_HOST': 'x', 'HTTP_ORIGIN': 'http://a.example'}
+    CorsPolicy(check, credentials=True).allows(Request(environ))
+    assert check.calls == [('http://a.example', environ)]
     eio = Server(async_mode='threading')
     eio.on('disconnect', Unreadable())
     assert eio._disconnect_takes_reason is True

@@ -77,7 +77,7 @@ def test_connection_is_a_token_list(eio, upgrade, connection):
         server_side.close()
         client_side.close()
     assert len(received) == 1
-    # the WSGI call ends as a plain response (see wsgi_servers.finish_takeover)
+    # the WSGI call ends as a plain response (see ServerAdapter.finish_takeover)
     assert (statuses, list(body)) == (['101 Switching Protocols'], [])
 
 

@@ -4,9 +4,16 @@ import zlib
 import pytest
 
 from engineio_wsgi.cors import CorsPolicy
+from engineio_wsgi.request import Request
 from engineio_wsgi.response import choose_encoding, compress, cookie_parts
 
 ENV = {'wsgi.url_scheme': 'http', 'HTTP_HOST': 'example.com:8000'}
+
+
+def req(origin: str | None, environ: dict = ENV) -> Request:
+    """A request from ``origin`` (no Origin header for None) with ``environ``'s fields."""
+    headers = {} if origin is None else {'HTTP_ORIGIN': origin}
+    return Request({**environ, **headers})
 
 
 @pytest.mark.parametrize('accept,expected', [
@@ -29,49 +36,49 @@ def test_accept_encoding_q_values(accept, expected):
 def test_compression_threshold_and_round_trip():
     body = b'4' + b'x' * 2000
     headers = []
-    assert compress(b'4small', {'HTTP_ACCEPT_ENCODING': 'gzip'}, 1024, headers) == b'4small'
+    assert compress(b'4small', 'gzip', 1024, headers) == b'4small'
     assert headers == []
-    out = compress(body, {'HTTP_ACCEPT_ENCODING': 'gzip'}, 1024, headers)
+    out = compress(body, 'gzip', 1024, headers)
     assert gzip.decompress(out) == body and ('Content-Encoding', 'gzip') in headers
     headers = []
-    out = compress(body, {'HTTP_ACCEPT_ENCODING': 'deflate'}, 1024, headers)
+    out = compress(body, 'deflate', 1024, headers)
     assert zlib.decompress(out) == body and ('Content-Encoding', 'deflate') in headers
 
 
 def test_same_origin_default():
     policy = CorsPolicy(None, True)
-    assert policy.allows(None, ENV)
-    assert policy.allows('http://example.com:8000', ENV)
-    assert not policy.allows('http://evil.com', ENV)
-    assert not policy.allows('https://example.com:8000', ENV)
+    assert policy.allows(req(None, ENV))
+    assert policy.allows(req('http://example.com:8000', ENV))
+    assert not policy.allows(req('http://evil.com', ENV))
+    assert not policy.allows(req('https://example.com:8000', ENV))
     proxied = {**ENV, 'HTTP_X_FORWARDED_PROTO': 'https', 'HTTP_X_FORWARDED_HOST': 'app.io'}
-    assert policy.allows('https://app.io', proxied)
-    assert policy.allows('https://app.io:443', proxied)
+    assert policy.allows(req('https://app.io', proxied))
+    assert policy.allows(req('https://app.io:443', proxied))
 
 
 def test_list_star_callable_and_empty():
-    assert CorsPolicy(['http://a.com'], True).allows('http://a.com', ENV)
-    assert not CorsPolicy(['http://a.com'], True).allows('http://b.com', ENV)
-    assert CorsPolicy('*', True).allows('http://b.com', ENV)
-    assert CorsPolicy(lambda o: o.endswith('.ok'), True).allows('http://x.ok', ENV)
-    assert not CorsPolicy(lambda o, env: False, True).allows('http://x.ok', ENV)
+    assert CorsPolicy(['http://a.com'], True).allows(req('http://a.com', ENV))
+    assert not CorsPolicy(['http://a.com'], True).allows(req('http://b.com', ENV))
+    assert CorsPolicy('*', True).allows(req('http://b.com', ENV))
+    assert CorsPolicy(lambda o: o.endswith('.ok'), True).allows(req('http://x.ok', ENV))
+    assert not CorsPolicy(lambda o, env: False, True).allows(req('http://x.ok', ENV))
     off = CorsPolicy([], True)
-    assert off.allows('http://anything', ENV)
-    assert off.headers('http://anything', ENV) == []
+    assert off.allows(req('http://anything', ENV))
+    assert off.headers(req('http://anything', ENV)) == []
 
 
 def test_headers_echo_the_origin_never_star():
-    headers = dict(CorsPolicy('*', True).headers('http://a.com', ENV))
+    headers = dict(CorsPolicy('*', True).headers(req('http://a.com', ENV)))
     assert headers['Access-Control-Allow-Origin'] == 'http://a.com'
     assert headers['Vary'] == 'Origin'
     assert headers['Access-Control-Allow-Credentials'] == 'true'
-    no_creds = dict(CorsPolicy('*', False).headers('http://a.com', ENV))
+    no_creds = dict(CorsPolicy('*', False).headers(req('http://a.com', ENV)))
     assert 'Access-Control-Allow-Credentials' not in no_creds
 
 
 def test_preflight_headers():
     env = {**ENV, 'HTTP_ACCESS_CONTROL_REQUEST_HEADERS': 'content-type, x-token'}
-    headers = dict(CorsPolicy('*', True).headers('http://a.com', env, preflight=True))
+    headers = dict(CorsPolicy('*', True).headers(req('http://a.com', env), preflight=True))
     assert headers['Access-Control-Allow-Methods'] == 'GET, POST, OPTIONS'
     assert headers['Access-Control-Allow-Headers'] == 'content-type, x-token'
 

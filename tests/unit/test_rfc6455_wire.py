@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from engineio_wsgi import rfc6455
+from engineio_wsgi.request import Request
 from tests.unit.wsframes import (
     BINARY,
     CLOSE,
@@ -94,7 +95,8 @@ def open_pair(sockets: tuple[socket.socket, socket.socket], **options: Any) -> P
     server, client = sockets
     key = client_key()
     headers = options.pop('headers', {})
-    conn = rfc6455.accept(handshake_environ(server, key, **headers), close_timeout=CLOSE_TIMEOUT, **options)
+    conn = rfc6455.accept(Request(handshake_environ(server, key, **headers)),
+                          close_timeout=CLOSE_TIMEOUT, **options)
     peer = Peer(client)
     head = peer.reader.response_head()
     lines = head.decode('latin-1').split('\r\n')
@@ -183,7 +185,7 @@ def test_bad_handshake_writes_nothing(sockets: tuple[socket.socket, socket.socke
     server, client = sockets
     environ = {**handshake_environ(server, client_key()), **change}
     with pytest.raises(rfc6455.HandshakeError) as info:
-        rfc6455.accept(environ)
+        rfc6455.accept(Request(environ))
     assert info.value.status == 400
     assert message in info.value.message
     if message == 'Version':
