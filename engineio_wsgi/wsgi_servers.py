@@ -136,9 +136,8 @@ class ServerAdapter:
 
     ``kind`` (module constants) and ``sock`` (the client connection's socket,
     None where the server hides it) are decided when the request arrives.
-    Nothing here takes a lock: one request's thread uses its adapter, and the
-    calls that other threads may make (:meth:`peer_gone`) only look at the
-    socket.
+    Nothing here takes or needs a lock: an adapter belongs to its one
+    request, and its methods act only on that request's connection.
     """
 
     __slots__ = ('kind', 'sock', 'body', 'body_read', '_environ', '_websocket')
