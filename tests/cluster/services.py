@@ -55,6 +55,7 @@ class RedisServer:
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = os.path.join(directory, 'redis.log')
+        self.unix_socket = os.path.join(directory, 'redis.sock')
 
     @property
     def url(self) -> str:
@@ -65,7 +66,8 @@ class RedisServer:
             self.proc = subprocess.Popen(
                 [self.binary, '--port', str(self.port), '--bind', '127.0.0.1',
                  '--save', '', '--appendonly', 'no', '--dir', self.directory,
-                 '--daemonize', 'no', '--protected-mode', 'yes'],
+                 '--daemonize', 'no', '--protected-mode', 'yes',
+                 '--unixsocket', self.unix_socket, '--unixsocketperm', '700'],
                 cwd=self.directory, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(self._pong, timeout, message=f'redis-server PONG on port {self.port}')
