@@ -104,6 +104,7 @@ class RedisServer:
 _NGINX_CONF = """\
 daemon off;
 master_process on;
+{user}
 worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log info;
@@ -143,6 +144,19 @@ http {{
 """
 
 
+def _nginx_user() -> str:
+    """As root, nginx would run its workers as "nobody", who cannot use the
+    temporary directory: keep them the current user. Otherwise nginx runs as
+    the current user anyway (and a user directive only earns a warning)."""
+    if os.geteuid() != 0:
+        return ''
+    import grp
+    import pwd
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    group = grp.getgrgid(os.getegid()).gr_name
+    return f'user {user} {group};\n'
+
+
 class Nginx:
     """nginx balancing every request round robin over ``backends`` (ports)."""
 
@@ -155,7 +169,8 @@ class Nginx:
         servers = '\n'.join(f'        server 127.0.0.1:{port};' for port in self.backends)
         self.conf = os.path.join(directory, 'nginx.conf')
         with open(self.conf, 'w', encoding='utf-8') as f:
-            f.write(_NGINX_CONF.format(dir=directory, port=self.port, servers=servers))
+            f.write(_NGINX_CONF.format(dir=directory, port=self.port, servers=servers,
+                                       user=_nginx_user()))
 
     def start(self, timeout: float = 10.0) -> None:
         with open(os.path.join(self.directory, 'stderr.log'), 'ab') as log:
