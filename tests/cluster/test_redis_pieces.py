@@ -144,12 +144,12 @@ def test_messages_arrive_in_order_one_publish_each(redis_server):
     assert not inbox.running
 
 
-def test_a_message_for_a_node_that_is_gone_is_refused_at_once(redis_server):
-    client = redis_client(redis_server.url)
-    sender = Sender(client, node_id())
-    assert sender.send('none', b'x') is False     # no such node at all
-    code = r'''
-import sys, threading
+_INBOX_PROCESS = r'''
+import sys
+if sys.argv[2] == 'gevent':
+    from gevent import monkey
+    monkey.patch_all()
+import threading
 from engineio_wsgi.cluster.connect import redis_client
 from engineio_wsgi.cluster.inbox import Inbox
 inbox = Inbox(redis_client(sys.argv[1]), 'kill', lambda s, p: print('got', p, flush=True))
@@ -158,9 +158,16 @@ inbox.subscribed.wait(10)
 print('ready', flush=True)
 threading.Event().wait()
 '''
-    proc = subprocess.Popen([sys.executable, '-c', code, redis_server.url], cwd=ROOT,
-                            env={**os.environ, 'PYTHONPATH': ROOT}, stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)
+
+
+@pytest.mark.parametrize('mode', ['threading', 'gevent'])
+def test_a_message_for_a_node_that_is_gone_is_refused_at_once(redis_server, mode):
+    client = redis_client(redis_server.url)
+    sender = Sender(client, node_id())
+    assert sender.send('none', b'x') is False     # no such node at all
+    proc = subprocess.Popen([sys.executable, '-c', _INBOX_PROCESS, redis_server.url, mode],
+                            cwd=ROOT, env={**os.environ, 'PYTHONPATH': ROOT},
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert proc.stdout.readline().strip() == 'ready'
         assert sender.send('kill', b'hello') is True
@@ -176,6 +183,25 @@ threading.Event().wait()
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         client.close()
+
+
+def test_an_inbox_started_while_redis_is_away_subscribes_when_it_comes(redis_server):
+    redis_server.stop()
+    got = Collect()
+    inbox = Inbox(redis_client(redis_server.url), 'late', got)
+    inbox.start()
+    try:
+        wait_until(lambda: inbox.reconnects >= 2, timeout=10, message='retries with backoff')
+        assert inbox.running and not inbox.subscribed.is_set()
+        redis_server.start()
+        assert inbox.subscribed.wait(15)
+        client = redis_client(redis_server.url)
+        assert Sender(client, node_id()).send('late', b'hi') is True
+        wait_until(lambda: got.payloads() == [b'hi'], timeout=5, message='the message')
+        client.close()
+    finally:
+        inbox.stop()
+    assert not inbox.running
 
 
 def test_a_message_published_twice_is_delivered_once_and_garbage_is_dropped(redis_server):
