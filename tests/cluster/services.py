@@ -184,9 +184,13 @@ class Nginx:
     def _answers(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
             pytest.fail(f'nginx exited:\n{self.error_log()}')
+        # any HTTP answer: a backend's, or nginx's 502 while none runs
         try:
-            with socket.create_connection(('127.0.0.1', self.port), timeout=1.0):
-                return True
+            with socket.create_connection(('127.0.0.1', self.port), timeout=1.0) as sock:
+                sock.settimeout(5.0)
+                sock.sendall(b'GET /__nginx_ready HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                             b'Connection: close\r\n\r\n')
+                return sock.recv(16).startswith(b'HTTP/1.')
         except OSError:
             return False
 
