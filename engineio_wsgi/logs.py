@@ -10,6 +10,8 @@ This is process-wide: the last server created with a logger decides.
 from __future__ import annotations
 
 import logging
+import sys
+from typing import Any
 
 PACKAGE = 'engineio_wsgi'
 
@@ -42,3 +44,21 @@ def use_logger(target: logging.Logger | None) -> None:
         package.parent = parent
         # loggers cache whether a level is enabled; setLevel clears every cache
         package.setLevel(package.level)
+
+
+def visible(logger: logging.Logger) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """Where lines that people must see go (start-up lines, configuration
+    warnings): ``logger``, or, when nothing would show its lines (no handler
+    anywhere, as under gunicorn, which sets up only its own loggers),
+    gunicorn's error log, where people look."""
+    if logger.hasHandlers() or 'gunicorn' not in sys.modules:
+        return logger
+    gunicorn_log = logging.getLogger('gunicorn.error')
+    if not gunicorn_log.handlers:
+        return logger
+    return _Prefixed(gunicorn_log, {})
+
+
+class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f'engineio_wsgi: {msg}', kwargs

@@ -9,14 +9,12 @@ import contextlib
 import json
 import logging
 import queue
-import secrets
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import logs, polling, websocket
+from . import logs, polling, sids, websocket
 from .backends import Backend, DeferredTask, Task, create_backend, detect_async_mode
 from .callables import takes_args
 from .cors import CorsPolicy
@@ -37,6 +35,7 @@ from .rejectlog import RejectLog
 from .request import Request, parse_request
 from .response import Headers, StartResponse, cookie_parts, render_error, respond
 from .session import Reason, Session, State
+from .workers import SeveralProcessesCheck
 from .wsgi_servers import ServerAdapter
 
 logger = logging.getLogger(__name__)
@@ -79,6 +78,8 @@ class Server:
         self._deferred: list[DeferredTask] = []
         self._cors = CorsPolicy(self.options.cors_allowed_origins, self.options.cors_credentials)
         self._rejects = RejectLog()
+        self._several = SeveralProcessesCheck(self.options.transports, self.options.ping_interval,
+                                              self.options.ping_timeout)
         self._diagnosed = False
         self._websocket_ok: bool | None = None
         self._shutting_down = False
@@ -229,7 +230,7 @@ class Server:
 
     @staticmethod
     def generate_id() -> str:
-        return secrets.token_urlsafe(15)  # 120 random bits, 20 URL-safe characters
+        return sids.new_sid()  # 20 URL-safe characters: this process's tag, 96 random bits
 
     def session_count(self) -> int:
         return len(self._sessions)
@@ -283,6 +284,7 @@ class Server:
     def _find(self, request: Request) -> Session:
         session = self._sessions.get(request.sid)  # type: ignore[arg-type]
         if session is None or session.state is State.CLOSED:
+            self._several.unknown_sid(request.sid)  # type: ignore[arg-type]
             raise UnknownSid('no such session')
         if session.state is State.CLOSING and not (
                 request.method == 'GET' and request.transport == session.transport == 'polling'):
@@ -374,6 +376,7 @@ class Server:
     def _diagnose(self, adapter: ServerAdapter) -> None:
         """Say once, at the first request, what this server can serve and why not."""
         self._diagnosed = True
+        self._several.first_request()
         try:
             info = adapter.describe()
         except Exception:
@@ -464,20 +467,7 @@ def _refusal_message(sid: str, value: Any) -> Any:
 
 
 def _startup_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """Where the start-up lines go: this library's logger, or, when nothing
-    would show its lines (no handler anywhere, as under gunicorn, which sets
-    up only its own loggers), gunicorn's error log, where people look."""
-    if logger.hasHandlers() or 'gunicorn' not in sys.modules:
-        return logger
-    gunicorn_log = logging.getLogger('gunicorn.error')
-    if not gunicorn_log.handlers:
-        return logger
-    return _Prefixed(gunicorn_log, {})
-
-
-class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f'engineio_wsgi: {msg}', kwargs
+    return logs.visible(logger)
 
 
 def check_encodable(text: str) -> None:
