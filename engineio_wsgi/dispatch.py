@@ -12,15 +12,12 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import locks
 from .lifecycle import State
 from .reasons import Reason
-from .transport import RateLimited
-
-if TYPE_CHECKING:
-    from .session import Session
+from .transport import Host, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +26,9 @@ _REPORTED_AT_ONCE = frozenset({Reason.SERVER_DISCONNECT, Reason.SERVER_SHUTDOWN}
 
 
 class Dispatcher:
-    def __init__(self, session: Session,
-                 on_message: Callable[[Session, str | bytes], None],
-                 on_close: Callable[[Session, str], None]) -> None:
+    def __init__(self, session: Host,
+                 on_message: Callable[[Any, str | bytes], None],
+                 on_close: Callable[[Any, str], None]) -> None:
         self._session = session
         self._lock = session.lock
         self._on_message = on_message

@@ -12,15 +12,12 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from . import locks
 from .lifecycle import State
 from .packets import Packet, PacketType
 from .reasons import Reason
-
-if TYPE_CHECKING:
-    from .session import Session
+from .transport import Host
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +63,7 @@ class Heartbeat:
 class HeartbeatTask:
     """Runs one session's heartbeat. Its fields are guarded by the session's lock."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Host) -> None:
         self._session = session
         self._lock = session.lock
         self._wake = session.backend.event()

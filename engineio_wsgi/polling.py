@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from . import servers
+from . import locks, servers
 from .errors import BadRequest, PayloadTooLarge, TooManyRequests, UnknownSid
 from .lifecycle import OPEN_STATES, State
 from .options import Options
@@ -50,8 +50,9 @@ def get(session: Session, environ: dict[str, Any], options: Options,
 
 def _transport(session: Session) -> PollingTransport:
     # the server routes polling requests to sessions that started on polling only
-    assert session.polling is not None
-    return session.polling
+    polling = session.polling
+    assert isinstance(polling, PollingTransport)
+    return polling
 
 
 def payload_body(packets: list[Packet], environ: dict[str, Any], options: Options,
@@ -235,15 +236,18 @@ class PollingTransport:
     # -- the transport interface (see transport.py) -------------------------------
 
     def queued(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
         return True
 
     def send(self) -> None:
         self._wake.set()
 
     def carries_close(self, reason: Reason, linger: bool) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
         return self._get_waiting or linger or reason in LINGERING_REASONS
 
     def writing(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
         return False
 
     def attached(self, opening: Packet | None) -> None:

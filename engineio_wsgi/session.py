@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import locks
 from .backends import Backend
@@ -42,11 +42,9 @@ from .transport import (
     SessionEnded,
     Transport,
     TransportClosed,
+    Upgradable,
     reason_for,
 )
-
-if TYPE_CHECKING:
-    from .polling import PollingTransport
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +84,7 @@ class Session:
         self.closing_deadline = 0.0
         #: the long-polling transport the session started on, kept after an
         #: upgrade so that the requests under way finish on it
-        self.polling: PollingTransport | None = None
+        self.polling: Upgradable | None = None
         self._on_finished = on_finished
         self.heartbeat = HeartbeatTask(self)
         self.dispatcher = Dispatcher(self, on_message, on_close)
@@ -134,18 +132,14 @@ class Session:
               linger: bool = False) -> bool:
         """End the session; never blocks on a client. False if it had ended already.
 
-        ``farewell=False`` when the transport is known to be broken: nothing
-        more is written to it. ``abort=True`` (with ``farewell=False``) cuts
-        the connection at once: for a client that stopped reading, whose
-        writer a graceful close would wait on. ``linger=True`` when a polling
-        client is owed its close packet (after what is still queued): the
-        session then waits for its next GET, as after a server disconnect.
-
-        The client is told with a close packet where the transport can carry
-        one: on WebSocket it follows whatever is queued, then the socket
-        closes; on polling a waiting GET receives it, and after a server
-        disconnect the session lingers until the next GET fetches it
-        (bounded by pingInterval + pingTimeout).
+        The client is told with a close packet, after what is queued, where
+        the transport can carry one (a WebSocket; a waiting GET; the next GET
+        after a server disconnect, within pingInterval + pingTimeout).
+        ``farewell=False``: the transport is broken, nothing more is written.
+        ``abort=True`` (with it) cuts the connection at once: a client that
+        stopped reading, whose writer a graceful close would wait on.
+        ``linger=True``: a polling client is owed its close packet, the
+        session waits for its next GET, as after a server disconnect.
         """
         send = False
         with self.lock:
@@ -320,7 +314,3 @@ class Session:
             pass
         else:
             raise ProtocolViolation(f'unexpected {kind.name} packet from the client')
-
-    def heartbeat_step(self) -> float | None:
-        """What the heartbeat does when it wakes up (for tests on a fake clock)."""
-        return self.heartbeat.step()

@@ -23,8 +23,11 @@ transport, in order.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
+from .backends import Backend
+from .lifecycle import State
+from .options import Options
 from .packets import DecodeError, Packet
 from .reasons import LINGERING_REASONS, Reason
 
@@ -61,6 +64,43 @@ class Transport(Protocol):
 
     def abort(self) -> None:
         """The session is over: cut the connection now; never blocks."""
+
+
+class Upgradable(Transport, Protocol):
+    """A transport a WebSocket can take over from (long-polling)."""
+
+    #: a WebSocket probe succeeded: the switch is under way
+    paused: bool
+
+    def reserve_probe(self) -> bool:
+        """Claim the upgrade for one WebSocket; False if one has it."""
+
+    def pause(self) -> None:
+        """The probe succeeded: stop delivering until the switch or its failure."""
+
+    def resume(self) -> None:
+        """The probe failed: carry on."""
+
+
+class Host(Protocol):
+    """What the parts of a session (heartbeat, dispatcher) see of it."""
+
+    sid: str
+    backend: Backend
+    options: Options
+    state: State
+    lock: Any
+    closing_deadline: float
+    channel: Transport
+
+    def enqueue(self, packet: Packet) -> bool: ...
+
+    def close(self, reason: Reason, *, farewell: bool = True, abort: bool = False,
+              linger: bool = False) -> bool: ...
+
+    def grace_expired(self) -> None: ...
+
+    def release(self) -> None: ...
 
 
 class Unconnected:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from . import servers, wsconn
+from . import locks, servers, wsconn
 from .errors import BadRequest
 from .lifecycle import State
 from .options import Options
@@ -203,6 +203,7 @@ class WebSocketTransport:
     # -- the transport interface (see transport.py) -------------------------------
 
     def queued(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
         if self._flushing:
             return False
         self._flushing = True
@@ -214,9 +215,11 @@ class WebSocketTransport:
         self._session.backend.run_soon(self._flush)
 
     def carries_close(self, reason: Reason, linger: bool) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
         return True
 
     def writing(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
         return self._flushing
 
     def attached(self, opening: Packet | None) -> None:

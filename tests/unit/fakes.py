@@ -22,7 +22,7 @@ class FakeClock:
 
 class FakeBackend(Backend):
     """Runs dispatched work inline and never starts the heartbeat loop:
-    tests call ``session.heartbeat_step()`` after moving the clock."""
+    tests call ``session.heartbeat.step()`` after moving the clock."""
 
     name = 'fake'
 

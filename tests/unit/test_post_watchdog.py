@@ -29,12 +29,12 @@ def test_a_slow_body_is_cut_even_after_the_session_ended():
     aborted = []
     session.polling.begin_post(lambda: aborted.append(True))
     session.close(Reason.TRANSPORT_ERROR)          # e.g. a duplicate POST
-    assert session.heartbeat_step() is not None    # still watching the body
+    assert session.heartbeat.step() is not None    # still watching the body
     backend.clock.advance(2.0)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert aborted == [True]
     session.polling.end_post()
-    assert session.heartbeat_step() is None        # nothing left to watch
+    assert session.heartbeat.step() is None        # nothing left to watch
 
 
 def test_the_watchdog_is_not_called_after_end_post():
@@ -43,7 +43,7 @@ def test_the_watchdog_is_not_called_after_end_post():
     session.polling.begin_post(lambda: aborted.append(True))
     session.polling.end_post()
     backend.clock.advance(5.0)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert aborted == []
 
 

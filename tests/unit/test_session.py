@@ -96,15 +96,15 @@ def test_ping_at_interval_and_ping_timeout_at_its_deadline():
     session, rec, backend = make()
     session.polling.poll()  # the open packet
     backend.clock.advance(0.999)
-    assert session.heartbeat_step() == pytest.approx(backend.clock.now + 0.001)
+    assert session.heartbeat.step() == pytest.approx(backend.clock.now + 0.001)
     backend.clock.advance(0.001)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert session.polling.poll() == [Packet(PacketType.PING)]
     backend.clock.advance(0.499)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert not session.closed
     backend.clock.advance(0.001)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert rec.closed == [Reason.PING_TIMEOUT]
     assert session.state is State.FINISHED
     assert rec.finished == ['sid1']
@@ -115,11 +115,11 @@ def test_pong_keeps_the_session_alive():
     session.polling.poll()
     for _ in range(5):
         backend.clock.advance(1.0)
-        session.heartbeat_step()
+        session.heartbeat.step()
         assert session.polling.poll() == [Packet(PacketType.PING)]
         backend.clock.advance(0.4)
         session.receive(Packet(PacketType.PONG))
-        session.heartbeat_step()
+        session.heartbeat.step()
     assert not session.closed
     assert rec.closed == []
 
@@ -144,10 +144,10 @@ def test_lingering_session_is_dropped_after_ping_interval_plus_timeout():
     session.polling.poll()
     session.close(Reason.SERVER_DISCONNECT)
     backend.clock.advance(1.49)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert session.state is State.CLOSING
     backend.clock.advance(0.01)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert session.state is State.FINISHED
     assert rec.finished == ['sid1']
 
@@ -277,9 +277,9 @@ def test_a_ping_timeout_with_a_write_under_way_cuts_the_connection_at_once():
     conn, _ = websocket(session)
     assert pending                       # the flush is under way
     backend.clock.advance(1.0)           # ping_interval
-    session.heartbeat_step()
+    session.heartbeat.step()
     backend.clock.advance(0.5)           # ping_timeout
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert rec.closed == [Reason.PING_TIMEOUT]
     assert conn.calls == ['abort']
     assert session.state is State.FINISHED
@@ -290,10 +290,10 @@ def test_slow_post_body_is_aborted_at_its_deadline():
     aborted = []
     session.polling.begin_post(lambda: aborted.append(True))
     backend.clock.advance(1.9)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert aborted == []
     backend.clock.advance(0.1)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert aborted == [True]
     session.polling.end_post()
 
@@ -416,10 +416,10 @@ def test_fake_server_disconnect_sends_the_close_packet_then_closes_gracefully():
 def test_fake_ping_timeout():
     session, transport, rec, backend = on_fake()
     backend.clock.advance(1.0)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert transport.deliver() == [Packet(PacketType.PING)]
     backend.clock.advance(0.5)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert rec.closed == [Reason.PING_TIMEOUT]
     assert [p.type for p in transport.deliver()] == [PacketType.CLOSE]
     assert session.state is State.FINISHED
@@ -429,10 +429,10 @@ def test_fake_close_packet_never_delivered_ends_after_the_grace_time():
     session, transport, rec, backend = on_fake()
     session.close(Reason.SERVER_DISCONNECT)
     backend.clock.advance(1.49)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert session.state is State.CLOSING
     backend.clock.advance(0.01)
-    assert session.heartbeat_step() is None
+    assert session.heartbeat.step() is None
     assert session.state is State.FINISHED
     assert transport.calls[-1] == 'abort'    # a client that does not read
 
@@ -529,3 +529,15 @@ def test_a_transport_reporting_a_delivery_it_never_had_is_a_bug():
     with pytest.raises(IllegalTransition):
         session.delivered()
     assert session.state is State.OPEN
+
+
+def test_methods_that_need_the_session_lock_refuse_to_run_without_it():
+    session, _, _ = make()
+    with pytest.raises(AssertionError):
+        session.take()
+    with pytest.raises(AssertionError):
+        session.polling.carries_close(Reason.SERVER_DISCONNECT, False)
+    with pytest.raises(AssertionError):
+        session.dispatcher.close_later(Reason.PARSE_ERROR)
+    with session.lock:
+        assert session.take() == ([Packet(PacketType.OPEN, '{}')], False)
