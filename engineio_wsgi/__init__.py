@@ -2,8 +2,8 @@
 
 from .errors import ConnectionRefusedError, EngineIOError, RequestError
 from .middleware import WSGIApp
+from .reasons import Reason
 from .server import Server
-from .session import Reason
 
 __version__ = '0.1.0'
 

@@ -1,23 +1,32 @@
-"""HTTP long-polling: a GET drains the session's queue, a POST feeds packets in."""
+"""HTTP long-polling: a GET drains the session's queue, a POST feeds packets in.
+
+``PollingTransport`` is the session's transport while it is on polling: the
+one waiting GET (with its generation, and the takeover of a GET whose client
+left), the one POST in progress and its body watchdog, and the pause while a
+WebSocket upgrade is probed. Its fields are guarded by the session's lock.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
+from . import locks
 from .errors import BadRequest, PayloadTooLarge, TooManyRequests, UnknownSid
+from .lifecycle import OPEN_STATES, State
 from .options import Options
-from .packets import DecodeError, Packet, decode_payload, encode_payload
+from .packets import DecodeError, Packet, PacketType, decode_payload, encode_payload
+from .reasons import LINGERING_REASONS, Reason
 from .request import Request
 from .response import NO_STORE, TEXT, Headers, compress
-from .session import (
+from .session import Session
+from .transport import (
     DuplicateRequest,
     ProtocolViolation,
     RateLimited,
-    Reason,
-    Session,
     SessionEnded,
     reason_for,
 )
@@ -32,11 +41,18 @@ def get(session: Session, request: Request, options: Options,
     """Answer a long-poll: the queued packets as one payload."""
     adapter = request.adapter
     try:
-        packets = session.poll(None if adapter.sock is None else adapter.peer_gone)
+        packets = _transport(session).poll(None if adapter.sock is None else adapter.peer_gone)
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a GET is already waiting on this session') from None
     return payload_body(packets, request, options, headers)
+
+
+def _transport(session: Session) -> PollingTransport:
+    # the server routes polling requests to sessions that started on polling only
+    polling = session.polling
+    assert isinstance(polling, PollingTransport)
+    return polling
 
 
 def payload_body(packets: list[Packet], request: Request, options: Options,
@@ -57,7 +73,7 @@ def post(session: Session, request: Request, options: Options,
         raise BadRequest('binary POST bodies are not part of Engine.IO v4')
     watchdog = None if session.backend.bounds_blocking_calls else _watchdog(request, session)
     try:
-        session.begin_post(None if watchdog is None else watchdog.abort)
+        _transport(session).begin_post(None if watchdog is None else watchdog.abort)
     except SessionEnded:
         raise UnknownSid('session has ended') from None
     except DuplicateRequest:
@@ -68,7 +84,7 @@ def post(session: Session, request: Request, options: Options,
     finally:
         if watchdog is not None:
             watchdog.disarm()
-        session.end_post()
+        _transport(session).end_post()
     try:
         packets = decode_payload(body)
         error: DecodeError | None = None
@@ -184,3 +200,186 @@ def _watchdog(request: Request, session: Session) -> _Watchdog | None:
     """
     sock = request.adapter.sock
     return None if sock is None else _Watchdog(sock, session)
+
+
+NOOP = Packet(PacketType.NOOP)
+
+
+class PollingTransport:
+    """How a session's packets move over long-polling requests."""
+
+    name = 'polling'
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._lock = session.lock
+        self._wake = session.backend.event()   # a waiting GET
+        self._get_waiting = False
+        self._generation = 0
+        self._peer_gone: Callable[[], bool] | None = None
+        self._post_active = False
+        #: a WebSocket probe succeeded: GETs answer noop until the switch or its failure
+        self.paused = False
+        #: reserved by the first WebSocket that asks to upgrade this session
+        self.probe_taken = False
+        session.polling = self
+
+    @property
+    def get_waiting(self) -> bool:
+        return self._get_waiting
+
+    @property
+    def post_active(self) -> bool:
+        return self._post_active
+
+    # -- the transport interface (see transport.py) -------------------------------
+
+    def queued(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
+        return True
+
+    def send(self) -> None:
+        self._wake.set()
+
+    def carries_close(self, reason: Reason, linger: bool) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
+        return self._get_waiting or linger or reason in LINGERING_REASONS
+
+    def writing(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
+        return False
+
+    def attached(self, opening: Packet | None) -> None:
+        pass
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    close = abort = wake
+
+    # -- GET ------------------------------------------------------------------------
+
+    def poll(self, peer_gone: Callable[[], bool] | None = None) -> list[Packet]:
+        """Wait for packets for a long-polling GET.
+
+        ``peer_gone`` tells whether this GET's client has dropped the
+        connection. A second GET while one waits raises ``DuplicateRequest``,
+        unless the waiting one was abandoned: then the new one takes over.
+        """
+        session = self._session
+        generation = self._claim(peer_gone)
+        limit = session.options.max_packets_per_poll
+        # a GET never outlives the heartbeat's verdict on its session
+        deadline = (session.backend.monotonic() + session.options.ping_interval
+                    + session.options.ping_timeout)
+        finish = False
+        checked = peer_gone is None
+        try:
+            while True:
+                with self._lock:
+                    if generation != self._generation:
+                        return [NOOP]   # taken over by a newer GET
+                    if self.paused or session.channel is not self:
+                        return [NOOP]
+                    ready = bool(session.outbox)
+                    if ready and checked:
+                        packets, finish = session.take(limit)
+                        return packets
+                    if not ready:
+                        if session.state not in OPEN_STATES:
+                            return [NOOP]
+                        self._wake.clear()
+                if ready:
+                    # packets handed to a dropped connection would be lost
+                    if peer_gone():  # type: ignore[misc]
+                        return [NOOP]
+                    checked = True
+                    continue
+                checked = peer_gone is None
+                remaining = deadline - session.backend.monotonic()
+                if remaining <= 0:
+                    return [NOOP]
+                self._wake.wait(remaining)
+        finally:
+            with self._lock:
+                if generation == self._generation:
+                    self._get_waiting = False
+                    self._peer_gone = None
+            if finish:
+                session.delivered()
+
+    def _claim(self, peer_gone: Callable[[], bool] | None) -> int:
+        """Become the session's one waiting GET; returns this GET's generation."""
+        while True:
+            with self._lock:
+                if not self._get_waiting:
+                    self._get_waiting = True
+                    self._generation += 1
+                    self._peer_gone = peer_gone
+                    return self._generation
+                waiting_gone = self._peer_gone
+            if waiting_gone is None or not waiting_gone():
+                raise DuplicateRequest()
+            with self._lock:
+                if self._peer_gone is waiting_gone:
+                    self._get_waiting = False   # the abandoned GET leaves empty-handed
+                    self._generation += 1
+            self._wake.set()
+
+    # -- POST -----------------------------------------------------------------------
+
+    def begin_post(self, abort: Callable[[], None] | None = None) -> None:
+        """A POST starts; ``abort`` cuts its connection if the body is too slow.
+
+        ``abort`` may be called (from the heartbeat) until ``end_post``; it
+        must itself do nothing once the request's body reading is over.
+
+        Raises ``SessionEnded`` when the session no longer takes client input.
+        """
+        session = self._session
+        with self._lock:
+            if session.state is not State.OPEN:
+                raise SessionEnded()
+            duplicate = self._post_active
+            if not duplicate:
+                self._post_active = True
+                if abort is not None:
+                    session.heartbeat.watch_body(
+                        abort, session.backend.monotonic() + session.options.http_body_timeout)
+        if duplicate:
+            raise DuplicateRequest()
+        if abort is not None:
+            session.heartbeat.wake()
+
+    def end_post(self) -> None:
+        session = self._session
+        with self._lock:
+            self._post_active = False
+            watched = session.heartbeat.unwatch_body()
+        if watched:
+            session.heartbeat.wake()   # a heartbeat kept only for this POST can end
+
+    # -- upgrade ----------------------------------------------------------------------
+
+    def reserve_probe(self) -> bool:
+        """Claim this session for one upgrading WebSocket; False if one has it."""
+        session = self._session
+        with self._lock:
+            if (self.probe_taken or session.state not in OPEN_STATES
+                    or session.channel is not self):
+                return False
+            self.probe_taken = True
+            return True
+
+    def pause(self) -> None:
+        """``2probe`` arrived: pending and new GETs answer ``noop`` at once."""
+        with self._lock:
+            self.paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        """The probe failed or timed out: carry on over polling."""
+        with self._lock:
+            self.paused = False
+            self.probe_taken = False
+        self._wake.set()

@@ -6,10 +6,18 @@ worker processes.
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Iterator
 
 from .session import Session
+
+
+class Refusal(enum.Enum):
+    """Which limit refused a new session."""
+
+    TOTAL = 'total'
+    CLIENT = 'client'
 
 
 class SessionRegistry:
@@ -22,15 +30,15 @@ class SessionRegistry:
         return self._sessions.get(sid)
 
     def add(self, session: Session, max_total: int | None = None,
-            max_per_client: int | None = None) -> str | None:
-        """Register; returns which limit refused it ('total', 'client') or None."""
+            max_per_client: int | None = None) -> Refusal | None:
+        """Register; returns which limit refused it, or None."""
         client = session.client
         with self._lock:
             if max_total is not None and len(self._sessions) >= max_total:
-                return 'total'
+                return Refusal.TOTAL
             count = self._per_client.get(client, 0)
             if max_per_client is not None and count >= max_per_client:
-                return 'client'
+                return Refusal.CLIENT
             self._sessions[session.sid] = session
             self._per_client[client] = count + 1
         return None

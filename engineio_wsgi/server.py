@@ -28,13 +28,16 @@ from .errors import (
     TooManyRequests,
     UnknownSid,
 )
+from .lifecycle import State
 from .options import Options
 from .packets import Packet, PacketType
-from .registry import SessionRegistry
+from .reasons import Reason
+from .registry import Refusal, SessionRegistry
 from .rejectlog import RejectLog
 from .request import Request, parse_request
 from .response import Headers, StartResponse, cookie_parts, render_error, respond
-from .session import Reason, Session, State
+from .session import Session
+from .transport import Unconnected
 from .workers import SeveralProcessesCheck
 from .wsgi_servers import ServerAdapter
 
@@ -262,7 +265,7 @@ class Server:
             session = self._find(request)
             if request.transport == 'websocket':
                 request.require_upgrade()
-                return websocket.upgrade(self, session, request, start_response)
+                return websocket.upgrade(session, request, start_response)
             if request.method == 'GET':
                 body = polling.get(session, request, self.options, headers)
             elif request.method == 'POST':
@@ -283,7 +286,7 @@ class Server:
 
     def _find(self, request: Request) -> Session:
         session = self._sessions.get(request.sid)  # type: ignore[arg-type]
-        if session is None or session.state is State.CLOSED:
+        if session is None or session.ended:
             self._several.unknown_sid(request.sid)  # type: ignore[arg-type]
             raise UnknownSid('no such session')
         if session.state is State.CLOSING and not (
@@ -312,7 +315,7 @@ class Server:
                 raise ServiceUnavailable(f'cookie could not be made: {exc!r}') from None
         session = self._open(request)
         if is_websocket:
-            return websocket.open_session(self, session, request, start_response)
+            return websocket.open_session(session, request, start_response)
         if cookie is not None:
             name, attributes = cookie
             headers.append(('Set-Cookie', f'{name}={session.sid}{attributes}'))
@@ -323,16 +326,17 @@ class Server:
         """Create a session and ask the application; raises ``Forbidden`` if refused."""
         backend = self.backend
         options = self.options
-        session = Session(self.generate_id(), request.transport, backend, options,
+        transport = polling.PollingTransport if request.transport == 'polling' else _unconnected
+        session = Session(self.generate_id(), transport, backend, options,
                           on_message=self._call_message, on_close=self._call_disconnect,
                           on_finished=self._sessions.remove,
                           client=request.client_address(options.trusted_proxies))
         # limits come before the application is asked: they exist to shed load
         limited = self._sessions.add(session, options.max_sessions,
                                      options.max_sessions_per_client)
-        if limited == 'total':
+        if limited is Refusal.TOTAL:
             raise ServiceUnavailable(f'{options.max_sessions} sessions open')
-        if limited == 'client':
+        if limited is Refusal.CLIENT:
             raise TooManyRequests(
                 f'{options.max_sessions_per_client} sessions from {session.client}')
         self._reachable[session.sid] = session
@@ -451,6 +455,10 @@ class Server:
         if session is None:
             raise KeyError(sid)
         return session
+
+
+def _unconnected(session: Session) -> Unconnected:
+    return Unconnected()
 
 
 def _refusal_message(sid: str, value: Any) -> Any:

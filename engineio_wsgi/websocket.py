@@ -1,42 +1,51 @@
 """The WebSocket transport: WebSocket-only sessions and the upgrade from polling.
 
 The request's own thread (or greenlet) reads the socket for the whole life of
-the WebSocket; writes come from whichever thread flushes the session's queue
-(see ``session.py``), so a WebSocket costs no extra thread.
+the WebSocket. Writes come from a writer task, started when the session's
+queue stops being empty and gone when it is empty again: the one writer, so
+frames never interleave and no thread is parked per session. It never runs
+on the connection's reader (only a WebSocket-only session's open packet is
+written there, before the connection is read). A client that stops reading
+blocks that task, which holds one of the backend's workers (in threading
+mode one of at most ``max_worker_threads``) until the session ends: its
+queue fills up ("send buffer full") or its ping times out, and the
+connection is cut.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import rfc6455, wsgi_servers
+from . import locks, rfc6455, wsgi_servers
 from .errors import BadRequest
+from .lifecycle import State
+from .options import Options
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
+from .reasons import Reason
 from .request import Request
 from .response import StartResponse
-from .session import ProtocolViolation, Reason, Session, TransportClosed, reason_for
-
-if TYPE_CHECKING:
-    from .server import Server
+from .session import Session
+from .transport import ProtocolViolation, TransportClosed
 
 logger = logging.getLogger(__name__)
 
 _PROBE = 'probe'
 
 
-def open_session(server: Server, session: Session, request: Request,
+def open_session(session: Session, request: Request,
                  start_response: StartResponse) -> Iterable[bytes]:
     """A session that starts on WebSocket: ``open`` is its first frame."""
     try:
-        conn = _accept(server, request)
+        conn = _accept(session.options, session.backend.name, request)
     except BaseException:
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
         raise
     try:
-        session.use_writer(_writer(conn, request.b64), conn)
-        _serve(session, conn)
+        transport = WebSocketTransport(session, conn, request.b64)
+        if session.switch(transport):
+            transport.serve()
     except Exception:
         logger.exception('%s WebSocket failed', session.sid)
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
@@ -45,37 +54,40 @@ def open_session(server: Server, session: Session, request: Request,
     return request.adapter.finish_takeover(start_response)
 
 
-def upgrade(server: Server, session: Session, request: Request,
+def upgrade(session: Session, request: Request,
             start_response: StartResponse) -> Iterable[bytes]:
     """A WebSocket for a polling session: the probe, then the switch."""
-    options = server.options
+    options = session.options
+    backend = session.backend
     if not options.allow_upgrades:
         raise BadRequest('upgrades are turned off')
-    if not session.reserve_probe():
+    polling = session.polling
+    if polling is None or not polling.reserve_probe():
         # as the reference server does: clients take an HTTP error here for a
         # failed connection, a closed WebSocket for a redundant one
-        return _accept_and_close(server, request, start_response,
+        return _accept_and_close(options, backend.name, request, start_response,
                                  'session is upgrading or upgraded already')
     try:
-        conn = _accept(server, request)
+        conn = _accept(options, backend.name, request)
     except BaseException:
-        session.abort_upgrade()
+        polling.resume()
         raise
     upgraded = False
     try:
-        upgraded = _probe(session, conn, server.backend.monotonic() + options.upgrade_timeout,
-                          server.backend.monotonic)
+        upgraded = _probe(session, conn, backend.monotonic() + options.upgrade_timeout,
+                          backend.monotonic)
         if upgraded:
-            session.use_writer(_writer(conn, request.b64), conn)
-            logger.info('%s upgraded to websocket', session.sid)
-            _serve(session, conn)
+            transport = WebSocketTransport(session, conn, request.b64)
+            if session.switch(transport):
+                logger.info('%s upgraded to websocket', session.sid)
+                transport.serve()
     except Exception:
         logger.exception('%s WebSocket failed', session.sid)
         if upgraded:
             session.close(Reason.TRANSPORT_ERROR, farewell=False)
     finally:
         if not upgraded:
-            session.abort_upgrade()
+            polling.resume()
         conn.close()
     return request.adapter.finish_takeover(start_response)
 
@@ -96,21 +108,21 @@ def refuse_after_upgrade(request: Request, start_response: StartResponse,
     return request.adapter.finish_takeover(start_response)
 
 
-def _accept_and_close(server: Server, request: Request, start_response: StartResponse,
-                      reason: str) -> Iterable[bytes]:
+def _accept_and_close(options: Options, backend_name: str, request: Request,
+                      start_response: StartResponse, reason: str) -> Iterable[bytes]:
     """Complete the handshake (101), then close the WebSocket at once."""
-    conn = _accept(server, request)
+    conn = _accept(options, backend_name, request)
     logger.debug('%s second WebSocket closed: %s', request.sid, reason)
     conn.close(1008, reason)
     return request.adapter.finish_takeover(start_response)
 
 
-def _accept(server: Server, request: Request) -> rfc6455.WSConnection:
+def _accept(options: Options, backend_name: str, request: Request) -> rfc6455.WSConnection:
     try:
         return rfc6455.accept(request,
-                              max_message_size=server.options.max_http_buffer_size,
-                              compression=server.options.websocket_compression,
-                              backend_hint=server.backend.name)
+                              max_message_size=options.max_http_buffer_size,
+                              compression=options.websocket_compression,
+                              backend_hint=backend_name)
     except rfc6455.HandshakeError as exc:
         raise BadRequest(f'WebSocket handshake failed: {exc.message}') from None
     except rfc6455.ConnectionClosed as exc:
@@ -136,6 +148,8 @@ def _writer(conn: rfc6455.WSConnection, b64: bool) -> Any:
 def _probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
            monotonic: Any) -> bool:
     """Run the probe exchange; True once the client sent ``5``."""
+    polling = session.polling
+    assert polling is not None
     while True:
         remaining = deadline - monotonic()
         if remaining <= 0:
@@ -153,12 +167,12 @@ def _probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
         except DecodeError:
             return False
         kind = packet.type
-        if kind is PacketType.PING and packet.data == _PROBE and not session.upgrading:
+        if kind is PacketType.PING and packet.data == _PROBE and not polling.paused:
             try:
                 conn.send(encode_packet(Packet(PacketType.PONG, _PROBE)))
             except OSError:
                 return False
-            session.start_upgrade()
+            polling.pause()
         elif kind is PacketType.UPGRADE:
             # also without a probe first, as the reference server does; and
             # for a session ending meanwhile (a disconnect() during the probe):
@@ -169,6 +183,100 @@ def _probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
         # messages, pongs and noops before the upgrade are ignored
 
 
+class WebSocketTransport:
+    """How a session's packets move over its WebSocket.
+
+    ``_flushing`` (guarded by the session's lock) is True while a writer task
+    runs or is about to: then no other is started.
+    """
+
+    name = 'websocket'
+
+    def __init__(self, session: Session, conn: rfc6455.WSConnection, b64: bool) -> None:
+        self._session = session
+        self._lock = session.lock
+        self._conn = conn
+        self._write = _writer(conn, b64)
+        # no writer until ``attached``: it sends what is queued by then
+        self._flushing = True
+
+    # -- the transport interface (see transport.py) -------------------------------
+
+    def queued(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
+        if self._flushing:
+            return False
+        self._flushing = True
+        return True
+
+    def send(self) -> None:
+        # never on the caller's thread: a client that stops reading must not
+        # block whoever sends to it
+        self._session.backend.run_soon(self._flush)
+
+    def carries_close(self, reason: Reason, linger: bool) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
+        return True
+
+    def writing(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
+        return self._flushing
+
+    def attached(self, opening: Packet | None) -> None:
+        if opening is not None:
+            # A session that starts on WebSocket: its open packet goes out
+            # now, before the connection is read, so that a client always
+            # learns its sid before anything else happens on the connection
+            # (one small frame: it cannot keep the reader waiting).
+            try:
+                self._write([opening])
+            except Exception as exc:
+                self._failed(exc)
+                return
+        # not here: the caller is the connection's reader, and an application
+        # that keeps the queue full would keep it from reading (pongs) forever
+        self.send()
+
+    def wake(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def abort(self) -> None:
+        self._conn.abort()
+
+    # -- writing and reading ----------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write the queue until it is empty; one writer at a time."""
+        session = self._session
+        write = self._write
+        while True:
+            with self._lock:
+                if not session.outbox or session.state is State.FINISHED:
+                    self._flushing = False
+                    done = session.state is State.CLOSING
+                    break
+                batch, _ = session.take()
+            try:
+                write(batch)
+            except Exception as exc:
+                self._failed(exc)
+                return
+        if done:
+            session.delivered()
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._flushing = False
+        self._session.transport_failed(exc)
+
+    def serve(self) -> None:
+        """Read packets until the connection or the session ends."""
+        _serve(self._session, self._conn)
+
+
 def _serve(session: Session, conn: rfc6455.WSConnection) -> None:
     """Read packets until the connection or the session ends."""
     receive = session.receive
@@ -176,9 +284,9 @@ def _serve(session: Session, conn: rfc6455.WSConnection) -> None:
         frame = conn.receive()
         if frame is None:
             if conn.end_reason == rfc6455.MESSAGE_TOO_BIG:
-                session.close(Reason.PAYLOAD_TOO_LARGE, farewell=False)
+                session.transport_closed(Reason.PAYLOAD_TOO_LARGE)
             else:
-                session.close(Reason.TRANSPORT_CLOSE, farewell=False)
+                session.transport_closed(Reason.TRANSPORT_CLOSE)
             return
         try:
             receive(decode_packet(frame))
@@ -187,4 +295,4 @@ def _serve(session: Session, conn: rfc6455.WSConnection) -> None:
             # once the messages before it were handled, the close packet goes
             # out after their replies, then the connection closes and
             # receive() above returns None
-            session.close_after_dispatch(reason_for(exc))
+            session.bad_input(exc)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
+# lock rules are asserted in this process and in every server it starts
+# (before engineio_wsgi is imported: the check is decided at import)
+os.environ["ENGINEIO_WSGI_DEBUG_LOCKS"] = "1"
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 if ROOT not in sys.path:

@@ -246,9 +246,18 @@ def session_state(sid: str) -> dict[str, Any]:
     if session is None:
         return {'exists': False, 'state': None, 'transport': None, 'upgrading': None,
                 'get_waiting': None, 'post_active': None, 'queued': None}
-    return {'exists': True, 'state': session.state.name.lower(), 'transport': session.transport,
-            'upgrading': bool(session.upgrading), 'get_waiting': bool(session._polling_get),
-            'post_active': bool(session._polling_post), 'queued': len(session._outbox)}
+    polling = session.polling
+    return {'exists': True, 'state': _STATE_NAMES[session.state.name],
+            'transport': session.transport, 'upgrading': session.upgrading,
+            'get_waiting': polling is not None and polling.get_waiting,
+            'post_active': polling is not None and polling.post_active,
+            'queued': len(session.outbox)}
+
+
+#: the three states this route reports: a draining session (a parse error, its
+#: messages still being handled) is open, a released one closed
+_STATE_NAMES = {'OPEN': 'open', 'DRAINING': 'open', 'CLOSING': 'closing', 'CLOSED': 'closed',
+                'FINISHED': 'closed'}
 
 
 def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

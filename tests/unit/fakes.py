@@ -22,7 +22,7 @@ class FakeClock:
 
 class FakeBackend(Backend):
     """Runs dispatched work inline and never starts the heartbeat loop:
-    tests call ``session.heartbeat_step()`` after moving the clock."""
+    tests call ``session.heartbeat.step()`` after moving the clock."""
 
     name = 'fake'
 
@@ -46,3 +46,74 @@ class FakeBackend(Backend):
 
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         return threading.Lock()
+
+
+class FakeTransport:
+    """A transport that delivers only when the test says so, and records what
+    the session asked of it: drives a ``Session`` through the transport
+    interface alone (engineio_wsgi/transport.py)."""
+
+    def __init__(self, session: Any, name: str = 'websocket', carries_close: bool = True) -> None:
+        self.session = session
+        self.name = name
+        self.carries = carries_close
+        self.calls: list[str] = []
+        self.written: list[Any] = []
+        self.opening: Any = None
+
+    # the interface
+    def queued(self) -> bool:
+        return True
+
+    def send(self) -> None:
+        self.calls.append('send')
+
+    def carries_close(self, reason: Any, linger: bool) -> bool:
+        return self.carries
+
+    def writing(self) -> bool:
+        return False
+
+    def attached(self, opening: Any) -> None:
+        self.calls.append('attached')
+        self.opening = opening
+
+    def wake(self) -> None:
+        self.calls.append('wake')
+
+    def close(self) -> None:
+        self.calls.append('close')
+
+    def abort(self) -> None:
+        self.calls.append('abort')
+
+    # what a real transport would do on its own
+    def deliver(self) -> list[Any]:
+        """Write everything queued; report the close packet's delivery."""
+        with self.session.lock:
+            packets, last = self.session.take()
+        self.written.extend(packets)
+        if last:
+            self.session.delivered()
+        return packets
+
+
+class FakeConn:
+    """The connection a ``WebSocketTransport`` writes to: records the frames."""
+
+    def __init__(self) -> None:
+        self.frames: list[Any] = []
+        self.calls: list[str] = []
+        self.end_reason = None
+        self.fail: Exception | None = None
+
+    def send_many(self, frames: list[Any]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.frames.extend(frames)
+
+    def close(self, *args: Any) -> None:
+        self.calls.append('close')
+
+    def abort(self) -> None:
+        self.calls.append('abort')

@@ -53,7 +53,8 @@ def test_cors_and_disconnect_read_an_unreadable_callable_the_same_way():
 
 def test_one_close_reason_for_bad_input_on_every_transport():
     from engineio_wsgi.packets import DecodeError
-    from engineio_wsgi.session import ProtocolViolation, RateLimited, Reason, reason_for
+    from engineio_wsgi.reasons import Reason
+    from engineio_wsgi.transport import ProtocolViolation, RateLimited, reason_for
     assert reason_for(DecodeError('bad')) == Reason.PARSE_ERROR
     assert reason_for(ProtocolViolation('open from a client')) == Reason.PARSE_ERROR
     assert reason_for(RateLimited('too fast')) == Reason.TRANSPORT_ERROR

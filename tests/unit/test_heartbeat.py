@@ -1,30 +1,30 @@
-from engineio_wsgi.session import Heartbeat
+from engineio_wsgi.heartbeat import Due, Heartbeat
 
 
 def test_first_ping_is_due_one_interval_after_open():
     hb = Heartbeat(opened_at=100.0, interval=25.0, timeout=20.0)
     assert hb.due(124.999) is None
-    assert hb.due(125.0) == 'ping'
+    assert hb.due(125.0) is Due.PING
     assert hb.awaiting_pong
 
 
 def test_timeout_deadline_is_anchored_to_when_the_ping_was_due():
     hb = Heartbeat(opened_at=0.0, interval=1.0, timeout=0.5)
     # the loop woke up late: the ping goes out at 1.3, but the deadline stays 1.5
-    assert hb.due(1.3) == 'ping'
+    assert hb.due(1.3) is Due.PING
     assert hb.deadline == 1.5
     assert hb.due(1.49) is None
-    assert hb.due(1.5) == 'timeout'
+    assert hb.due(1.5) is Due.TIMEOUT
 
 
 def test_pong_schedules_the_next_ping_one_interval_after_it():
     hb = Heartbeat(opened_at=0.0, interval=1.0, timeout=0.5)
-    assert hb.due(1.0) == 'ping'
+    assert hb.due(1.0) is Due.PING
     assert hb.pong(1.2) is True
     assert not hb.awaiting_pong
     assert hb.deadline == 2.2
     assert hb.due(2.1) is None
-    assert hb.due(2.2) == 'ping'
+    assert hb.due(2.2) is Due.PING
 
 
 def test_unsolicited_pong_changes_nothing():

@@ -7,8 +7,9 @@ from __future__ import annotations
 import socket
 
 from engineio_wsgi.options import Options
-from engineio_wsgi.polling import _Watchdog
-from engineio_wsgi.session import Reason, Session
+from engineio_wsgi.polling import PollingTransport, _Watchdog
+from engineio_wsgi.reasons import Reason
+from engineio_wsgi.session import Session
 
 from .fakes import FakeBackend
 
@@ -16,7 +17,7 @@ from .fakes import FakeBackend
 def make_session() -> tuple[Session, FakeBackend]:
     backend = FakeBackend()
     opts = Options.from_kwargs(ping_interval=1.0, ping_timeout=0.5, http_body_timeout=2.0)
-    session = Session('sid1', 'polling', backend, opts, on_message=lambda *a: None,
+    session = Session('sid1', PollingTransport, backend, opts, on_message=lambda *a: None,
                       on_close=lambda *a: None, on_finished=lambda *a: None)
     session.set_open_packet('{}')
     session.start()
@@ -26,23 +27,23 @@ def make_session() -> tuple[Session, FakeBackend]:
 def test_a_slow_body_is_cut_even_after_the_session_ended():
     session, backend = make_session()
     aborted = []
-    session.begin_post(lambda: aborted.append(True))
+    session.polling.begin_post(lambda: aborted.append(True))
     session.close(Reason.TRANSPORT_ERROR)          # e.g. a duplicate POST
-    assert session.heartbeat_step() is not None    # still watching the body
+    assert session.heartbeat.step() is not None    # still watching the body
     backend.clock.advance(2.0)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert aborted == [True]
-    session.end_post()
-    assert session.heartbeat_step() is None        # nothing left to watch
+    session.polling.end_post()
+    assert session.heartbeat.step() is None        # nothing left to watch
 
 
 def test_the_watchdog_is_not_called_after_end_post():
     session, backend = make_session()
     aborted = []
-    session.begin_post(lambda: aborted.append(True))
-    session.end_post()
+    session.polling.begin_post(lambda: aborted.append(True))
+    session.polling.end_post()
     backend.clock.advance(5.0)
-    session.heartbeat_step()
+    session.heartbeat.step()
     assert aborted == []
 
 

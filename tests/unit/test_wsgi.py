@@ -427,7 +427,7 @@ def waiting_get(eio, app, sid):
     getter = threading.Thread(target=lambda: result.append(app.get(EIO + '&sid=' + sid).body))
     getter.start()
     session = eio._sessions.get(sid)
-    assert wait_until(lambda: session._polling_get), 'the GET never started waiting'
+    assert wait_until(lambda: session.polling.get_waiting), 'the GET never started waiting'
     return getter, result
 
 
