@@ -59,4 +59,4 @@ def test_single_threaded_server_is_named_and_websocket_not_offered(name):
     assert len(errors) == 1, err     # said once, not per request
     assert 'one request at a time' in errors[0]
     assert 'gunicorn -k gevent' in errors[0] and 'gthread' in errors[0]
-    assert 'WARNING:engineio_wsgi.server:WebSocket is not available' in err
+    assert 'WARNING:engineio_wsgi.pipeline:WebSocket is not available' in err

@@ -48,7 +48,7 @@ def test_cors_and_disconnect_read_an_unreadable_callable_the_same_way():
     assert check.calls == [('http://a.example', environ)]
     eio = Server(async_mode='threading')
     eio.on('disconnect', Unreadable())
-    assert eio._disconnect_takes_reason is True
+    assert eio._handlers.disconnect_takes_reason is True
 
 
 def test_one_close_reason_for_bad_input_on_every_transport():
