@@ -203,6 +203,7 @@ class WebSocketTransport:
     # -- the transport interface (see transport.py) -------------------------------
 
     def queued(self) -> bool:
+        """Under the session's lock (as every method so marked in transport.py)."""
         assert not locks.CHECK or locks.held(self._lock)
         if self._flushing:
             return False
