@@ -29,6 +29,16 @@ class Due(enum.Enum):
     TIMEOUT = 'timeout'   # the pong is late
 
 
+class _Action(enum.Enum):
+    WAIT = 'wait'
+    PING = 'ping'
+    TIMEOUT = 'timeout'
+    GRACE_EXPIRED = 'grace expired'
+
+
+_ACTION_FOR = {None: _Action.WAIT, Due.PING: _Action.PING, Due.TIMEOUT: _Action.TIMEOUT}
+
+
 class Heartbeat:
     """When to ping and when the peer is late; pure, so a fake clock can drive it."""
 
@@ -136,17 +146,17 @@ class HeartbeatTask:
             if state is State.CLOSING:
                 if now < session.closing_deadline:
                     return session.closing_deadline
-                due: Due | str = 'grace expired'
+                action = _Action.GRACE_EXPIRED
             else:
                 assert self._beat is not None
-                due = self._beat.due(now) or 'wait'
+                action = _ACTION_FOR[self._beat.due(now)]
                 deadline = self._beat.deadline
                 # a write still under way: the client reads nothing
                 stuck = session.channel.writing()
-        if due is Due.PING:
+        if action is _Action.PING:
             session.enqueue(PING)
             return deadline
-        if due is Due.TIMEOUT:
+        if action is _Action.TIMEOUT:
             if stuck:
                 # No close packet can reach a client that stopped reading, and
                 # the stuck write holds a worker (a pool thread in threading
@@ -155,7 +165,7 @@ class HeartbeatTask:
             else:
                 session.close(Reason.PING_TIMEOUT)
             return session.backend.monotonic()  # come back to see if it lingers
-        if due == 'grace expired':
+        if action is _Action.GRACE_EXPIRED:
             logger.debug('%s close packet was not fetched in time', session.sid)
             session.grace_expired()
             return None

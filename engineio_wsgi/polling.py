@@ -235,6 +235,7 @@ class PollingTransport:
     # -- the transport interface (see transport.py) -------------------------------
 
     def queued(self) -> bool:
+        """Under the session's lock (as every method so marked in transport.py)."""
         assert not locks.CHECK or locks.held(self._lock)
         return True
 

@@ -49,6 +49,8 @@ from .transport import (
 logger = logging.getLogger(__name__)
 
 CLOSE = Packet(PacketType.CLOSE)
+_OPEN = State.OPEN
+_DRAINING = State.DRAINING
 
 __all__ = ['DuplicateRequest', 'Heartbeat', 'ProtocolViolation', 'RateLimit', 'RateLimited',
            'Reason', 'Session', 'SessionEnded', 'State', 'TransportClosed', 'reason_for']
@@ -265,7 +267,9 @@ class Session:
     def enqueue(self, packet: Packet) -> bool:
         """Queue a packet for the client; False when the session has ended."""
         with self.lock:
-            if self.state not in OPEN_STATES:
+            state = self.state
+            # not ``in OPEN_STATES``: an Enum's hash is Python code, and this is a hot path
+            if state is not _OPEN and state is not _DRAINING:
                 return False
             overflow = len(self.outbox) >= self.options.max_queued_packets
             if not overflow:

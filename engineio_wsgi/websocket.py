@@ -203,6 +203,7 @@ class WebSocketTransport:
     # -- the transport interface (see transport.py) -------------------------------
 
     def queued(self) -> bool:
+        """Under the session's lock (as every method so marked in transport.py)."""
         assert not locks.CHECK or locks.held(self._lock)
         if self._flushing:
             return False
@@ -251,14 +252,16 @@ class WebSocketTransport:
     def _flush(self) -> None:
         """Write the queue until it is empty; one writer at a time."""
         session = self._session
+        outbox = session.outbox
         write = self._write
         while True:
             with self._lock:
-                if not session.outbox or session.state is State.FINISHED:
+                if not outbox or session.state is State.FINISHED:
                     self._flushing = False
                     done = session.state is State.CLOSING
                     break
-                batch, _ = session.take()
+                batch = list(outbox)
+                outbox.clear()
             try:
                 write(batch)
             except Exception as exc:
