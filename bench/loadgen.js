@@ -176,8 +176,14 @@ class WsSession {
 // -- scenarios ---------------------------------------------------------------------------
 
 async function echo() {
-  const { transport, sessions: count, size = 100, warmup = 1, duration = 5 } = cfg;
+  const { transport, sessions: count, size = 100, warmup = 1, duration = 5, open = 0 } = cfg;
   const payload = 'x'.repeat(size);
+  // sessions handshaken and left open (no GET, no close) next to the echo ones:
+  // what a server carries for clients that went away
+  for (let i = 0; i < open; i += 20) {
+    await Promise.all(Array.from({ length: Math.min(20, open - i) }, () => pollingHandshake()
+      .catch((err) => countError('open handshake: ' + String(err.message).slice(0, 40)))));
+  }
   const rec = new Recorder();
   let running = true;
   const sentAt = new Map();
@@ -197,7 +203,7 @@ async function echo() {
   await mark('end');
   running = false;
   await Promise.all(sessions.map((s) => s.close()));
-  return { ...result, sessions: sessions.length, connect_failures: failures };
+  return { ...result, sessions: sessions.length, connect_failures: failures, open_sessions: open };
 }
 
 // Polling handshakes, `concurrency` at a time. With `close` (the default) each
