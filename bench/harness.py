@@ -580,6 +580,10 @@ def main() -> None:
     info['idle_ping'] = runner.idle_ping
     info['idle_hold'] = runner.idle_hold
     info['echo_time'] = runner.echo_time
+    info['unclosed_handshakes'] = UNCLOSED_HANDSHAKES[0 if args.quick else 1]
+    intervals = GTHREAD_IDLE_INTERVALS[0 if args.quick else 1]
+    info['gthread_idle'] = {'sessions': GTHREAD_IDLE_SIZE, 'ping': GTHREAD_IDLE_PING,
+                            'hold': intervals * GTHREAD_IDLE_PING[0] + 1}
     info['loadavg_start'] = Path('/proc/loadavg').read_text().split()[:3]
     snapshot, info['sources'] = snapshot_library()
     try:

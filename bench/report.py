@@ -214,7 +214,7 @@ def cell(by: dict, server: str, scenario: str, field: str, digits: int) -> str:
 
 
 def ratio(by: dict, a: str, b: str, scenario: str, field: str) -> str:
-    if field == 'answering':
+    if field in ('answering', 'gunicorn_threads'):
         return ''
     x, y = median(by, a, scenario, field), median(by, b, scenario, field)
     if x is None or not y:
@@ -602,7 +602,13 @@ def main() -> None:
         f"Figures are medians of {reps} repeat(s), (min–max) when more than one; "
         f"ratios are of medians from this run. Memory is the growth of the worker's resident "
         f"memory (`VmRSS`, the gunicorn worker's process tree; Node's process) divided by the "
-        f"number of sessions.",
+        f"number of sessions."
+        + (f" Handshakes left open: {machine['unclosed_handshakes']:,} per server, 20 at a "
+           f"time, on a server of their own with the idle runs' ping; "
+           f"{machine['gthread_idle']['sessions']:,} idle WebSockets on one gthread worker: "
+           f"`--threads` sessions + 100, ping {machine['gthread_idle']['ping'][0]} s / "
+           f"{machine['gthread_idle']['ping'][1]} s, held {machine['gthread_idle']['hold']} s."
+           if 'gthread_idle' in machine else ''),
         '',
         *noise_warning(by),
         '## gevent (`gunicorn -k gevent -w 1`) and Node',
