@@ -38,8 +38,13 @@ SCENARIOS['poll_echo_50_open'] = dict(SCENARIOS['poll_echo_50'], open=2000)
 # one message to 5,000 idle WebSockets, again and again (0.3 s apart)
 SCENARIOS['broadcast_5000'] = {'scenario': 'idle', 'sessions': 5000, 'hold': 1, 'broadcasts': 60,
                                'pingInterval': 25}
+# 5,000 idle WebSockets, pinged every 5 s: what the server does while nothing happens
+SCENARIOS['idle_5000'] = {'scenario': 'idle', 'sessions': 5000, 'hold': 25, 'broadcasts': 0,
+                          'pingInterval': 5}
 #: the server's ping interval and timeout, where not the traffic runs' 25 s / 20 s
-PING = {'handshakes_unclosed': (5, 5)}
+PING = {'handshakes_unclosed': (5, 5), 'idle_5000': (5, 5)}
+#: scenarios that connect this many WebSockets before the sampling starts
+CONNECTS = {'broadcast_5000': 5000, 'idle_5000': 5000}
 
 
 PACKAGES = ('engineio_wsgi', 'gunicorn', 'gevent', 'websockets', 'engineio', 'socketio',
@@ -120,15 +125,13 @@ def main() -> None:
     for name in args.scenarios:
         server = harness.Server(spec, 23000 + int(time.time()) % 1000,
                                 PING.get(name, (25, 20)), f'profile-{name}',
-                                sessions=SCENARIOS[name].get('sessions', 0)
-                                if name.startswith('broadcast') else 0)
+                                sessions=CONNECTS.get(name, 0))
         try:
             harness.run_loadgen({'scenario': 'warm'}, server, 30)
             raw = out_dir / f'{spec.key}-{name}.txt'
             # the open sessions first, if any (500 handshakes a second or more)
             # and the idle WebSockets (400 a second or more)
-            opening = (SCENARIOS[name].get('open', 0) / 500
-                       + (SCENARIOS[name]['sessions'] / 400 if name.startswith('broadcast') else 0))
+            opening = SCENARIOS[name].get('open', 0) / 500 + CONNECTS.get(name, 0) / 400
             cfg = dict({'warmup': 1}, **SCENARIOS[name], duration=args.seconds + 2 + opening)
             result: dict = {}
             load = threading.Thread(target=lambda: result.update(
