@@ -1,0 +1,67 @@
+"""The engineio_wsgi echo server with one of PROFILE.md's proposals patched in, to check
+its expected gain before anyone writes it properly.
+
+These patches reach into engineio_wsgi's internals as they are at f99bd47 and will stop
+applying as the code changes; they are for measuring only (``bench/experiment.py``),
+never for serving. BENCH_EXPERIMENT is a comma-separated list of:
+
+- ``locks``: the locks that guard sections that never block (``WSConnection._state_lock``,
+  the worker pool's lock) are the interpreter's own lock, not gevent's patched one.
+- ``peer_gone``: ``servers.peer_gone`` in one system call, ``recv(1, MSG_PEEK |
+  MSG_DONTWAIT)`` on the real socket, instead of a ``select.poll`` object.
+- ``post_wake``: a POST does not wake the heartbeat (the body deadline is then not watched:
+  a measurement of what the wake-up costs, not a fix).
+"""
+
+import os
+import socket
+import types
+
+import engineio_wsgi  # noqa: F401  (the package first, then its modules)
+from engineio_wsgi import backends, servers, session, wsconn
+
+CHOSEN = {x for x in os.environ.get('BENCH_EXPERIMENT', '').split(',') if x}
+UNKNOWN = CHOSEN - {'locks', 'peer_gone', 'post_wake'}
+if UNKNOWN:
+    raise SystemExit(f'unknown BENCH_EXPERIMENT {sorted(UNKNOWN)}')
+
+if 'locks' in CHOSEN:
+    import threading
+
+    try:
+        from gevent.monkey import get_original
+        real_lock = get_original('_thread', 'allocate_lock')
+    except ImportError:
+        import _thread
+        real_lock = _thread.allocate_lock
+    shim = types.ModuleType('threading')
+    shim.__dict__.update(vars(threading))
+    shim.Lock = real_lock
+    wsconn.threading = shim
+    backends.threading = shim
+
+if 'peer_gone' in CHOSEN:
+    _FLAGS = socket.MSG_PEEK | socket.MSG_DONTWAIT
+
+    def peer_gone(sock):
+        raw = getattr(sock, '_sock', sock)   # gevent's socket would wait for data
+        try:
+            return raw.recv(1, _FLAGS) == b''
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError):
+            return True
+
+    servers.peer_gone = peer_gone
+
+if 'post_wake' in CHOSEN:
+    original_begin_post = session.Session.begin_post
+
+    def begin_post(self, abort=None):
+        return original_begin_post(self, None)
+
+    session.Session.begin_post = begin_post
+
+from eiowsgi_echo import eio  # noqa: E402
+
+app = engineio_wsgi.WSGIApp(eio)
