@@ -11,6 +11,10 @@ never for serving. BENCH_EXPERIMENT is a comma-separated list of:
   MSG_DONTWAIT)`` on the real socket, instead of a ``select.poll`` object.
 - ``post_wake``: a POST does not wake the heartbeat (the body deadline is then not watched:
   a measurement of what the wake-up costs, not a fix).
+- ``hb_timer`` (gevent): no heartbeat greenlet per session; a libev timer per session
+  runs each heartbeat step on the shared worker pool when it is due. Wake-ups before
+  the deadline (a pong, a close) are not seen until then: what the greenlet costs, not
+  a fix.
 """
 
 import os
@@ -21,7 +25,7 @@ import engineio_wsgi  # noqa: F401  (the package first, then its modules)
 from engineio_wsgi import backends, servers, session, wsconn
 
 CHOSEN = {x for x in os.environ.get('BENCH_EXPERIMENT', '').split(',') if x}
-UNKNOWN = CHOSEN - {'locks', 'peer_gone', 'post_wake'}
+UNKNOWN = CHOSEN - {'locks', 'peer_gone', 'post_wake', 'hb_timer'}
 if UNKNOWN:
     raise SystemExit(f'unknown BENCH_EXPERIMENT {sorted(UNKNOWN)}')
 
@@ -61,6 +65,31 @@ if 'post_wake' in CHOSEN:
         return original_begin_post(self, None)
 
     session.Session.begin_post = begin_post
+
+if 'hb_timer' in CHOSEN:
+    import gevent
+
+    def _arm(sess, deadline):
+        timer = gevent.get_hub().loop.timer(max(0.0, deadline - sess.backend.monotonic()))
+        sess._hb_timer = timer      # kept with the session while armed
+        timer.start(sess.backend.run_soon, _step, sess)
+
+    def _step(sess):
+        try:
+            deadline = sess.heartbeat_step()
+        except Exception:
+            sess.close(session.Reason.TRANSPORT_ERROR, farewell=False)
+            return
+        if deadline is not None:
+            _arm(sess, deadline)
+
+    def start(self):
+        opts = self.options
+        self._heartbeat = session.Heartbeat(self.backend.monotonic(), opts.ping_interval,
+                                            opts.ping_timeout + opts.ping_grace)
+        _arm(self, self._heartbeat.deadline)
+
+    session.Session.start = start
 
 from eiowsgi_echo import eio  # noqa: E402
 

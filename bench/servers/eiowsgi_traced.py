@@ -24,6 +24,9 @@ tracemalloc.start(int(os.environ.get('BENCH_TRACEMALLOC_FRAMES', '8')))
 
 import engineio_wsgi  # noqa: E402
 
+if os.environ.get('BENCH_EXPERIMENT'):
+    import eiowsgi_experiment  # noqa: E402,F401  (its patches, for memprofile.py)
+
 from eiowsgi_echo import eio  # noqa: E402
 
 OUT = Path(os.environ.get('BENCH_TRACEMALLOC_DIR', '/tmp'))
