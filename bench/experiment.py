@@ -42,8 +42,8 @@ def run_idle(spec: harness.ServerSpec, size: int, tag: str) -> tuple[float, floa
     finally:
         server.stop()
     marks = result['marks']
-    if result.get('answering') != size:
-        print(f"  warning: {result.get('answering')} of {size} answering pings", flush=True)
+    print(f"  {spec.key}: {result.get('answering')} of {size} answering pings after 12 s; "
+          f"{marks.get('connected', {}).get('threads')} threads once connected", flush=True)
     kib = (marks['held']['rss_kib'] - base['rss_kib']) / max(1, result.get('sessions', 0))
     return kib, 100 * (harness.cpu_between(marks, 'connected', 'held') or 0)
 
@@ -68,7 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('scenario', help='a scenario of harness.EIO_TRAFFIC, or handshakes_unclosed')
     parser.add_argument('experiment',
-                        help='BENCH_EXPERIMENT: locks, peer_gone, post_wake, hb_timer, or several')
+                        help='BENCH_EXPERIMENT: locks, peer_gone, post_wake, hb_timer, hb_shared, '
+                             'or several')
     parser.add_argument('--server', default='eiowsgi-gevent')
     parser.add_argument('--pairs', type=int, default=3)
     args = parser.parse_args()

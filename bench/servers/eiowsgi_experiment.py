@@ -15,6 +15,9 @@ never for serving. BENCH_EXPERIMENT is a comma-separated list of:
   runs each heartbeat step on the shared worker pool when it is due. Wake-ups before
   the deadline (a pong, a close) are not seen until then: what the greenlet costs, not
   a fix.
+- ``hb_shared`` (either mode): no heartbeat thread or greenlet per session; one scheduler
+  (a heap of the sessions' deadlines, one thread) runs each heartbeat step on the shared
+  worker pool when it is due; early wake-ups are not seen, as with ``hb_timer``.
 """
 
 import os
@@ -25,7 +28,7 @@ import engineio_wsgi  # noqa: F401  (the package first, then its modules)
 from engineio_wsgi import backends, servers, session, wsconn
 
 CHOSEN = {x for x in os.environ.get('BENCH_EXPERIMENT', '').split(',') if x}
-UNKNOWN = CHOSEN - {'locks', 'peer_gone', 'post_wake', 'hb_timer'}
+UNKNOWN = CHOSEN - {'locks', 'peer_gone', 'post_wake', 'hb_timer', 'hb_shared'}
 if UNKNOWN:
     raise SystemExit(f'unknown BENCH_EXPERIMENT {sorted(UNKNOWN)}')
 
@@ -90,6 +93,61 @@ if 'hb_timer' in CHOSEN:
         _arm(self, self._heartbeat.deadline)
 
     session.Session.start = start
+
+if 'hb_shared' in CHOSEN:
+    import heapq
+    import itertools
+    import threading
+    import time
+
+    class _Scheduler:
+        def __init__(self):
+            self._heap = []
+            self._order = itertools.count()
+            self._cond = None
+            self._lock = threading.Lock()
+
+        def add(self, when, sess):
+            with self._lock:
+                if self._cond is None:   # made here: gevent's when gevent patched threading
+                    self._cond = threading.Condition()
+                    threading.Thread(target=self._run, daemon=True,
+                                     name='heartbeats').start()
+            with self._cond:
+                heapq.heappush(self._heap, (when, next(self._order), sess))
+                if self._heap[0][2] is sess:
+                    self._cond.notify()
+
+        def _run(self):
+            heap = self._heap
+            while True:
+                with self._cond:
+                    while True:
+                        wait = heap[0][0] - time.monotonic() if heap else None
+                        if wait is not None and wait <= 0:
+                            sess = heapq.heappop(heap)[2]
+                            break
+                        self._cond.wait(wait)
+                sess.backend.run_soon(_shared_step, sess)
+
+    _SCHEDULER = _Scheduler()
+
+    def _shared_step(sess):
+        try:
+            deadline = sess.heartbeat_step()
+        except Exception:
+            sess.close(session.Reason.TRANSPORT_ERROR, farewell=False)
+            return
+        if deadline is not None:
+            _SCHEDULER.add(deadline, sess)
+
+    def shared_start(self):
+        opts = self.options
+        self._heartbeat = session.Heartbeat(self.backend.monotonic(), opts.ping_interval,
+                                            opts.ping_timeout + opts.ping_grace)
+        _SCHEDULER.add(self._heartbeat.deadline, self)
+
+    session.Session.start = shared_start
 
 from eiowsgi_echo import eio  # noqa: E402
 
