@@ -1,7 +1,7 @@
 """A/B runs of one benchmark scenario: the echo server as it is, against the same server
 with proposals of PROFILE.md patched in (``servers/eiowsgi_experiment.py``).
 
-    bench/.venv/bin/python bench/experiment.py ws_echo_50 locks [--server eiowsgi-gevent] [--pairs 3]
+    bench/.venv/bin/python bench/experiment.py ws_echo_50 locks [--server KEY] [--pairs 3]
     bench/.venv/bin/python bench/experiment.py idle_1000 hb_timer     (memory and idle CPU)
 
 Each pair starts both servers afresh, one after the other, alternating which goes
@@ -21,7 +21,6 @@ import sys
 import time
 
 import harness
-
 
 SCENARIOS = dict(harness.EIO_TRAFFIC)
 SCENARIOS['handshakes_unclosed'] = {'scenario': 'handshakes', 'close': False, 'concurrency': 20,
@@ -66,7 +65,8 @@ def run(spec: harness.ServerSpec, name: str, tag: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('scenario', help='a scenario of harness.EIO_TRAFFIC, or handshakes_unclosed')
+    parser.add_argument('scenario',
+                        help='a scenario of harness.EIO_TRAFFIC, handshakes_unclosed or idle_N')
     parser.add_argument('experiment',
                         help='BENCH_EXPERIMENT: locks, peer_gone, post_wake, hb_timer, hb_shared, '
                              'or several')

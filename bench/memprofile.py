@@ -20,7 +20,6 @@ import sys
 import time
 import tracemalloc
 import urllib.request
-from pathlib import Path
 
 import harness
 

@@ -2,7 +2,7 @@
 
     bench/.venv/bin/python bench/profile.py [ws_echo_50 poll_echo_50 ...] [--server KEY]
     bench/.venv/bin/python bench/profile.py sio_ack_ws_50 --server sio-eiowsgi-gevent
-    bench/.venv/bin/python bench/profile.py handshakes_unclosed poll_echo_50_open --server eiowsgi-gthread
+    bench/.venv/bin/python bench/profile.py handshakes_unclosed --server eiowsgi-gthread
     bench/.venv/bin/python bench/profile.py --summarize bench/results/profile/*.txt
 
 Starts an echo server (default: engineio_wsgi on gevent) as in the benchmark, runs the scenario

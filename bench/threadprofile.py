@@ -60,9 +60,9 @@ def main() -> None:
                                 sessions=0 if args.threads else size)
         kinds: dict[str, collections.Counter[str]] = {}
 
-        def on_mark(name: str) -> None:
+        def on_mark(name: str, kinds: dict = kinds, pid: int = server.worker) -> None:
             if name in ('connected', 'held'):
-                kinds[name] = thread_kinds(server.worker)
+                kinds[name] = thread_kinds(pid)
 
         try:
             harness.run_loadgen({'scenario': 'warm'}, server, 30)
