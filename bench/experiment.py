@@ -7,7 +7,7 @@ with proposals of PROFILE.md patched in (``servers/eiowsgi_experiment.py``).
 Each pair starts both servers afresh, one after the other, alternating which goes
 first; prints each rate and rate per CPU-second of the server, and the median ratios
 (``idle_N``: resident memory per idle WebSocket and the server's CPU while they are held,
-ping 5 s, 12 s).
+ping 5 s, 12 s; then the times of five broadcasts to all of them).
 On a busy machine the per-CPU-second ratio is the one to read.
 """
 
@@ -37,12 +37,14 @@ def run_idle(spec: harness.ServerSpec, size: int, tag: str) -> tuple[float, floa
         time.sleep(0.5)
         base = server.stats()
         result = harness.run_loadgen({'scenario': 'idle', 'sessions': size, 'hold': 12,
-                                      'broadcasts': 0, 'pingInterval': 5}, server, 300)
+                                      'broadcasts': 5, 'pingInterval': 5}, server, 300)
     finally:
         server.stop()
     marks = result['marks']
+    times = sorted(result.get('broadcast_all_ms') or [])
     print(f"  {spec.key}: {result.get('answering')} of {size} answering pings after 12 s; "
-          f"{marks.get('connected', {}).get('threads')} threads once connected", flush=True)
+          f"{marks.get('connected', {}).get('threads')} threads once connected; "
+          f"broadcasts to all: {', '.join(f'{t:.0f}' for t in times)} ms", flush=True)
     kib = (marks['held']['rss_kib'] - base['rss_kib']) / max(1, result.get('sessions', 0))
     return kib, 100 * (harness.cpu_between(marks, 'connected', 'held') or 0)
 

@@ -15,6 +15,10 @@ never for serving. BENCH_EXPERIMENT is a comma-separated list of:
   runs each heartbeat step on the shared worker pool when it is due. Wake-ups before
   the deadline (a pong, a close) are not seen until then: what the greenlet costs, not
   a fix.
+- ``inline_write``: ``Session.enqueue`` writes to the WebSocket on the caller's thread
+  instead of handing the flush to the worker pool: the upper bound of what a
+  non-blocking inline write can gain (this one blocks a sender on a client that does
+  not read: measurement only).
 - ``hb_shared`` (either mode): no heartbeat thread or greenlet per session; one scheduler
   (a heap of the sessions' deadlines, one thread) runs each heartbeat step on the shared
   worker pool when it is due; early wake-ups are not seen, as with ``hb_timer``.
@@ -28,7 +32,7 @@ import engineio_wsgi  # noqa: F401  (the package first, then its modules)
 from engineio_wsgi import backends, servers, session, wsconn
 
 CHOSEN = {x for x in os.environ.get('BENCH_EXPERIMENT', '').split(',') if x}
-UNKNOWN = CHOSEN - {'locks', 'peer_gone', 'post_wake', 'hb_timer', 'hb_shared'}
+UNKNOWN = CHOSEN - {'locks', 'peer_gone', 'post_wake', 'hb_timer', 'hb_shared', 'inline_write'}
 if UNKNOWN:
     raise SystemExit(f'unknown BENCH_EXPERIMENT {sorted(UNKNOWN)}')
 
@@ -148,6 +152,30 @@ if 'hb_shared' in CHOSEN:
         _SCHEDULER.add(self._heartbeat.deadline, self)
 
     session.Session.start = shared_start
+
+if 'inline_write' in CHOSEN:
+    def enqueue(self, packet):
+        with self._lock:
+            if self.state is not session.State.OPEN:
+                return False
+            if len(self._outbox) >= self.options.max_queued_packets:
+                overflow = True
+            else:
+                overflow = False
+                self._outbox.append(packet)
+                flush = self._writer is not None and not self._flushing
+                if flush:
+                    self._flushing = True
+        if overflow:
+            self.close(session.Reason.SEND_BUFFER_FULL, farewell=False, abort=True)
+            return False
+        if flush:
+            self._flush()            # here, not on a pool worker
+        else:
+            self._wake.set()
+        return True
+
+    session.Session.enqueue = enqueue
 
 from eiowsgi_echo import eio  # noqa: E402
 
