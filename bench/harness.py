@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,15 @@ SIO_TRAFFIC = [
     ('sio_ack_poll_50', {'scenario': 'ack', 'transport': 'polling', 'sessions': 50}),
 ]
 SIO_ROOM_SIZE = 1000
+#: polling handshakes whose sessions the clients leave open (until their ping
+#: timeout), on a server of its own with the short ping of the idle runs; at most
+#: this many per run (quick, full)
+UNCLOSED_HANDSHAKES = (5000, 10000)
+#: idle WebSockets on one gthread worker, held for this many ping intervals of
+#: GTHREAD_IDLE_PING seconds (quick, full)
+GTHREAD_IDLE_SIZE = 5000
+GTHREAD_IDLE_PING = (5, 5)
+GTHREAD_IDLE_INTERVALS = (2, 3)
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -120,18 +130,21 @@ def tree_stats(pids: list[int]) -> dict[str, float]:
     """Resident memory (KiB) and CPU seconds used so far, summed over ``pids``."""
     rss = 0
     cpu = 0.0
+    threads = 0
     for pid in pids:
         try:
             for line in Path(f'/proc/{pid}/status').read_text().splitlines():
                 if line.startswith('VmRSS:'):
                     rss += int(line.split()[1])
+                elif line.startswith('Threads:'):
+                    threads += int(line.split()[1])
             stat = Path(f'/proc/{pid}/stat').read_text()
             fields = stat[stat.rindex(')') + 2:].split()
             cpu += (int(fields[11]) + int(fields[12])) / TICK
         except (OSError, ValueError, IndexError):
             pass
-    return {'rss_kib': rss, 'cpu_s': cpu, 'core_busy_s': core_busy(SERVER_CPU),
-            't': time.monotonic()}
+    return {'rss_kib': rss, 'cpu_s': cpu, 'threads': threads,
+            'core_busy_s': core_busy(SERVER_CPU), 't': time.monotonic()}
 
 
 def core_busy(core: str) -> float:
@@ -151,6 +164,7 @@ class Server:
                  sessions: int = 0) -> None:
         self.spec = spec
         self.port = port
+        self.threads = 0          # gunicorn --threads (gthread only)
         env = dict(os.environ, BENCH_PING_INTERVAL=str(ping[0]), BENCH_PING_TIMEOUT=str(ping[1]),
                    BENCH_ASYNC_MODE=spec.mode if spec.kind == 'gunicorn' else '',
                    PYTHONUNBUFFERED='1')
@@ -164,7 +178,7 @@ class Server:
             if spec.mode == 'gevent':
                 cmd += ['-k', 'gevent', '--worker-connections', '20000']
             else:
-                threads = max(spec.threads, sessions + 100)
+                threads = self.threads = max(spec.threads, sessions + 100)
                 cmd += ['-k', 'gthread', '--threads', str(threads),
                         '--worker-connections', str(max(2000, 2 * threads))]
             cmd.append(spec.module)
@@ -222,8 +236,12 @@ class Server:
 
 # -- load generator ---------------------------------------------------------------------
 
-def run_loadgen(cfg: dict, server: Server, timeout: float) -> dict:
-    """Run one scenario; sample the server at every mark. Returns the result plus samples."""
+def run_loadgen(cfg: dict, server: Server, timeout: float,
+                on_mark: Callable[[str], None] | None = None) -> dict:
+    """Run one scenario; sample the server at every mark. Returns the result plus samples.
+
+    ``on_mark(name)`` runs at each mark after the sample, while the load generator waits.
+    """
     cfg = dict(cfg, port=server.port, interactive=True, deadline=timeout)
     script = 'sio_loadgen.js' if server.spec.protocol == 'sio' else 'loadgen.js'
     proc = subprocess.Popen(['taskset', '-c', LOADGEN_CPU, 'node', str(BENCH / script),
@@ -242,6 +260,8 @@ def run_loadgen(cfg: dict, server: Server, timeout: float) -> dict:
                 continue
             if event.get('event') == 'mark':
                 marks[event['name']] = dict(event, **server.stats())
+                if on_mark is not None:
+                    on_mark(event['name'])
                 proc.stdin.write('go\n')
                 proc.stdin.flush()
             elif event.get('event') == 'result':
@@ -282,13 +302,13 @@ class Runner:
             self.echo_time = dict(warmup=0.5, duration=2)
             self.idle_ping = (2, 2)
             self.idle_hold = 5
-            self.broadcasts = 1
+            self.broadcasts = 3
             self.room_broadcasts = 10
         else:
             self.echo_time = dict(warmup=1, duration=5)
             self.idle_ping = (5, 5)
             self.idle_hold = 12
-            self.broadcasts = 3
+            self.broadcasts = 5
             self.room_broadcasts = 20
 
     def wanted(self, name: str) -> bool:
@@ -324,8 +344,9 @@ class Runner:
                             if k in ('rate', 'p50_ms', 'p99_ms', 'loadgen_cpu', 'server_cpu',
                                      'foreign_cpu',
                                      'rss_per_session_kib', 'alive', 'answering',
-                                     'broadcast_ms', 'server_cpu_ms_per_broadcast',
-                                     'errors', 'error'))
+                                     'broadcast_ms', 'broadcast_p99_ms',
+                                     'server_cpu_ms_per_broadcast', 'handshakes_made',
+                                     'gunicorn_threads', 'threads_held', 'errors', 'error'))
         print(f'  {spec.key:16} {scenario:14} #{repeat}: {summary}', flush=True)
 
     def traffic(self, spec: ServerSpec, repeat: int) -> None:
@@ -347,6 +368,27 @@ class Runner:
                             server_cpu=cpu_between(result['marks'], 'start', 'end'),
                             foreign_cpu=foreign_between(result['marks'], 'start', 'end'))
                 time.sleep(0.3)
+        finally:
+            server.stop()
+
+    def handshakes_unclosed(self, spec: ServerSpec, repeat: int) -> None:
+        """Polling handshakes that leave their sessions open, on a server started for them."""
+        name = 'handshakes_unclosed'
+        if not self.wanted(name):
+            return
+        total = UNCLOSED_HANDSHAKES[0 if self.quick else 1]
+        server = self.start(spec, self.idle_ping, f'{spec.key}-{name}-{repeat}')
+        try:
+            run_loadgen({'scenario': 'warm'}, server, 30)
+            result = run_loadgen({'scenario': 'handshakes', 'concurrency': 20, 'close': False,
+                                  'total': total, 'warmup': 0, 'duration': 60}, server, 120)
+            marks = result['marks']
+            self.record(spec, name, repeat, result,
+                        server_cpu=cpu_between(marks, 'start', 'end'),
+                        foreign_cpu=foreign_between(marks, 'start', 'end'),
+                        rss_end_kib=marks.get('end', {}).get('rss_kib'),
+                        threads_end=marks.get('end', {}).get('threads'),
+                        gunicorn_threads=server.threads or None)
         finally:
             server.stop()
 
@@ -377,19 +419,22 @@ class Runner:
         finally:
             server.stop()
 
-    def idle(self, spec: ServerSpec, size: int, repeat: int) -> None:
-        name = f'idle_{size}'
+    def idle(self, spec: ServerSpec, size: int, repeat: int, name: str = '',
+             ping: tuple[int, int] | None = None, hold: float = 0) -> None:
+        """``size`` idle WebSockets: memory, CPU, pings answered while held, broadcasts."""
+        name = name or f'idle_{size}'
         if not self.wanted(name):
             return
-        server = self.start(spec, self.idle_ping, f'{spec.key}-{name}-{repeat}',
-                        sessions=size)
+        ping = ping or self.idle_ping
+        hold = hold or self.idle_hold
+        server = self.start(spec, ping, f'{spec.key}-{name}-{repeat}', sessions=size)
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
             time.sleep(0.5)
             base = server.stats()
-            result = run_loadgen({'scenario': 'idle', 'sessions': size, 'hold': self.idle_hold,
+            result = run_loadgen({'scenario': 'idle', 'sessions': size, 'hold': hold,
                                   'broadcasts': self.broadcasts,
-                                  'pingInterval': self.idle_ping[0]}, server, 240)
+                                  'pingInterval': ping[0]}, server, 300)
             marks = result['marks']
             held = marks.get('held')
             per_session = None
@@ -398,6 +443,10 @@ class Runner:
             self.record(spec, name, repeat, result, rss_base_kib=base['rss_kib'],
                         rss_held_kib=held and held['rss_kib'],
                         rss_per_session_kib=per_session,
+                        gunicorn_threads=server.threads or None,
+                        threads_base=base['threads'],
+                        threads_connected=marks.get('connected', {}).get('threads'),
+                        threads_held=held and held['threads'],
                         server_cpu=cpu_between(marks, 'connected', 'held'),
                         foreign_cpu=foreign_between(marks, 'connected', 'held'))
         finally:
@@ -415,11 +464,21 @@ class Runner:
                     self.guarded(self.sio_room, spec, repeat)
                 else:
                     self.guarded(self.traffic, spec, repeat)
+                    self.guarded(self.handshakes_unclosed, spec, repeat)
             for spec in specs:
                 for size in spec.idle_sizes:
                     if size >= 10000 and repeat > 1:
                         continue          # once is enough for the largest one
                     self.guarded(self.idle, spec, size, repeat)
+                if spec.mode == 'threading' and spec.protocol == 'eio':
+                    self.guarded(self.gthread_idle, spec, repeat)
+
+    def gthread_idle(self, spec: ServerSpec, repeat: int) -> None:
+        """GTHREAD_IDLE_SIZE idle WebSockets on one gthread worker (--threads sessions + 100):
+        how many still answer pings after a few short ping intervals."""
+        intervals = GTHREAD_IDLE_INTERVALS[0 if self.quick else 1]
+        self.idle(spec, GTHREAD_IDLE_SIZE, repeat, name=f'idle_ws_gthread_{GTHREAD_IDLE_SIZE}',
+                  ping=GTHREAD_IDLE_PING, hold=intervals * GTHREAD_IDLE_PING[0] + 1)
 
     def guarded(self, fn, spec: ServerSpec, *args) -> None:
         try:
@@ -505,7 +564,7 @@ def snapshot_library() -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--quick', action='store_true', help='one short repeat (about 4 minutes)')
+    parser.add_argument('--quick', action='store_true', help='one short repeat (about 8 minutes)')
     parser.add_argument('--repeats', type=int, default=0)
     parser.add_argument('--servers', nargs='*', help='only these server keys')
     parser.add_argument('--scenarios', nargs='*',
@@ -521,6 +580,10 @@ def main() -> None:
     info['idle_ping'] = runner.idle_ping
     info['idle_hold'] = runner.idle_hold
     info['echo_time'] = runner.echo_time
+    info['unclosed_handshakes'] = UNCLOSED_HANDSHAKES[0 if args.quick else 1]
+    intervals = GTHREAD_IDLE_INTERVALS[0 if args.quick else 1]
+    info['gthread_idle'] = {'sessions': GTHREAD_IDLE_SIZE, 'ping': GTHREAD_IDLE_PING,
+                            'hold': intervals * GTHREAD_IDLE_PING[0] + 1}
     info['loadavg_start'] = Path('/proc/loadavg').read_text().split()[:3]
     snapshot, info['sources'] = snapshot_library()
     try:

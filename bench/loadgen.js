@@ -176,8 +176,14 @@ class WsSession {
 // -- scenarios ---------------------------------------------------------------------------
 
 async function echo() {
-  const { transport, sessions: count, size = 100, warmup = 1, duration = 5 } = cfg;
+  const { transport, sessions: count, size = 100, warmup = 1, duration = 5, open = 0 } = cfg;
   const payload = 'x'.repeat(size);
+  // sessions handshaken and left open (no GET, no close) next to the echo ones:
+  // what a server carries for clients that went away
+  for (let i = 0; i < open; i += 20) {
+    await Promise.all(Array.from({ length: Math.min(20, open - i) }, () => pollingHandshake()
+      .catch((err) => countError('open handshake: ' + String(err.message).slice(0, 40)))));
+  }
   const rec = new Recorder();
   let running = true;
   const sentAt = new Map();
@@ -197,36 +203,48 @@ async function echo() {
   await mark('end');
   running = false;
   await Promise.all(sessions.map((s) => s.close()));
-  return { ...result, sessions: sessions.length, connect_failures: failures };
+  return { ...result, sessions: sessions.length, connect_failures: failures, open_sessions: open };
 }
 
+// Polling handshakes, `concurrency` at a time. With `close` (the default) each
+// client closes its session at once; without, each handshake leaves a session
+// on the server until its ping timeout (as clients that go away do), and
+// `total` bounds how many are made. Runs `duration` seconds after `warmup`,
+// or until `total` handshakes are done.
 async function handshakes() {
-  const { concurrency = 20, warmup = 1, duration = 5 } = cfg;
+  const { concurrency = 20, warmup = 1, duration = 5, close = true, total = Infinity } = cfg;
   const rec = new Recorder();
   let running = true;
+  let started = 0;
+  let active = concurrency;
+  let allDone;
+  const finished = new Promise((resolve) => { allDone = resolve; });
   async function worker() {
-    while (running) {
+    while (running && started < total) {
+      started += 1;
       const t = now();
       try {
         const info = await pollingHandshake();
-        await request('POST', `?EIO=4&transport=polling&sid=${encodeURIComponent(info.sid)}`, '1');
+        if (close) await request('POST', `?EIO=4&transport=polling&sid=${encodeURIComponent(info.sid)}`, '1');
         rec.add(now() - t);
       } catch (err) {
         countError('handshake: ' + String(err.message).slice(0, 40));
         await sleep(10);
       }
     }
+    active -= 1;
+    if (active === 0) allDone();
   }
   const workers = Array.from({ length: concurrency }, worker);
-  await sleep(warmup * 1000);
+  if (warmup) await sleep(warmup * 1000);
   await mark('start');
   rec.reset();
-  await sleep(duration * 1000);
+  await Promise.race([sleep(duration * 1000), finished]);
   const result = rec.summary();
   await mark('end');
   running = false;
   await Promise.all(workers);
-  return { ...result, concurrency };
+  return { ...result, concurrency, closed: close, handshakes_made: started };
 }
 
 async function idle() {
@@ -285,6 +303,8 @@ async function idle() {
     expected_pings: expected,
     min_pings: minPings,
     broadcast_ms: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
+    // with a few broadcasts, the slowest one
+    broadcast_p99_ms: sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))] : null,
     broadcast_all_ms: times,
     loadgen_cpu: loadgenCpu,
   };

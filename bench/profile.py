@@ -2,10 +2,13 @@
 
     bench/.venv/bin/python bench/profile.py [ws_echo_50 poll_echo_50 ...] [--server KEY]
     bench/.venv/bin/python bench/profile.py sio_ack_ws_50 --server sio-eiowsgi-gevent
+    bench/.venv/bin/python bench/profile.py handshakes_unclosed --server eiowsgi-gthread
+    bench/.venv/bin/python bench/profile.py --summarize bench/results/profile/*.txt
 
 Starts an echo server (default: engineio_wsgi on gevent) as in the benchmark, runs the scenario
 for a while, samples the gunicorn worker with ``py-spy record`` and prints the
-functions with the most time (self and inclusive), with file:line. The
+functions with the most time (self and inclusive), with file:line; in threading
+mode only the thread holding the GIL is sampled. The
 collapsed stacks are kept in results/profile/ (flamegraph-ready).
 py-spy needs ptrace rights over the worker (root, or ptrace_scope 0).
 """
@@ -26,6 +29,36 @@ SCENARIOS = dict(harness.EIO_TRAFFIC + harness.SIO_TRAFFIC)
 # emits to a room of 1,000, one after the other, for longer than the sampling
 SCENARIOS[f'sio_room_{harness.SIO_ROOM_SIZE}'] = {
     'scenario': 'room', 'sessions': harness.SIO_ROOM_SIZE, 'broadcasts': 150}
+# handshakes that leave their sessions open, for longer than the sampling: with a
+# 5 s ping each lives about 10 s, so the server carries thousands meanwhile
+SCENARIOS['handshakes_unclosed'] = {'scenario': 'handshakes', 'close': False, 'concurrency': 20,
+                                    'total': 30000, 'warmup': 0}
+# polling echo next to 2,000 sessions handshaken and left open (each with its heartbeat)
+SCENARIOS['poll_echo_50_open'] = dict(SCENARIOS['poll_echo_50'], open=2000)
+# one message to 5,000 idle WebSockets, again and again (0.3 s apart)
+SCENARIOS['broadcast_5000'] = {'scenario': 'idle', 'sessions': 5000, 'hold': 1, 'broadcasts': 60,
+                               'pingInterval': 25}
+# 5,000 idle WebSockets, pinged every 5 s: what the server does while nothing happens
+SCENARIOS['idle_5000'] = {'scenario': 'idle', 'sessions': 5000, 'hold': 25, 'broadcasts': 0,
+                          'pingInterval': 5}
+#: the server's ping interval and timeout, where not the traffic runs' 25 s / 20 s
+PING = {'handshakes_unclosed': (5, 5), 'idle_5000': (5, 5)}
+#: scenarios that connect this many WebSockets before the sampling starts
+CONNECTS = {'broadcast_5000': 5000, 'idle_5000': 5000}
+
+
+PACKAGES = ('engineio_wsgi', 'gunicorn', 'gevent', 'websockets', 'engineio', 'socketio',
+            'simple_websocket', 'greenlet')
+
+
+def package_of(frame: str) -> str:
+    """``engineio_wsgi``, ``gunicorn``, ``gevent``... for a py-spy frame ``func (file:line)``;
+    ``python`` for the standard library."""
+    where = frame[frame.rfind('(') + 1:]
+    for part in where.split('/')[:-1]:
+        if part in PACKAGES:
+            return part
+    return 'python'
 
 
 def summarize(raw: Path, top: int) -> str:
@@ -46,7 +79,19 @@ def summarize(raw: Path, top: int) -> str:
             if name not in seen:       # count a function once per stack (recursion)
                 seen.add(name)
                 inclusive[name] += count
-    out = [f'{total} samples', '', 'self time (line):']
+    packages: collections.Counter[str] = collections.Counter()
+    for frame, n in self_time.items():
+        packages[package_of(frame)] += n
+    own: collections.Counter[str] = collections.Counter()
+    for frame, n in self_time.items():
+        own[frame.rsplit(':', 1)[0] + ')' if frame.endswith(')') else frame] += n
+    out = [f'{total} samples', '', 'self time by package (of the innermost frame):',
+           '  ' + ', '.join(f'{name} {100 * n / total:.1f}%'
+                            for name, n in packages.most_common()),
+           '', 'self time (function):']
+    for frame, n in own.most_common(top):
+        out.append(f'  {100 * n / total:5.1f}%  {frame}')
+    out += ['', 'self time (line):']
     for frame, n in self_time.most_common(top):
         out.append(f'  {100 * n / total:5.1f}%  {frame}')
     out += ['', 'inclusive time (function):']
@@ -63,7 +108,15 @@ def main() -> None:
                         help='server key as in harness.py (default eiowsgi-gevent)')
     parser.add_argument('--seconds', type=float, default=8)
     parser.add_argument('--top', type=int, default=30)
+    parser.add_argument('--summarize', nargs='*', metavar='RAW',
+                        help='only summarize these raw files of earlier runs')
     args = parser.parse_args()
+    if args.summarize:
+        for path in args.summarize:
+            print(f'== {path}')
+            print(summarize(Path(path), args.top))
+            print()
+        return
     out_dir = harness.RESULTS / 'profile'
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = next(s for s in harness.server_specs(quick=True) if s.key == args.server)
@@ -71,19 +124,26 @@ def main() -> None:
         sys.exit('py-spy profiles the Python servers only')
     for name in args.scenarios:
         server = harness.Server(spec, 23000 + int(time.time()) % 1000,
-                                (25, 20), f'profile-{name}')
+                                PING.get(name, (25, 20)), f'profile-{name}',
+                                sessions=CONNECTS.get(name, 0))
         try:
             harness.run_loadgen({'scenario': 'warm'}, server, 30)
             raw = out_dir / f'{spec.key}-{name}.txt'
-            cfg = dict(SCENARIOS[name], warmup=1, duration=args.seconds + 2)
+            # the open sessions first, if any (500 handshakes a second or more)
+            # and the idle WebSockets (400 a second or more)
+            opening = SCENARIOS[name].get('open', 0) / 500 + CONNECTS.get(name, 0) / 400
+            cfg = dict({'warmup': 1}, **SCENARIOS[name], duration=args.seconds + 2 + opening)
             result: dict = {}
             load = threading.Thread(target=lambda: result.update(
                 harness.run_loadgen(cfg, server, 120)))
             load.start()
-            time.sleep(1.5)
+            time.sleep(1.5 + opening)
             subprocess.run([str(harness.VENV_BIN / 'py-spy'), 'record', '--pid', str(server.worker),
                             '--duration', str(int(args.seconds)), '--rate', '250',
-                            '--format', 'raw', '--output', str(raw), '--nonblocking'],
+                            '--format', 'raw', '--output', str(raw), '--nonblocking']
+                           # threads: only the one holding the GIL, that is where the
+                           # time goes; the others wait (gevent: one thread anyway)
+                           + (['--gil'] if spec.mode == 'threading' else []),
                            check=True, capture_output=True)
             load.join()
             print(f'== {spec.key} {name}: {result.get("rate", 0):,.0f}/s under the profiler '

@@ -57,6 +57,12 @@ TRAFFIC = [
     ('handshakes', 'rate', 'Handshakes/s (polling handshake + close, 20 at a time)', 0),
     ('handshakes', 'p50_ms', 'Handshake + close, p50 ms', 2),
     ('handshakes', 'rate_per_cpu', 'Handshakes per CPU-second of the server', 0),
+    ('handshakes_unclosed', 'rate', 'Handshakes/s, sessions left open (polling handshake only, '
+     '20 at a time, a bounded number; each session stays until its ping timeout)', 0),
+    ('handshakes_unclosed', 'p50_ms', 'Handshake, sessions left open, p50 ms', 2),
+    ('handshakes_unclosed', 'p99_ms', 'Handshake, sessions left open, p99 ms', 2),
+    ('handshakes_unclosed', 'rate_per_cpu', 'Handshakes, sessions left open, per CPU-second '
+     'of the server', 0),
     ('ws_echo_1', 'rate', 'WebSocket echo, 1 session: msg/s', 0),
     ('ws_echo_1', 'p50_ms', 'WebSocket echo, 1 session: p50 ms', 3),
     ('ws_echo_1', 'p99_ms', 'WebSocket echo, 1 session: p99 ms', 3),
@@ -117,11 +123,35 @@ def idle_rows(size: int) -> list[tuple[str, str, str, int]]:
         (f'idle_{size}', 'server_cpu_pct', f'{s} idle WebSockets: server CPU %', 1),
         (f'idle_{size}', 'answering', f'{s} idle WebSockets: answering pings', 0),
         (f'idle_{size}', 'broadcast_ms', f'{s} idle WebSockets: broadcast to all, ms', 1),
+        (f'idle_{size}', 'broadcast_p99_ms',
+         f'{s} idle WebSockets: broadcast to all, slowest of the run, ms', 1),
     ]
 
 
+def idle_sizes(by: dict) -> list[int]:
+    """The sizes of the idle_N scenarios in the results."""
+    return sorted({int(k[1].split('_')[1]) for k in by
+                   if k[1].startswith('idle_') and k[1].split('_')[1].isdigit()})
+
+
+GTHREAD_IDLE = 'idle_ws_gthread_5000'
+GTHREAD_IDLE_ROWS = [
+    (GTHREAD_IDLE, 'answering', '5,000 idle WebSockets on one gthread worker, ping every 5 s: '
+     'answering pings after the hold', 0),
+    (GTHREAD_IDLE, 'alive', '5,000 idle WebSockets on gthread: sessions still open after the hold',
+     0),
+    (GTHREAD_IDLE, 'gunicorn_threads', '5,000 idle WebSockets on gthread: gunicorn --threads', 0),
+    (GTHREAD_IDLE, 'threads_connected', '5,000 idle WebSockets on gthread: OS threads in the '
+     'worker once all connected', 0),
+    (GTHREAD_IDLE, 'threads_held', '5,000 idle WebSockets on gthread: OS threads after the hold',
+     0),
+    (GTHREAD_IDLE, 'rss_per_session_kib', '5,000 idle WebSockets on gthread: KiB per session', 1),
+    (GTHREAD_IDLE, 'broadcast_ms', '5,000 idle WebSockets on gthread: broadcast to all, ms', 1),
+]
+
+
 LOWER_IS_BETTER = ('p50_ms', 'p99_ms', 'rss_per_session_kib', 'server_cpu_pct', 'broadcast_ms',
-                   'server_cpu_ms_per_broadcast')
+                   'broadcast_p99_ms', 'server_cpu_ms_per_broadcast')
 
 
 def load(path: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
@@ -184,7 +214,7 @@ def cell(by: dict, server: str, scenario: str, field: str, digits: int) -> str:
 
 
 def ratio(by: dict, a: str, b: str, scenario: str, field: str) -> str:
-    if field == 'answering':
+    if field in ('answering', 'gunicorn_threads'):
         return ''
     x, y = median(by, a, scenario, field), median(by, b, scenario, field)
     if x is None or not y:
@@ -253,6 +283,59 @@ def targets(by: dict) -> str:
          'eiowsgi-gthread', 'pyeio-gthread', 'ws_echo_50')
     return '\n'.join(['| target | ratio of medians | ratio per server CPU-second | |',
                       '|---|---|---|---|', *rows])
+
+
+def targets_13(by: dict) -> str:
+    """The targets of issue 13: handshakes and polling, memory, gthread at 5,000, broadcast."""
+    rows = []
+
+    def r(a: str, b: str, scenario: str, field: str) -> float | None:
+        x, y = median(by, a, scenario, field), median(by, b, scenario, field)
+        return None if x is None or not y else x / y
+
+    def add(text: str, value: float | None, goal: float, lower: bool = False,
+            shown: str | None = None, per_cpu: float | None = None) -> None:
+        if value is None:
+            rows.append(f'| {text} | – | – | not measured |')
+            return
+        ok = value <= goal if lower else value >= goal
+        extra = '–' if per_cpu is None else f'{per_cpu:.2f}×'
+        rows.append(f"| {text} | {shown or f'{value:.2f}×'} | {extra} | "
+                    f"{'met' if ok else '**not met**'} |")
+
+    for worker in ('gevent', 'gthread'):
+        a, b = f'eiowsgi-{worker}', f'pyeio-{worker}'
+        for scenario, what in (('handshakes', 'Handshakes/s (closed)'),
+                               ('handshakes_unclosed', 'Handshakes/s (left open)'),
+                               ('poll_echo_1', 'Polling echo, 1 session'),
+                               ('poll_echo_50', 'Polling echo, 50 sessions')):
+            add(f'{what}, {worker} ≥ 1.5× python-engineio', r(a, b, scenario, 'rate'), 1.5,
+                per_cpu=r(a, b, scenario, 'rate_per_cpu'))
+    for size in (1000, 5000):
+        kib = median(by, 'eiowsgi-gevent', f'idle_{size}', 'rss_per_session_kib')
+        add(f'Memory per idle WebSocket ({size:,}, gevent) ≤ 20 KiB', kib, 20, lower=True,
+            shown=None if kib is None else f'{kib:.1f} KiB')
+    add('Idle CPU with 5,000 WebSockets (gevent) ≤ 2× Node',
+        r('eiowsgi-gevent', 'node', 'idle_5000', 'server_cpu_pct'), 2, lower=True)
+    recs = by.get(('eiowsgi-gthread', GTHREAD_IDLE), [])
+    if recs:
+        worst = min(recs, key=lambda x: x.get('answering', 0))
+        rows.append(f"| 5,000 idle WebSockets on one gthread worker all answer pings "
+                    f"(--threads {worst.get('gunicorn_threads')}) | "
+                    f"{worst.get('answering', 0):,}/5,000 | | "
+                    f"{'met' if worst.get('answering', 0) >= 5000 else '**not met**'} |")
+    else:
+        rows.append('| 5,000 idle WebSockets on one gthread worker all answer pings | – | | '
+                    'not measured |')
+    add('WebSocket echo, 50 sessions (gevent) ≥ 0.5× Node',
+        r('eiowsgi-gevent', 'node', 'ws_echo_50', 'rate'), 0.5,
+        per_cpu=r('eiowsgi-gevent', 'node', 'ws_echo_50', 'rate_per_cpu'))
+    for field, what in (('broadcast_ms', 'median'), ('broadcast_p99_ms', 'slowest')):
+        ms = median(by, 'eiowsgi-gevent', 'idle_5000', field)
+        add(f'Broadcast to 5,000 WebSockets (gevent, {what}) ≤ 150 ms', ms, 150, lower=True,
+            shown=None if ms is None else f'{ms:.0f} ms')
+    return '\n'.join(['| target | measured | per server CPU-second | |', '|---|---|---|---|',
+                      *rows])
 
 
 def speedup(by: dict, a: str, b: str, scenario: str, field: str) -> float | None:
@@ -358,7 +441,7 @@ def chart(by: dict, path: Path, machine: dict) -> bool:
          'rate', 'Throughput (higher is better)', 'messages or handshakes per second', log=True)
     bars(axes[0][1], [('ws_echo_50', 'WS echo p50'), ('poll_echo_50', 'polling echo p50')],
          'p50_ms', 'Latency with 50 sessions (lower is better)', 'ms')
-    sizes = sorted({int(k[1].split('_')[1]) for k in by if k[1].startswith('idle_')})
+    sizes = idle_sizes(by)
     idle = [(f'idle_{n}', f'{n:,} idle') for n in sizes]
     bars(axes[1][0], idle, 'rss_per_session_kib', 'Memory per idle WebSocket session (lower is better)',
          'KiB (server RSS growth / sessions)')
@@ -488,7 +571,7 @@ def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / 'results.json'
     machine, by = load(path)
     out_dir = path.parent
-    sizes = sorted({int(k[1].split('_')[1]) for k in by if k[1].startswith('idle_')})
+    sizes = idle_sizes(by)
     rows = TRAFFIC + [r for n in sizes for r in idle_rows(n)]
     reps = max((len(v) for v in by.values()), default=0)
     pk = machine.get('packages', {})
@@ -519,7 +602,13 @@ def main() -> None:
         f"Figures are medians of {reps} repeat(s), (min–max) when more than one; "
         f"ratios are of medians from this run. Memory is the growth of the worker's resident "
         f"memory (`VmRSS`, the gunicorn worker's process tree; Node's process) divided by the "
-        f"number of sessions.",
+        f"number of sessions."
+        + (f" Handshakes left open: {machine['unclosed_handshakes']:,} per server, 20 at a "
+           f"time, on a server of their own with the idle runs' ping; "
+           f"{machine['gthread_idle']['sessions']:,} idle WebSockets on one gthread worker: "
+           f"`--threads` sessions + 100, ping {machine['gthread_idle']['ping'][0]} s / "
+           f"{machine['gthread_idle']['ping'][1]} s, held {machine['gthread_idle']['hold']} s."
+           if 'gthread_idle' in machine else ''),
         '',
         *noise_warning(by),
         '## gevent (`gunicorn -k gevent -w 1`) and Node',
@@ -529,8 +618,12 @@ def main() -> None:
         '',
         '## Threading mode (`gunicorn -k gthread -w 1`)',
         '',
-        table(by, GTHREAD, rows, [('eiowsgi-gthread', 'pyeio-gthread',
-                                   'engineio_wsgi ÷ python-engineio')]),
+        table(by, GTHREAD, rows + GTHREAD_IDLE_ROWS,
+              [('eiowsgi-gthread', 'pyeio-gthread', 'engineio_wsgi ÷ python-engineio')]),
+        '',
+        '## Targets (issue 13)',
+        '',
+        targets_13(by),
         '',
         '## Targets (issue 6)',
         '',
@@ -544,8 +637,9 @@ def main() -> None:
         'figure is a lower bound for that server; other processes on the server\'s core '
         '(anything else running on the machine) take time from the server and lower its figures.',
         '',
-        loadgen_table(by, ['handshakes', 'ws_echo_1', 'ws_echo_50', 'poll_echo_1', 'poll_echo_50']
-                      + [f'idle_{n}' for n in sizes] + [g[0] for g in SIO_SPEED]),
+        loadgen_table(by, ['handshakes', 'handshakes_unclosed', 'ws_echo_1', 'ws_echo_50', 'poll_echo_1', 'poll_echo_50']
+                      + [f'idle_{n}' for n in sizes] + [GTHREAD_IDLE]
+                      + [g[0] for g in SIO_SPEED]),
         '',
         '![chart](chart.png)',
         '',

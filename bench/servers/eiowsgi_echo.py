@@ -4,12 +4,17 @@ Every message goes back to its sender; the text message ``broadcast`` makes
 the server send ``b`` to every connected session instead.
 
 Environment: BENCH_ASYNC_MODE (gevent | threading), BENCH_PING_INTERVAL,
-BENCH_PING_TIMEOUT (seconds, whole numbers so every server advertises the same).
+BENCH_PING_TIMEOUT (seconds, whole numbers so every server advertises the same),
+BENCH_LOGGER=1 for the library's own log (each session's end and its reason).
 """
 
+import logging
 import os
 
 import engineio_wsgi
+
+if os.environ.get('BENCH_LOGGER') == '1':
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s')
 
 sids = set()
 
@@ -18,6 +23,7 @@ eio = engineio_wsgi.Server(
     ping_interval=int(os.environ.get('BENCH_PING_INTERVAL', '25')),
     ping_timeout=int(os.environ.get('BENCH_PING_TIMEOUT', '20')),
     cors_allowed_origins='*',
+    logger=os.environ.get('BENCH_LOGGER') == '1',
 )
 
 
