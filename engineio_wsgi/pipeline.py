@@ -15,7 +15,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import logs, polling, websocket
+from . import logs
+from . import polling_transport as polling
+from . import websocket_transport as websocket
 from .backends import Backend
 from .cors import CorsPolicy
 from .errors import (

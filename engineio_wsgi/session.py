@@ -11,7 +11,7 @@ Concurrency rules of this module:
   hot path). Nothing blocks while holding it: no I/O, no user code, no
   logging that could block.
 - Outgoing packets go through one ordered queue, which the transport
-  drains: a GET on polling, a writer task on WebSocket (see websocket.py).
+  drains: a GET on polling, a writer task on WebSocket (see websocket_transport.py).
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and
   only record a time; messages reach the application off the I/O path, in
   order (dispatch.py).

@@ -2,7 +2,7 @@
 
 A session is protocol state: its life cycle, its outgoing queue, its
 heartbeat and its dispatcher. A transport is how bytes move between it and
-the client: long-polling requests (polling.py), a WebSocket (websocket.py),
+the client: long-polling requests (polling_transport.py), a WebSocket (websocket_transport.py),
 and, for a session served by this process whose client is connected to
 another one, a transport that would publish the packets to that process
 and feed the packets it relays back in. The session holds one transport at a

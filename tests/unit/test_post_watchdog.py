@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 
 from engineio_wsgi.options import Options
-from engineio_wsgi.polling import PollingTransport, _Watchdog
+from engineio_wsgi.polling_transport import PollingTransport, _Watchdog
 from engineio_wsgi.reasons import Reason
 from engineio_wsgi.session import Session
 

@@ -7,11 +7,11 @@ from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.lifecycle import IllegalTransition
 from engineio_wsgi.options import Options
 from engineio_wsgi.packets import Packet, PacketType, decode_packet
-from engineio_wsgi.polling import PollingTransport
+from engineio_wsgi.polling_transport import PollingTransport
 from engineio_wsgi.reasons import Reason
 from engineio_wsgi.session import Session, State
 from engineio_wsgi.transport import DuplicateRequest, ProtocolViolation, RateLimited
-from engineio_wsgi.websocket import WebSocketTransport
+from engineio_wsgi.websocket_transport import WebSocketTransport
 from tests.live import wait_until
 
 from .fakes import FakeBackend, FakeConn, FakeTransport

@@ -11,11 +11,11 @@ import pytest
 from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.options import Options
 from engineio_wsgi.packets import Packet, PacketType, decode_packet
-from engineio_wsgi.polling import PollingTransport
+from engineio_wsgi.polling_transport import PollingTransport
 from engineio_wsgi.reasons import Reason
 from engineio_wsgi.session import Session, State
 from engineio_wsgi.transport import Transport, Unconnected
-from engineio_wsgi.websocket import WebSocketTransport
+from engineio_wsgi.websocket_transport import WebSocketTransport
 from tests.live import wait_until
 
 from .fakes import FakeBackend, FakeConn
