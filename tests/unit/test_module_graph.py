@@ -41,7 +41,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read_from_the_sources():
     graph = imports()
-    assert 'session' in graph['polling'] and 'transport' in graph['session']
+    assert 'session' in graph['polling_transport'] and 'transport' in graph['session']
 
 
 def test_no_import_cycles():
