@@ -159,8 +159,11 @@ def owner(sid: str) -> str:
 
 
 def no_tracebacks(cluster: Cluster) -> None:
+    """No traceback, no dead gunicorn, and no warning that the processes do not
+    share sessions (they do)."""
     log = cluster.log()
     assert 'Traceback' not in log, cluster.diagnostics()
+    assert 'several processes serve this Engine.IO application' not in log, cluster.diagnostics()
     for server in cluster.servers:
         assert server.proc.poll() is None, f'gunicorn on {server.port} exited\n{cluster.diagnostics()}'
 
