@@ -1,0 +1,74 @@
+"""Echo application for the tests of several processes (``Server(cluster=...)``).
+
+Run by gunicorn as ``tests.apps.cluster_echo:app``. Configured from the
+environment, read at import time:
+
+    EIO_CLUSTER          the cluster= value (a redis:// URL), mandatory
+    EIO_PING_INTERVAL    optional: seconds (float)
+    EIO_PING_TIMEOUT     optional: seconds (float)
+    EIO_LOG_LEVEL        optional: configure logging to stderr at this level
+
+Messages: every message is sent back to its sender, except the text
+messages ``close`` (the server disconnects the session) and ``whoami`` (the
+reply is the node id of the process that owns the session).
+
+Routes outside ``/engine.io/``: ``/__node`` answers this process's node id,
+``/__sessions`` the number of sessions it owns (both text/plain).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import engineio_wsgi
+from engineio_wsgi import sids
+
+_level = os.environ.get('EIO_LOG_LEVEL', '').strip().upper()
+if _level:
+    logging.basicConfig(level=getattr(logging, _level, logging.INFO), stream=sys.stderr,
+                        format='%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s')
+
+
+def _options() -> dict[str, Any]:
+    options: dict[str, Any] = {'cluster': os.environ['EIO_CLUSTER'], 'async_mode': None}
+    for env_name, option in (('EIO_PING_INTERVAL', 'ping_interval'),
+                             ('EIO_PING_TIMEOUT', 'ping_timeout')):
+        value = os.environ.get(env_name, '').strip()
+        if value:
+            options[option] = float(value)
+    return options
+
+
+eio = engineio_wsgi.Server(**_options())
+
+
+@eio.on('message')
+def on_message(sid: str, data: str | bytes) -> None:
+    if data == 'close':
+        eio.disconnect(sid)
+    elif data == 'whoami':
+        eio.send(sid, sids.process_tag())
+    else:
+        eio.send(sid, data)
+
+
+def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ.get('PATH_INFO')
+    if path == '/__node':
+        body = sids.process_tag().encode('ascii')
+    elif path == '/__sessions':
+        body = str(eio.session_count()).encode('ascii')
+    else:
+        start_response('404 Not Found', [('Content-Type', 'text/plain'),
+                                         ('Content-Length', '9')])
+        return [b'not found']
+    start_response('200 OK', [('Content-Type', 'text/plain'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+
+
+app = engineio_wsgi.WSGIApp(eio, fallback)
