@@ -13,16 +13,20 @@ messages ``close`` (the server disconnects the session) and ``whoami`` (the
 reply is the node id of the process that owns the session).
 
 Routes outside ``/engine.io/``: ``/__node`` answers this process's node id,
-``/__sessions`` the number of sessions it owns (both text/plain).
+``/__sessions`` the number of sessions it owns (both text/plain),
+``/__session?sid=<sid>`` JSON ``{"exists", "transport", "get_waiting",
+"queued"}`` for a session this process owns (so that tests wait for a state).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 import engineio_wsgi
 from engineio_wsgi import sids
@@ -56,12 +60,26 @@ def on_message(sid: str, data: str | bytes) -> None:
         eio.send(sid, data)
 
 
+def _session_state(sid: str) -> dict[str, Any]:
+    """What this process holds for a session (internal attributes: test app only)."""
+    session = eio._sessions.get(sid)
+    if session is None:
+        return {'exists': False, 'transport': None, 'get_waiting': None, 'queued': None}
+    polling = session.polling
+    return {'exists': True, 'transport': session.transport,
+            'get_waiting': polling is not None and polling.get_waiting,
+            'queued': len(session.outbox)}
+
+
 def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ.get('PATH_INFO')
     if path == '/__node':
         body = sids.process_tag().encode('ascii')
     elif path == '/__sessions':
         body = str(eio.session_count()).encode('ascii')
+    elif path == '/__session':
+        sid = parse_qs(environ.get('QUERY_STRING', '')).get('sid', [''])[0]
+        body = json.dumps(_session_state(sid)).encode('ascii')
     else:
         start_response('404 Not Found', [('Content-Type', 'text/plain'),
                                          ('Content-Length', '9')])
