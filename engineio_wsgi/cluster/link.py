@@ -35,6 +35,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -147,11 +148,21 @@ class ClusterLink:
             self.inbox = Inbox(self.client, self.node, self._received)
             self.inbox.start()
             self._pid = pid
-            if not self.inbox.subscribed.wait(STARTUP_WAIT):
+            if not self._listening_soon(self.inbox):
                 logger.warning('cluster node %s: Redis did not answer; sessions of this '
                                'process are served here only until it does', self.node)
             else:
                 logger.info('cluster node %s listening', self.node)
+
+    @staticmethod
+    def _listening_soon(inbox: Inbox) -> bool:
+        """Wait until the inbox listens; not once Redis refused it (no wait
+        while Redis is away: the inbox keeps trying in the background)."""
+        deadline = time.monotonic() + STARTUP_WAIT
+        while not inbox.subscribed.wait(0.02):
+            if inbox.reconnects or time.monotonic() > deadline:
+                return False
+        return True
 
     def owner_elsewhere(self, sid: str) -> str | None:
         """The node that owns ``sid`` when it is another one."""

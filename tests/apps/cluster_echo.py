@@ -15,7 +15,10 @@ reply is the node id of the process that owns the session).
 Routes outside ``/engine.io/``: ``/__node`` answers this process's node id,
 ``/__sessions`` the number of sessions it owns (both text/plain),
 ``/__session?sid=<sid>`` JSON ``{"exists", "transport", "get_waiting",
-"queued"}`` for a session this process owns (so that tests wait for a state).
+"queued"}`` for a session this process owns (so that tests wait for a state),
+``/__send?sid=<sid>&data=<text>`` and ``/__disconnect?sid=<sid>`` call
+``eio.send`` / ``eio.disconnect`` in this process (for any session of the
+cluster) and answer ``done``, or ``unavailable`` when Redis cannot be reached.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from urllib.parse import parse_qs
 
 import engineio_wsgi
 from engineio_wsgi import sids
+from engineio_wsgi.cluster import ClusterUnavailable
 
 _level = os.environ.get('EIO_LOG_LEVEL', '').strip().upper()
 if _level:
@@ -60,6 +64,10 @@ def on_message(sid: str, data: str | bytes) -> None:
         eio.send(sid, data)
 
 
+def _query(environ: dict[str, Any], name: str) -> str:
+    return parse_qs(environ.get('QUERY_STRING', '')).get(name, [''])[0]
+
+
 def _session_state(sid: str) -> dict[str, Any]:
     """What this process holds for a session (internal attributes: test app only)."""
     session = eio._sessions.get(sid)
@@ -78,8 +86,17 @@ def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
     elif path == '/__sessions':
         body = str(eio.session_count()).encode('ascii')
     elif path == '/__session':
-        sid = parse_qs(environ.get('QUERY_STRING', '')).get('sid', [''])[0]
+        sid = _query(environ, 'sid')
         body = json.dumps(_session_state(sid)).encode('ascii')
+    elif path in ('/__send', '/__disconnect'):
+        try:
+            if path == '/__send':
+                eio.send(_query(environ, 'sid'), _query(environ, 'data'))
+            else:
+                eio.disconnect(_query(environ, 'sid'))
+            body = b'done'
+        except ClusterUnavailable:
+            body = b'unavailable'
     else:
         start_response('404 Not Found', [('Content-Type', 'text/plain'),
                                          ('Content-Length', '9')])

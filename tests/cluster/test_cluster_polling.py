@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,6 +19,7 @@ from engineio_wsgi.cluster.link import FORWARD_TIMEOUT
 from tests.live import (
     CLOSE,
     MESSAGE,
+    ROOT,
     Background,
     Packet,
     PollingClient,
@@ -145,3 +148,80 @@ def test_owner_killed_requests_elsewhere_get_unknown_sid_within_a_second(pair, r
     mine.handshake()
     mine.send('still here')
     assert mine.receive(1) == ['still here']
+
+
+def test_send_and_disconnect_from_a_process_that_does_not_own_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    for i in range(20):
+        assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=s{i}').text == 'done'
+    assert owner.receive(20) == [f's{i}' for i in range(20)]
+    assert http_request(b.port, 'GET', f'/__disconnect?sid={owner.sid}').text == 'done'
+    assert [p.type for p in owner.poll()] == [CLOSE]
+    expect_error(owner.get(), 400, 1)
+
+
+def test_emitter_from_a_plain_process(pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    code = f'''
+from engineio_wsgi.cluster import Emitter
+emitter = Emitter({redis_server.url!r})
+results = [emitter.send({owner.sid!r}, f'e{{i}}') for i in range(50)]
+results.append(emitter.send({owner.sid!r}, b'\\x00bin'))
+results.append(emitter.disconnect({owner.sid!r}))
+results.append(emitter.send('AAAA' + {owner.sid!r}[4:], 'to a node that never was'))
+print(results)
+'''
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30, env={**os.environ, 'PYTHONPATH': ROOT})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str([True] * 52 + [False])
+    messages = []
+    while True:
+        packets = owner.poll()
+        messages += [p.data for p in packets if p.type == MESSAGE]
+        if packets[-1].type == CLOSE:
+            break
+    assert messages == [f'e{i}' for i in range(50)] + [b'\x00bin']
+    expect_error(owner.get(), 400, 1)
+
+
+def test_redis_down_local_sessions_work_forwarded_requests_fail_fast_then_resume(
+        pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    nodes = [node(a.port), node(b.port)]
+    on(b.port, owner).send('before')
+    assert owner.receive(1) == ['before']
+    redis_server.stop()
+    # the session's own process serves it as before
+    owner.send('local')
+    assert owner.receive(1) == ['local']
+    # a request for it on the other process fails fast with 503
+    started = time.monotonic()
+    expect_error(on(b.port, owner).post(Packet.message('lost')), 503, 3)
+    expect_error(on(b.port, owner).get(), 503, 3)
+    assert time.monotonic() - started < 1.0
+    assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=x').text == 'unavailable'
+    # a new session on either process still opens and works locally
+    fresh = PollingClient(b.port)
+    fresh.handshake()
+    fresh.send('fresh')
+    assert fresh.receive(1) == ['fresh']
+    redis_server.start()
+    client = redis_client(redis_server.url)
+    try:
+        wait_until(lambda: all(n == 1 for _, n in client.pubsub_numsub(
+            *[channel(n) for n in nodes])), 10.0, message='both inboxes listen again')
+    finally:
+        client.close()
+    on(b.port, owner).send('back', 'again')
+    assert owner.receive(2) == ['back', 'again']
+    # nothing delivered twice: the next poll holds only what is sent now
+    owner.send('last')
+    assert owner.receive(1) == ['last']
+    assert a.proc.poll() is None and b.proc.poll() is None
