@@ -1,41 +1,48 @@
-"""Echo application on a cluster of processes (``Server(cluster=...)``), for the
-tests of several processes behind a balancer.
+"""Echo application for the tests of several processes (``Server(cluster=...)``).
 
-    EIO_CLUSTER=redis://127.0.0.1:6379/0 gunicorn -k gevent -w 3 tests.apps.cluster_echo:app
+Run by gunicorn as ``tests.apps.cluster_echo:app``. Configured from the
+environment, read at import time:
 
-Engine.IO at ``/engine.io/``. Every text or binary message comes back to its
-sender unchanged, except two texts:
+    EIO_CLUSTER          the cluster= value (a redis:// URL), mandatory
+    EIO_PING_INTERVAL    optional: seconds (float)
+    EIO_PING_TIMEOUT     optional: seconds (float)
+    EIO_LOG_LEVEL        optional: configure logging to stderr at this level
 
-    close     the server disconnects the sender (from inside the handler)
-    whoami    the server sends back the node id of the session's owner (the
-              process that runs the handler: this one)
+Messages: every message is sent back to its sender, except the text
+messages ``close`` (the server disconnects the session) and ``whoami`` (the
+reply is the node id of the process that owns the session).
 
-Environment: ``EIO_CLUSTER`` (required: the ``cluster=`` value),
-``EIO_PING_INTERVAL`` and ``EIO_PING_TIMEOUT`` (seconds, optional).
-
-HTTP outside ``/engine.io/``: ``/__node`` answers this process's node id (text),
-``/__sessions`` the number of sessions this process owns (text); anything
-else ``200 fallback``.
-
-Each connect, message and disconnect is written to stderr as one line
-(``cluster_echo: connect SID NODE``, ``... message SID 'text'``,
-``... disconnect SID REASON``) so that tests can tell which process ran a
-handler.
+Routes outside ``/engine.io/``: ``/__node`` answers this process's node id,
+``/__sessions`` the number of sessions it owns (both text/plain),
+``/__session?sid=<sid>`` JSON ``{"exists", "transport", "get_waiting",
+"queued"}`` for a session this process owns (so that tests wait for a state),
+``/__send?sid=<sid>&data=<text>`` and ``/__disconnect?sid=<sid>`` call
+``eio.send`` / ``eio.disconnect`` in this process (for any session of the
+cluster) and answer ``done``, or ``unavailable`` when Redis cannot be reached.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 import engineio_wsgi
-from engineio_wsgi.cluster.node import node_id
+from engineio_wsgi import sids
+from engineio_wsgi.cluster import ClusterUnavailable
+
+_level = os.environ.get('EIO_LOG_LEVEL', '').strip().upper()
+if _level:
+    logging.basicConfig(level=getattr(logging, _level, logging.INFO), stream=sys.stderr,
+                        format='%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s')
 
 
 def _options() -> dict[str, Any]:
-    options: dict[str, Any] = {'cluster': os.environ['EIO_CLUSTER']}
+    options: dict[str, Any] = {'cluster': os.environ['EIO_CLUSTER'], 'async_mode': None}
     for env_name, option in (('EIO_PING_INTERVAL', 'ping_interval'),
                              ('EIO_PING_TIMEOUT', 'ping_timeout')):
         value = os.environ.get(env_name, '').strip()
@@ -47,50 +54,55 @@ def _options() -> dict[str, Any]:
 eio = engineio_wsgi.Server(**_options())
 
 
-def _note(*parts: object) -> None:
-    # one write per line: lines of other threads never land inside it
-    sys.stderr.write(' '.join(['cluster_echo:', *map(str, parts)]) + '\n')
-    sys.stderr.flush()
-
-
-def _short(data: str | bytes) -> str:
-    if isinstance(data, bytes):
-        return f'<{len(data)} bytes>'
-    return repr(data if len(data) <= 80 else data[:80] + '...')
-
-
-@eio.on('connect')
-def on_connect(sid: str, environ: dict[str, Any]) -> None:
-    _note('connect', sid, node_id())
-
-
-@eio.on('disconnect')
-def on_disconnect(sid: str, reason: Any = None) -> None:
-    _note('disconnect', sid, reason)
-
-
 @eio.on('message')
 def on_message(sid: str, data: str | bytes) -> None:
-    _note('message', sid, _short(data))
     if data == 'close':
         eio.disconnect(sid)
     elif data == 'whoami':
-        eio.send(sid, node_id())
+        eio.send(sid, sids.process_tag())
     else:
         eio.send(sid, data)
+
+
+def _query(environ: dict[str, Any], name: str) -> str:
+    return parse_qs(environ.get('QUERY_STRING', '')).get(name, [''])[0]
+
+
+def _session_state(sid: str) -> dict[str, Any]:
+    """What this process holds for a session (internal attributes: test app only)."""
+    session = eio._sessions.get(sid)
+    if session is None:
+        return {'exists': False, 'transport': None, 'get_waiting': None, 'queued': None}
+    polling = session.polling
+    return {'exists': True, 'transport': session.transport,
+            'get_waiting': polling is not None and polling.get_waiting,
+            'queued': len(session.outbox)}
 
 
 def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ.get('PATH_INFO')
     if path == '/__node':
-        body = node_id().encode()
+        body = sids.process_tag().encode('ascii')
     elif path == '/__sessions':
-        body = str(eio.session_count()).encode()
+        body = str(eio.session_count()).encode('ascii')
+    elif path == '/__session':
+        sid = _query(environ, 'sid')
+        body = json.dumps(_session_state(sid)).encode('ascii')
+    elif path in ('/__send', '/__disconnect'):
+        try:
+            if path == '/__send':
+                eio.send(_query(environ, 'sid'), _query(environ, 'data'))
+            else:
+                eio.disconnect(_query(environ, 'sid'))
+            body = b'done'
+        except ClusterUnavailable:
+            body = b'unavailable'
     else:
-        body = b'fallback'
+        start_response('404 Not Found', [('Content-Type', 'text/plain'),
+                                         ('Content-Length', '9')])
+        return [b'not found']
     start_response('200 OK', [('Content-Type', 'text/plain'),
-                              ('Content-Length', str(len(body))),
-                              ('Cache-Control', 'no-store')])
+                              ('Content-Length', str(len(body)))])
     return [body]
 
 

@@ -1,0 +1,495 @@
+"""One ``Server``'s place in a cluster: the owner keeps the session, the other
+processes serve its client's requests for it over Redis.
+
+* The owner of a session is the process that opened it: its heartbeat, queue
+  and the application's handlers run there only. The sid's first characters
+  name it (``node.owner_of``), so no lookup is needed.
+* A process that receives a request for another node's sid serves it *for*
+  the owner (``serve``): a POST's body is read and decoded here (bad input is
+  refused before it reaches Redis) and its packets are applied by the owner,
+  as a local POST's; a GET asks the owner for the session's read slot and
+  answers with what the owner drains. WebSocket requests for another node's
+  sid are relayed (``relay``).
+* ``send``/``disconnect`` for another node's sid publish to it.
+
+Every wait is bounded: an owner that does not acknowledge within
+``FORWARD_TIMEOUT`` is taken for gone (400 code 1); ``PUBLISH`` reaching no
+subscriber means it is gone (400 code 1 at once); a long-poll forwarded to an
+owner checks every ``FORWARD_TIMEOUT`` that the owner still listens. When
+Redis cannot be reached, forwarded requests get 503 code 3 at once; the
+sessions whose client talks to their owner carry on.
+
+Packets drained for a long-poll whose answer reaches nobody (the serving
+process died or its client left) are put back at the head of the owner's
+queue: the owner puts them back when its ``PUBLISH`` of the answer reaches no
+subscriber, the serving process returns them when its client has gone or
+its wait has ended.
+
+The inbox listener only dispatches: what may wait (a long-poll, a reply's
+``PUBLISH``) runs on a task of the server's backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from .. import polling
+from ..backends import Backend
+from ..errors import BadRequest, RequestError, ServiceUnavailable, UnknownSid
+from ..lifecycle import State
+from ..packets import DecodeError, Packet, PacketType, decode_payload
+from ..reasons import Reason
+from ..response import StartResponse, respond
+from ..transport import DuplicateRequest, SessionEnded
+from . import wire
+from .connect import redis_client
+from .inbox import ClusterUnavailable, Inbox, Sender, channel
+from .node import node_id, owner_of
+
+if TYPE_CHECKING:
+    from ..options import Options
+    from ..registry import SessionRegistry
+    from ..request import Request
+    from ..response import Headers
+    from ..session import Session
+
+logger = logging.getLogger(__name__)
+
+#: seconds an owner has to acknowledge a forwarded request
+FORWARD_TIMEOUT = 1.0
+#: seconds the first request of a process waits for its inbox to listen
+#: (a sid it hands out must be reachable from the other processes)
+STARTUP_WAIT = 2.0
+
+NOOP = Packet(PacketType.NOOP)
+
+
+class Forwarded(RequestError):
+    """The owner's refusal of a request served for it, answered as is."""
+
+    def __init__(self, status: int, code: int, message: Any) -> None:
+        super().__init__(f'refused by the owner: {message}', message=message)
+        self.status = HTTPStatus(status)
+        self.code = code
+
+
+class _Waiter:
+    """The answers to one forwarded request, in arrival order."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._event = backend.event()
+        self._answers: deque[wire.Message] = deque()
+
+    def put(self, message: wire.Message) -> None:
+        self._answers.append(message)
+        self._event.set()
+
+    def next(self, timeout: float) -> wire.Message | None:
+        if not self._answers:
+            self._event.wait(timeout)
+        if not self._answers:
+            return None
+        message = self._answers.popleft()
+        if not self._answers:
+            self._event.clear()
+            if self._answers:   # one arrived between the two lines above
+                self._event.set()
+        return message
+
+
+class ClusterLink:
+    """The cluster side of one ``Server`` (``Server(cluster=...)``)."""
+
+    def __init__(self, cluster: Any, options: Options, sessions: SessionRegistry,
+                 backend_for: Callable[[Any], Backend]) -> None:
+        self.client = redis_client(cluster)
+        self.options = options
+        self._sessions = sessions
+        self._backend_for = backend_for
+        self._pid: int | None = None
+        self._start_lock = threading.Lock()
+        self.node = ''
+        self._sender: Sender | None = None
+        self.inbox: Inbox | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Waiter] = {}
+        #: long-polls served for other nodes: (node, request id) -> "client left"
+        self._gets: dict[tuple[str, int], Any] = {}
+        self.dropped = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        # a forked child is another node: its own inbox, nothing pending
+        self._start_lock = threading.Lock()
+        self._pending = {}
+        self._gets = {}
+
+    # -- starting (after fork, at the first request or send) -------------------------
+
+    def start(self) -> None:
+        """Listen on this node's inbox, once per process; the first call waits
+        (at most ``STARTUP_WAIT``) until it listens."""
+        pid = os.getpid()
+        if self._pid == pid:
+            return
+        with self._start_lock:
+            if self._pid == pid:
+                return
+            self.node = node_id()
+            self._sender = Sender(self.client, self.node)
+            self.inbox = Inbox(self.client, self.node, self._received)
+            self.inbox.start()
+            self._pid = pid
+            if not self._listening_soon(self.inbox):
+                logger.warning('cluster node %s: Redis did not answer; sessions of this '
+                               'process are served here only until it does', self.node)
+            else:
+                logger.info('cluster node %s listening', self.node)
+
+    @staticmethod
+    def _listening_soon(inbox: Inbox) -> bool:
+        """Wait until the inbox listens; not once Redis refused it (no wait
+        while Redis is away: the inbox keeps trying in the background)."""
+        deadline = time.monotonic() + STARTUP_WAIT
+        while not inbox.subscribed.wait(0.02):
+            if inbox.reconnects or time.monotonic() > deadline:
+                return False
+        return True
+
+    def owner_elsewhere(self, sid: str) -> str | None:
+        """The node that owns ``sid`` when it is another one."""
+        owner = owner_of(sid)
+        return owner if owner is not None and owner != node_id() else None
+
+    def _backend(self) -> Backend:
+        return self._backend_for(None)
+
+    def _publish(self, target: str, message: wire.Message) -> bool:
+        """True when ``target`` listens; raises ``ClusterUnavailable``."""
+        self.start()
+        assert self._sender is not None
+        return self._sender.send(target, wire.encode(message))
+
+    def _publish_quietly(self, target: str, message: wire.Message) -> bool:
+        try:
+            return self._publish(target, message)
+        except ClusterUnavailable as exc:
+            logger.debug('cluster: message to %s not sent: %s', target, exc)
+            return False
+
+    # -- the application's API for other nodes' sessions -----------------------------
+
+    def send(self, sid: str, packets: list[Packet]) -> bool:
+        """Queue packets on another node's session; False when that node is gone."""
+        owner = owner_of(sid)
+        if owner is None:
+            return False
+        return self._publish(owner, {'t': 'send', 's': sid, 'p': wire.pack(packets)})
+
+    def disconnect(self, sid: str) -> bool:
+        owner = owner_of(sid)
+        if owner is None:
+            return False
+        return self._publish(owner, {'t': 'disconnect', 's': sid})
+
+    # -- serving a request for another node ------------------------------------------
+
+    def serve(self, request: Request, start_response: StartResponse, headers: Headers,
+              owner: str) -> Iterable[bytes]:
+        """Answer a request for a session of ``owner``; raises ``RequestError``."""
+        if request.transport == 'websocket':
+            request.require_upgrade()
+            from . import relay
+            return relay.serve(self, request, start_response, owner)
+        if request.method == 'GET':
+            body = self._get(request, owner, headers)
+        elif request.method == 'POST':
+            body = self._post(request, owner, headers)
+        else:
+            raise BadRequest(f'method {request.method} on a session')
+        return respond(start_response, 200, headers, body)
+
+    def _register(self) -> tuple[int, _Waiter]:
+        if self.inbox is None or not self.inbox.subscribed.is_set():
+            # the owner's answer could not reach this process
+            raise ServiceUnavailable('cluster: Redis unreachable')
+        rid = next(self._ids)
+        waiter = self._pending[rid] = _Waiter(self._backend())
+        return rid, waiter
+
+    def _ask(self, owner: str, message: wire.Message) -> None:
+        """Publish a request to its owner; raises ``RequestError`` when it cannot."""
+        try:
+            listening = self._publish(owner, message)
+        except ClusterUnavailable:
+            raise ServiceUnavailable('cluster: Redis unreachable') from None
+        if not listening:
+            raise UnknownSid('the process that owns the session is gone')
+
+    def call(self, owner: str, message: wire.Message) -> wire.Message:
+        """Send a request to the owner and wait for its answer (bounded)."""
+        rid, waiter = self._register()
+        message['r'] = rid
+        try:
+            self._ask(owner, message)
+            answer = waiter.next(FORWARD_TIMEOUT)
+        finally:
+            self._pending.pop(rid, None)
+        if answer is None:
+            raise UnknownSid('the process that owns the session did not answer')
+        return _result(answer)
+
+    def close_remote(self, owner: str, sid: str, reason: Reason) -> None:
+        """Tell the owner to close a session whose client sent bad input here."""
+        self._publish_quietly(owner, {'t': 'close', 's': sid, 'why': reason.value})
+
+    def _post(self, request: Request, owner: str, headers: Headers) -> bytes:
+        sid = request.sid
+        assert sid is not None
+        remote = _RemoteSession(self, owner, sid)
+        if request.content_type == 'application/octet-stream':
+            remote.close(Reason.PARSE_ERROR)
+            raise BadRequest('binary POST bodies are not part of Engine.IO v4')
+        body = polling.read_body(request, self.options, remote)  # type: ignore[arg-type]
+        error: DecodeError | None = None
+        try:
+            packets = decode_payload(body)
+        except DecodeError as exc:
+            packets, error = exc.packets, exc
+        message: wire.Message = {'t': 'post', 's': sid, 'p': wire.pack(packets)}
+        if error is not None:
+            message['e'] = str(error)
+        self.call(owner, message)
+        headers.append(('Content-Type', 'text/html'))
+        return b'ok'
+
+    def _get(self, request: Request, owner: str, headers: Headers) -> bytes:
+        sid = request.sid
+        assert sid is not None
+        backend = self._backend()
+        adapter = request.adapter
+        peer_gone = None if adapter.sock is None else adapter.peer_gone
+        rid, waiter = self._register()
+        cancelled = False
+        try:
+            self._ask(owner, {'t': 'get', 's': sid, 'r': rid})
+            answer = waiter.next(FORWARD_TIMEOUT)
+            if answer is None:
+                raise UnknownSid('the process that owns the session did not answer')
+            if answer['t'] != 'ack':
+                _result(answer)   # the owner's refusal
+                raise UnknownSid('unexpected answer')
+            # the owner answers by the heartbeat's verdict at the latest
+            deadline = (backend.monotonic() + self.options.ping_interval
+                        + self.options.ping_timeout + FORWARD_TIMEOUT)
+            while True:
+                answer = waiter.next(FORWARD_TIMEOUT)
+                if answer is not None:
+                    break
+                if backend.monotonic() > deadline or not self._listening(owner):
+                    self._publish_quietly(owner, {'t': 'cancel', 'r': rid})
+                    raise UnknownSid('the process that owns the session is gone')
+                if not cancelled and peer_gone is not None and peer_gone():
+                    cancelled = True
+                    self._publish_quietly(owner, {'t': 'cancel', 'r': rid})
+        finally:
+            self._pending.pop(rid, None)
+        answer = _result(answer)
+        packets = wire.unpack(answer.get('p'))
+        if peer_gone is not None and _carries_data(packets) and peer_gone():
+            # nobody would read them: back to the owner's queue
+            self._publish_quietly(owner, {'t': 'return', 's': sid, 'p': answer.get('p')})
+            packets = [NOOP]
+        return polling.payload_body(packets, request, self.options, headers)
+
+    def _listening(self, owner: str) -> bool:
+        try:
+            counts = self.client.pubsub_numsub(channel(owner))
+        except Exception as exc:
+            logger.debug('cluster: could not ask Redis about %s: %s', owner, exc)
+            raise ServiceUnavailable('cluster: Redis unreachable') from None
+        return bool(counts and int(counts[0][1]) > 0)
+
+    # -- messages from other nodes ----------------------------------------------------
+
+    def _received(self, source: str, payload: bytes) -> None:
+        message = wire.decode(payload)
+        if message is None:
+            self.dropped += 1
+            return
+        try:
+            self._dispatch(source, message)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.dropped += 1
+            logger.debug('cluster: malformed %r message from %s dropped: %s',
+                         message.get('t'), source, exc)
+
+    def _dispatch(self, source: str, message: wire.Message) -> None:
+        kind = message['t']
+        if kind in ('reply', 'ack'):
+            waiter = self._pending.get(message['r'])
+            if waiter is not None:
+                waiter.put(message)
+            elif kind == 'reply' and _carries_data(wire.unpack(message.get('p', []))):
+                # a drain whose long-poll ended meanwhile: back to the owner
+                self._backend().run_soon(self._publish_quietly, source, {
+                    't': 'return', 's': message['s'], 'p': message['p']})
+            return
+        if kind == 'cancel':
+            gone = self._gets.get((source, message['r']))
+            if gone is not None:
+                gone.set()
+                session = self._sessions.get(message.get('s', ''))
+                if session is not None:
+                    session.channel.wake()
+            return
+        sid = message['s']
+        if not isinstance(sid, str):
+            raise TypeError('sid')
+        if kind == 'send':
+            self._apply_send(sid, wire.unpack(message['p']))
+        elif kind == 'post':
+            self._answer(source, message, self._apply_post)
+        elif kind == 'get':
+            self._backend().spawn(self._serve_get, source, message)
+        elif kind == 'return':
+            self._put_back(sid, wire.unpack(message['p']))
+        elif kind == 'disconnect':
+            session = self._sessions.get(sid)
+            if session is not None:
+                session.close(Reason.SERVER_DISCONNECT)
+        elif kind == 'close':
+            session = self._sessions.get(sid)
+            if session is not None:
+                session.close(Reason(message['why']))
+        else:
+            raise ValueError(f'unknown message type {kind!r}')
+
+    def _answer(self, source: str, message: wire.Message,
+                apply: Callable[[Session | None, wire.Message], None]) -> None:
+        try:
+            apply(self._sessions.get(message['s']), message)
+            answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True}
+        except RequestError as exc:
+            answer = _refusal(message['r'], exc)
+        self._backend().run_soon(self._publish_quietly, source, answer)
+
+    def _apply_send(self, sid: str, packets: list[Packet]) -> None:
+        session = self._sessions.get(sid)
+        if session is None or session.closed:
+            logger.debug('%s send() from another process to an ended session ignored', sid)
+            return
+        for packet in packets:
+            if packet.type is not PacketType.MESSAGE:
+                raise ValueError('only messages are sent')
+            if isinstance(packet.data, str):
+                try:
+                    session.check_text(packet.data)
+                except ValueError as exc:
+                    logger.warning('%s message from another process dropped: %s', sid, exc)
+                    continue
+            session.enqueue(packet)
+
+    def _apply_post(self, session: Session | None, message: wire.Message) -> None:
+        """A POST's packets, applied as a local POST applies them."""
+        if session is None or session.ended:
+            raise UnknownSid('no such session')
+        if session.transport != 'polling' or session.polling is None:
+            raise BadRequest('polling request for a WebSocket session')
+        transport = session.polling
+        packets = wire.unpack(message['p'])
+        try:
+            transport.begin_post()  # type: ignore[attr-defined]
+        except SessionEnded:
+            raise UnknownSid('session has ended') from None
+        except DuplicateRequest:
+            session.close(Reason.TRANSPORT_ERROR)
+            raise BadRequest('a POST is already in progress on this session') from None
+        transport.end_post()  # type: ignore[attr-defined]
+        error = message.get('e')
+        polling.receive_payload(session, packets,
+                                DecodeError(error) if isinstance(error, str) else None)
+
+    def _serve_get(self, source: str, message: wire.Message) -> None:
+        """A long-poll served by ``source`` for a session of this node."""
+        rid = message['r']
+        session = self._sessions.get(message['s'])
+        try:
+            if session is None or session.ended:
+                raise UnknownSid('no such session')
+            if session.state is State.CLOSING and session.transport != 'polling':
+                raise UnknownSid('session has ended')
+            if session.transport != 'polling' or session.polling is None:
+                raise BadRequest('polling request for a WebSocket session')
+        except RequestError as exc:
+            self._publish_quietly(source, _refusal(rid, exc))
+            return
+        if not self._publish_quietly(source, {'t': 'ack', 'r': rid}):
+            return
+        key = (source, rid)
+        gone = self._gets[key] = self._backend().event()
+        try:
+            packets = session.polling.poll(gone.is_set)  # type: ignore[attr-defined]
+        except DuplicateRequest:
+            session.close(Reason.TRANSPORT_ERROR)
+            self._publish_quietly(source, _refusal(
+                rid, BadRequest('a GET is already waiting on this session')))
+            return
+        finally:
+            self._gets.pop(key, None)
+        answer = {'t': 'reply', 'r': rid, 's': session.sid, 'ok': True,
+                  'p': wire.pack(packets)}
+        if not self._publish_quietly(source, answer) and _carries_data(packets):
+            self._put_back(session.sid, packets)
+
+    def _put_back(self, sid: str, packets: list[Packet]) -> None:
+        """Packets drained for a long-poll that reached no client: first again."""
+        session = self._sessions.get(sid)
+        kept = [packet for packet in packets if packet.type is not PacketType.NOOP]
+        if session is None or not kept:
+            return
+        with session.lock:
+            if session.state is State.FINISHED:
+                return
+            session.outbox.extendleft(reversed(kept))
+        session.channel.wake()
+        logger.debug('%s %d packets put back for the next poll', sid, len(kept))
+
+
+class _RemoteSession:
+    """What reading a POST body for another node's session needs of it."""
+
+    def __init__(self, link: ClusterLink, owner: str, sid: str) -> None:
+        self.backend = link._backend()
+        self._link = link
+        self._owner = owner
+        self._sid = sid
+
+    def close(self, reason: Reason) -> None:
+        self._link.close_remote(self._owner, self._sid, reason)
+
+
+def _carries_data(packets: list[Packet]) -> bool:
+    return any(packet.type is not PacketType.NOOP for packet in packets)
+
+
+def _refusal(rid: int, error: RequestError) -> wire.Message:
+    return {'t': 'reply', 'r': rid, 'ok': False, 'status': int(error.status),
+            'code': error.code, 'message': error.message}
+
+
+def _result(answer: wire.Message) -> wire.Message:
+    if answer.get('ok') is True:
+        return answer
+    try:
+        raise Forwarded(int(answer['status']), int(answer['code']), answer.get('message'))
+    except (KeyError, TypeError, ValueError):
+        raise UnknownSid('unexpected answer') from None

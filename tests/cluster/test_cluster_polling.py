@@ -1,0 +1,227 @@
+"""Long-polling sessions across processes (``Server(cluster=...)``): real
+redis-server, real gunicorn processes (each ``-w 1``); the tests pick which
+process gets each request, so every rule is checked on a request that one
+process serves for another."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engineio_wsgi.cluster.connect import redis_client
+from engineio_wsgi.cluster.inbox import channel
+from engineio_wsgi.cluster.link import FORWARD_TIMEOUT
+from tests.live import (
+    CLOSE,
+    MESSAGE,
+    ROOT,
+    Background,
+    Packet,
+    PollingClient,
+    expect_error,
+    http_request,
+    wait_until,
+)
+
+GEVENT = ['-k', 'gevent']
+
+
+def node(port: int) -> str:
+    resp = http_request(port, 'GET', '/__node')
+    assert resp.status == 200, resp
+    return resp.text
+
+
+def sessions(port: int) -> int:
+    return int(http_request(port, 'GET', '/__sessions').text)
+
+
+def state(port: int, sid: str) -> dict:
+    resp = http_request(port, 'GET', f'/__session?sid={sid}')
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def on(port: int, client: PollingClient) -> PollingClient:
+    """The same session, its requests sent to the process on ``port``."""
+    other = PollingClient(port)
+    other.sid = client.sid
+    return other
+
+
+@pytest.fixture
+def pair(redis_server, gunicorns):
+    """Two one-process gunicorns sharing sessions over the test's Redis."""
+    env = {'EIO_CLUSTER': redis_server.url, 'EIO_PING_INTERVAL': '5', 'EIO_PING_TIMEOUT': '5'}
+    a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
+    return a, b
+
+
+def test_post_and_get_served_by_another_process(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    assert owner.sid.startswith(node(a.port))
+    other = on(b.port, owner)
+    other.post_ok(Packet.message('one'), Packet.message('two'), Packet.message(b'\x00\x01'))
+    other.send('whoami')
+    assert other.receive(4) == ['one', 'two', b'\x00\x01', node(a.port)]
+    assert sessions(a.port) == 1 and sessions(b.port) == 0
+
+
+def test_get_forwarded_waits_for_the_owners_packets_in_order(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    waiting = Background(on(b.port, owner).poll, 10.0)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    on(a.port, owner).send(*[f'm{i}' for i in range(5)])
+    packets = waiting.result(10.0)
+    assert [p.data for p in packets if p.type == MESSAGE] == [f'm{i}' for i in range(5)]
+
+
+def test_duplicate_get_across_processes_closes_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    first = Background(on(b.port, owner).poll, 10.0)
+    # wait until the owner holds the GET forwarded by b
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    second = on(a.port, owner).get()
+    expect_error(second, 400, 3)
+    assert [p.type for p in first.result(5.0)] == [CLOSE]
+    expect_error(on(b.port, owner).get(), 400, 1)
+
+
+def test_bad_post_refused_before_the_owner_and_session_closed(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    other = on(b.port, owner)
+    expect_error(other.post(body=b'4ok\x1e9bad'), 400, 3)
+    # the packet before the bad one reached the application, its echo comes before 1
+    packets = on(a.port, owner).poll()
+    assert [(p.type, p.data) for p in packets] == [(MESSAGE, 'ok'), (CLOSE, '')]
+    expect_error(other.get(), 400, 1)
+
+
+def test_post_over_max_payload_is_413_and_closes(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    expect_error(on(b.port, owner).post(body=b'4' + b'x' * 1_000_001), 413, 3)
+    wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+
+
+def test_owner_killed_requests_elsewhere_get_unknown_sid_within_a_second(pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    owner_node = node(a.port)
+    waiting = Background(on(b.port, owner).get, None)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    os.killpg(a.proc.pid, signal.SIGKILL)
+    started = time.monotonic()
+    # at once if Redis saw the owner go, else when it does not acknowledge (FORWARD_TIMEOUT)
+    expect_error(on(b.port, owner).post(Packet.message('x')), 400, 1)
+    assert time.monotonic() - started < FORWARD_TIMEOUT + 0.5
+    # the GET that waited on the owner learns it within the liveness check's period
+    expect_error(waiting.result(5.0), 400, 1)
+    assert waiting.finished_at - started < 2 * FORWARD_TIMEOUT + 0.5
+    client = redis_client(redis_server.url)
+    wait_until(lambda: client.pubsub_numsub(channel(owner_node))[0][1] == 0, 5.0,
+               message='Redis dropped the killed owner')
+    client.close()
+    asked = time.monotonic()
+    expect_error(on(b.port, owner).get(), 400, 1)
+    assert time.monotonic() - asked < 0.5   # PUBLISH reached nobody: no wait at all
+    # the surviving process serves its own sessions as before
+    mine = PollingClient(b.port)
+    mine.handshake()
+    mine.send('still here')
+    assert mine.receive(1) == ['still here']
+
+
+def test_send_and_disconnect_from_a_process_that_does_not_own_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    for i in range(20):
+        assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=s{i}').text == 'done'
+    assert owner.receive(20) == [f's{i}' for i in range(20)]
+    assert http_request(b.port, 'GET', f'/__disconnect?sid={owner.sid}').text == 'done'
+    assert [p.type for p in owner.poll()] == [CLOSE]
+    expect_error(owner.get(), 400, 1)
+
+
+def test_emitter_from_a_plain_process(pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    code = f'''
+from engineio_wsgi.cluster import Emitter
+emitter = Emitter({redis_server.url!r})
+results = [emitter.send({owner.sid!r}, f'e{{i}}') for i in range(50)]
+results.append(emitter.send({owner.sid!r}, b'\\x00bin'))
+results.append(emitter.disconnect({owner.sid!r}))
+results.append(emitter.send('AAAA' + {owner.sid!r}[4:], 'to a node that never was'))
+print(results)
+'''
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30, env={**os.environ, 'PYTHONPATH': ROOT})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str([True] * 52 + [False])
+    messages = []
+    while True:
+        packets = owner.poll()
+        messages += [p.data for p in packets if p.type == MESSAGE]
+        if packets[-1].type == CLOSE:
+            break
+    assert messages == [f'e{i}' for i in range(50)] + [b'\x00bin']
+    expect_error(owner.get(), 400, 1)
+
+
+def test_redis_down_local_sessions_work_forwarded_requests_fail_fast_then_resume(
+        pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    nodes = [node(a.port), node(b.port)]
+    on(b.port, owner).send('before')
+    assert owner.receive(1) == ['before']
+    redis_server.stop()
+    # the session's own process serves it as before
+    owner.send('local')
+    assert owner.receive(1) == ['local']
+    # a request for it on the other process fails fast with 503
+    started = time.monotonic()
+    expect_error(on(b.port, owner).post(Packet.message('lost')), 503, 3)
+    expect_error(on(b.port, owner).get(), 503, 3)
+    assert time.monotonic() - started < 1.0
+    assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=x').text == 'unavailable'
+    # a new session on either process still opens and works locally
+    fresh = PollingClient(b.port)
+    fresh.handshake()
+    fresh.send('fresh')
+    assert fresh.receive(1) == ['fresh']
+    redis_server.start()
+    client = redis_client(redis_server.url)
+    try:
+        wait_until(lambda: all(n == 1 for _, n in client.pubsub_numsub(
+            *[channel(n) for n in nodes])), 10.0, message='both inboxes listen again')
+    finally:
+        client.close()
+    on(b.port, owner).send('back', 'again')
+    assert owner.receive(2) == ['back', 'again']
+    # nothing delivered twice: the next poll holds only what is sent now
+    owner.send('last')
+    assert owner.receive(1) == ['last']
+    assert a.proc.poll() is None and b.proc.poll() is None
