@@ -365,13 +365,17 @@ def latency(runner: Any, repeat: int) -> None:
         out['redis_calls_per_local_request'] = local_calls / (2 * count)
 
         for name, via in (('ws_local', a), ('ws_relayed', b)):
-            session, ws = upgraded(a, via)
-            for _ in range(20):
-                ws_round_trip(ws)
-            out.update({f'{name}_{k}': v for k, v in
-                        quantiles([ws_round_trip(ws) for _ in range(count)]).items()})
-            ws.close()
-            session.close()
+            try:
+                session, ws = upgraded(a, via)
+                for _ in range(20):
+                    ws_round_trip(ws)
+                out.update({f'{name}_{k}': v for k, v in
+                            quantiles([ws_round_trip(ws) for _ in range(count)]).items()})
+                ws.close()
+                session.close()
+            except Exception as exc:    # the other figures still count
+                out[f'{name}_error'] = repr(exc)
+                print(f'    {name} failed: {exc!r}', flush=True)
 
         session, ws = upgraded(a, a)
         emitter = Emitter(services.redis_url)
