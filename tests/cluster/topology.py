@@ -7,7 +7,7 @@ Two layouts, as deployments have them:
 * ``three-servers``: two ``gunicorn -k gevent -w 1`` and one
   ``gunicorn -k gthread -w 1``, each on its own port, all three behind nginx;
 * ``one-port``: one ``gunicorn -k gevent -w 3`` (the kernel spreads the
-  connections nginx opens over the three workers).
+  connections nginx opens, one per request, over the three workers).
 
 Tests share one cluster per module (starting one takes a few seconds).
 """
@@ -119,7 +119,10 @@ def start_cluster(layout: str, app: str = 'tests.apps.cluster_echo:app',
         for worker_args, count in LAYOUTS[layout]:
             servers.append(start_gunicorn(worker_args, app, child_env,
                                           extra=['-w', str(count), *extra]))
-        front = Nginx(temp_dir('eio-cluster-nginx-'), [s.port for s in servers])
+        # one port: no idle upstream connections, else a client's requests in
+        # turn reuse one connection, and so one worker
+        front = Nginx(temp_dir('eio-cluster-nginx-'), [s.port for s in servers],
+                      keepalive=16 if len(servers) > 1 else 0)
         front.start()
     except BaseException:
         for server in servers:
