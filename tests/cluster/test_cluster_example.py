@@ -17,24 +17,31 @@ import pytest
 
 from tests.cluster.services import free_port
 from tests.interop.test_browser import MESSAGES, DemoServer, run_browser
-from tests.live import ROOT, http_request, wait_until
+from tests.live import ROOT, PollingClient, http_request, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 RUN = os.path.join(ROOT, 'examples', 'cluster', 'run.sh')
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Iterator[DemoServer]:
-    port = free_port()
-    log_path = tmp_path / 'run.log'
+class Example(DemoServer):
+    port: int
+    redis_url: str
+
+
+@pytest.fixture(scope='module')
+def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
+    port, redis_port = free_port(), free_port()
+    log_path = tmp_path_factory.mktemp('example') / 'run.log'
     env = {**os.environ, 'PORT': str(port), 'BACKEND_PORT': str(free_port()),
-           'REDIS_PORT': str(free_port()), 'PYTHON': sys.executable, 'PYTHONPATH': ROOT,
+           'REDIS_PORT': str(redis_port), 'PYTHON': sys.executable, 'PYTHONPATH': ROOT,
            'PATH': os.environ.get('PATH', '') + ':/usr/sbin:/sbin'}
     with open(log_path, 'wb') as log:
         proc = subprocess.Popen(['bash', RUN], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = DemoServer(f'http://127.0.0.1:{port}/', str(log_path), proc=proc)
+    server = Example(f'http://127.0.0.1:{port}/', str(log_path), proc=proc)
+    server.port = port
+    server.redis_url = f'redis://127.0.0.1:{redis_port}/0'
     try:
         def page_served() -> bool:
             if proc.poll() is not None:
@@ -59,7 +66,7 @@ def example(tmp_path: Path) -> Iterator[DemoServer]:
 
 
 def test_the_example_serves_the_demo_page_through_round_robin_nginx(
-        example: DemoServer, tmp_path: Path) -> None:
+        example: Example, tmp_path: Path) -> None:
     report = run_browser(example, tmp_path)
     assert report['error'] is None, (
         f'{report["error"]}\nsteps: {report["steps"]}\nconsole: {report["console"]}\n'
@@ -78,3 +85,25 @@ def test_the_example_serves_the_demo_page_through_round_robin_nginx(
     new = report['reconnected']
     assert new['state'] == 'open' and new['socket_id'] not in (None, sid)
     assert 'Traceback' not in log, log[-4000:]
+
+
+def emit(example: Example, sid: str, text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'examples', 'cluster', 'emit.py'), sid, text],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        env={**os.environ, 'PYTHONPATH': ROOT, 'REDIS_URL': example.redis_url})
+
+
+def test_emit_py_reaches_a_session_of_the_example(example: Example) -> None:
+    """The README's Emitter example: a message from a process that serves
+    nothing reaches a session opened through nginx; a sid of a process that
+    is not there is reported, with exit code 1."""
+    client = PollingClient(example.port)
+    client.handshake()
+    done = emit(example, client.sid, 'hello from outside ✓')
+    assert (done.returncode, done.stdout.strip()) == (0, 'delivered to the owner'), done.stderr
+    assert client.receive(1) == ['hello from outside ✓']
+    client.close()
+    gone = emit(example, 'ZZZZ' + client.sid[4:], 'to nobody')
+    assert (gone.returncode, gone.stdout.strip()) == (
+        1, 'no such session: its worker is gone'), gone.stderr
