@@ -225,3 +225,31 @@ def test_redis_down_local_sessions_work_forwarded_requests_fail_fast_then_resume
     owner.send('last')
     assert owner.receive(1) == ['last']
     assert a.proc.poll() is None and b.proc.poll() is None
+
+
+def test_threaded_workers_serve_for_each_other(redis_server, gunicorns):
+    env = {'EIO_CLUSTER': redis_server.url}
+    a, b = gunicorns(2, ['-k', 'gthread', '--threads', '20'],
+                     app='tests.apps.cluster_echo:app', env=env)
+    owner = PollingClient(a.port)
+    owner.handshake()
+    waiting = Background(on(b.port, owner).poll, 10.0)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    on(a.port, owner).send('to the waiting GET')
+    assert [(p.type, p.data) for p in waiting.result(5.0)] == [(MESSAGE, 'to the waiting GET')]
+    on(b.port, owner).send('whoami', 'x')
+    assert on(b.port, owner).receive(2) == [node(a.port), 'x']
+    assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=y').text == 'done'
+    assert owner.receive(1) == ['y']
+
+
+def test_cluster_option_of_socketio_server_and_bad_values():
+    from engineio_wsgi.cluster.connect import ClusterConfigError
+    from engineio_wsgi.cluster.link import ClusterLink
+    from engineio_wsgi.server import Server
+    from engineio_wsgi.socketio import Server as SocketIOServer
+    assert isinstance(SocketIOServer(cluster='redis://127.0.0.1:1/0').eio._cluster, ClusterLink)
+    for bad in ('http://127.0.0.1:6379/', 42):
+        with pytest.raises(ClusterConfigError):
+            Server(cluster=bad)

@@ -15,11 +15,13 @@ from websockets.sync.client import connect
 from tests.cluster.test_cluster_polling import GEVENT, node, on, sessions, state
 from tests.live import MESSAGE, NOOP, Background, PollingClient, expect_error, wait_until
 
+WORKERS = {'gevent': GEVENT, 'gthread': ['-k', 'gthread', '--threads', '20']}
 
-@pytest.fixture
-def pair(redis_server, gunicorns):
+
+@pytest.fixture(params=sorted(WORKERS))
+def pair(request, redis_server, gunicorns):
     env = {'EIO_CLUSTER': redis_server.url, 'EIO_PING_INTERVAL': '5', 'EIO_PING_TIMEOUT': '5'}
-    return gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
+    return gunicorns(2, WORKERS[request.param], app='tests.apps.cluster_echo:app', env=env)
 
 
 def ws_url(port: int, sid: str) -> str:
