@@ -127,6 +127,8 @@ class ClusterLink:
         self._relays: dict[int, Any] = {}
         #: probes reserved here for WebSockets on other nodes: (node, relay id) -> session
         self._probes: dict[tuple[str, int], Session] = {}
+        #: node -> (when asked, listening): liveness of other nodes, briefly cached
+        self._alive: dict[str, tuple[float, bool]] = {}
         self.dropped = 0
         os.register_at_fork(after_in_child=self._forget)
 
@@ -472,9 +474,14 @@ class ClusterLink:
         if not self.publish_quietly(source, {'t': 'ack', 'r': rid}):
             return
         key = (source, rid)
-        gone = self._gets[key] = self.backend().event()
+        cancelled = self._gets[key] = self.backend().event()
+
+        def gone() -> bool:
+            # the serving process's client left, or that process itself (a new
+            # GET for the session then takes over, as after a dropped connection)
+            return cancelled.is_set() or not self._node_alive(source)
         try:
-            packets = session.polling.poll(gone.is_set)  # type: ignore[attr-defined]
+            packets = session.polling.poll(gone)  # type: ignore[attr-defined]
         except DuplicateRequest:
             session.close(Reason.TRANSPORT_ERROR)
             self.publish_quietly(source, _refusal(
@@ -528,6 +535,22 @@ class ClusterLink:
         if not session.switch(relay.RemoteTransport(self, session, source, rid)):
             raise UnknownSid('session has ended')
         logger.info('%s upgraded to websocket, relayed by %s', session.sid, source)
+
+    def _node_alive(self, node: str) -> bool:
+        """Whether ``node`` listens; asked of Redis at most once per
+        ``FORWARD_TIMEOUT`` per node. True when Redis cannot tell."""
+        now = time.monotonic()
+        known = self._alive.get(node)
+        if known is not None and now - known[0] < FORWARD_TIMEOUT:
+            return known[1]
+        try:
+            alive = self.listening(node)
+        except RequestError:
+            alive = True
+        self._alive[node] = (now, alive)
+        if len(self._alive) > 1000:
+            self._alive.clear()
+        return alive
 
     def _put_back(self, sid: str, packets: list[Packet]) -> None:
         """Packets drained for a long-poll that reached no client: first again."""
