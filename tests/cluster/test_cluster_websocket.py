@@ -5,15 +5,27 @@ round-robin nginx. Real redis-server, real gunicorn processes."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import engineio
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from engineio_wsgi.cluster.relay import LIVENESS_PERIOD
 from tests.cluster.test_cluster_polling import GEVENT, node, on, sessions, state
-from tests.live import MESSAGE, NOOP, Background, PollingClient, expect_error, wait_until
+from tests.live import (
+    MESSAGE,
+    NOOP,
+    Background,
+    PollingClient,
+    expect_error,
+    http_request,
+    wait_until,
+)
 
 WORKERS = {'gevent': GEVENT, 'gthread': ['-k', 'gthread', '--threads', '20']}
 
@@ -35,7 +47,7 @@ def test_upgrade_through_another_process_then_messages_both_ways(pair):
     waiting = Background(on(b.port, owner).poll, 10.0)
     wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
                message='the owner holds the forwarded GET')
-    with connect(ws_url(b.port, owner.sid), open_timeout=5) as ws:
+    with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
         # queued before the upgrade completes: waits, then goes on the WebSocket first
         ws.send('2probe')
         assert ws.recv(timeout=5) == '3probe'
@@ -53,7 +65,7 @@ def test_upgrade_through_another_process_then_messages_both_ways(pair):
         assert [ws.recv(timeout=5) for _ in range(501)] == [f'4c{i}' for i in range(500)] + [
             b'\x01\x02']
         # a second WebSocket for the upgraded session: accepted and closed at once
-        with connect(ws_url(a.port, owner.sid), open_timeout=5) as second:
+        with connect(ws_url(a.port, owner.sid), open_timeout=5, close_timeout=1) as second:
             with pytest.raises(ConnectionClosed):
                 second.recv(timeout=5)
         ws.send('4close')
@@ -68,7 +80,7 @@ def test_failed_probe_through_another_process_resumes_polling(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
-    with connect(ws_url(b.port, owner.sid), open_timeout=5) as ws:
+    with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
         ws.send('2probe')
         assert ws.recv(timeout=5) == '3probe'
         assert [p.type for p in owner.poll()] == [NOOP]   # paused while probing
@@ -83,7 +95,7 @@ def test_client_closing_the_relayed_websocket_ends_the_session(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
-    with connect(ws_url(b.port, owner.sid), open_timeout=5) as ws:
+    with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
         ws.send('2probe')
         assert ws.recv(timeout=5) == '3probe'
         ws.send('5')
@@ -115,3 +127,38 @@ def test_500_messages_each_way_through_round_robin_nginx(redis_server, gunicorns
         assert received == [f'm{i}' for i in range(500)]
     finally:
         client.disconnect()
+
+
+def upgrade(ws) -> None:
+    ws.send('2probe')
+    assert ws.recv(timeout=5) == '3probe'
+    ws.send('5')
+    ws.send('4hello')
+    assert ws.recv(timeout=5) == '4hello'
+
+
+def test_owner_killed_the_relay_closes_the_websocket(pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
+        upgrade(ws)
+        os.killpg(a.proc.pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=LIVENESS_PERIOD + 3)
+        assert time.monotonic() - started < LIVENESS_PERIOD + 2
+
+
+def test_relaying_process_killed_the_owner_ends_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
+        upgrade(ws)
+        os.killpg(b.proc.pid, signal.SIGKILL)
+        b.proc.wait()
+        # the owner's next delivery reaches no relay: the session ends ("transport close")
+        wait_until(lambda: http_request(a.port, 'GET',
+                                        f'/__send?sid={owner.sid}&data=x').text == 'done'
+                   and sessions(a.port) == 0, 5.0, message='session ended on its owner')
