@@ -107,7 +107,12 @@ class Server:
     # -- the application's API --------------------------------------------------
 
     def send(self, sid: str, data: str | bytes) -> None:
-        """Send a message; ignored (logged at DEBUG) when the session has ended."""
+        """Send a message; ignored (logged at DEBUG) when the session has ended.
+
+        With ``cluster=``, a session of another process is sent to there (in
+        order per sender); ignored when that process is gone; raises
+        ``engineio_wsgi.cluster.ClusterUnavailable`` when Redis cannot be reached.
+        """
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
         elif isinstance(data, str):
@@ -140,7 +145,11 @@ class Server:
         self.send(sid, pkt.data)
 
     def disconnect(self, sid: str | None = None) -> None:
-        """End one session, or all of them; never waits for a client."""
+        """End one session, or all of them; never waits for a client.
+
+        With ``cluster=``, a session of another process is ended there (as
+        ``send``); ``disconnect()`` without a sid ends this process's sessions.
+        """
         if sid is not None and self._sessions.get(sid) is None and self._remote(sid):
             if not self._cluster.disconnect(sid):
                 logger.debug('%s disconnect() ignored: the process that owned it is gone', sid)
@@ -159,11 +168,14 @@ class Server:
         return cluster.owner_elsewhere(sid) is not None
 
     def transport(self, sid: str) -> str:
-        """'polling' or 'websocket'; raises ``KeyError`` for an unknown sid."""
+        """'polling' or 'websocket'; raises ``KeyError`` for an unknown sid (also
+        for a session of another process of a cluster: its state lives there)."""
         return self._handlers.readable(sid).transport
 
     def get_session(self, sid: str) -> dict[str, Any]:
-        """The application's own data for this session (a dict)."""
+        """The application's own data for this session (a dict). With
+        ``cluster=`` it lives in the process that owns the session: ``KeyError``
+        elsewhere, as for an unknown sid."""
         return self._handlers.readable(sid).user_data
 
     def save_session(self, sid: str, session: dict[str, Any]) -> None:

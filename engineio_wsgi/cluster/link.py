@@ -49,7 +49,7 @@ from ..packets import DecodeError, Packet, PacketType, decode_payload
 from ..reasons import Reason
 from ..response import StartResponse, respond
 from ..transport import DuplicateRequest, SessionEnded
-from . import wire
+from . import relay, wire
 from .connect import redis_client
 from .inbox import ClusterUnavailable, Inbox, Sender, channel
 from .node import node_id, owner_of
@@ -123,6 +123,12 @@ class ClusterLink:
         self._pending: dict[int, _Waiter] = {}
         #: long-polls served for other nodes: (node, request id) -> "client left"
         self._gets: dict[tuple[str, int], Any] = {}
+        #: WebSockets relayed here for other nodes' sessions: relay id -> outgoing queue
+        self._relays: dict[int, Any] = {}
+        #: probes reserved here for WebSockets on other nodes: (node, relay id) -> session
+        self._probes: dict[tuple[str, int], Session] = {}
+        #: node -> (when asked, listening): liveness of other nodes, briefly cached
+        self._alive: dict[str, tuple[float, bool]] = {}
         self.dropped = 0
         os.register_at_fork(after_in_child=self._forget)
 
@@ -131,6 +137,8 @@ class ClusterLink:
         self._start_lock = threading.Lock()
         self._pending = {}
         self._gets = {}
+        self._relays = {}
+        self._probes = {}
 
     # -- starting (after fork, at the first request or send) -------------------------
 
@@ -169,18 +177,18 @@ class ClusterLink:
         owner = owner_of(sid)
         return owner if owner is not None and owner != node_id() else None
 
-    def _backend(self) -> Backend:
+    def backend(self) -> Backend:
         return self._backend_for(None)
 
-    def _publish(self, target: str, message: wire.Message) -> bool:
+    def publish(self, target: str, message: wire.Message) -> bool:
         """True when ``target`` listens; raises ``ClusterUnavailable``."""
         self.start()
         assert self._sender is not None
         return self._sender.send(target, wire.encode(message))
 
-    def _publish_quietly(self, target: str, message: wire.Message) -> bool:
+    def publish_quietly(self, target: str, message: wire.Message) -> bool:
         try:
-            return self._publish(target, message)
+            return self.publish(target, message)
         except ClusterUnavailable as exc:
             logger.debug('cluster: message to %s not sent: %s', target, exc)
             return False
@@ -192,13 +200,13 @@ class ClusterLink:
         owner = owner_of(sid)
         if owner is None:
             return False
-        return self._publish(owner, {'t': 'send', 's': sid, 'p': wire.pack(packets)})
+        return self.publish(owner, {'t': 'send', 's': sid, 'p': wire.pack(packets)})
 
     def disconnect(self, sid: str) -> bool:
         owner = owner_of(sid)
         if owner is None:
             return False
-        return self._publish(owner, {'t': 'disconnect', 's': sid})
+        return self.publish(owner, {'t': 'disconnect', 's': sid})
 
     # -- serving a request for another node ------------------------------------------
 
@@ -207,7 +215,6 @@ class ClusterLink:
         """Answer a request for a session of ``owner``; raises ``RequestError``."""
         if request.transport == 'websocket':
             request.require_upgrade()
-            from . import relay
             return relay.serve(self, request, start_response, owner)
         if request.method == 'GET':
             body = self._get(request, owner, headers)
@@ -222,13 +229,13 @@ class ClusterLink:
             # the owner's answer could not reach this process
             raise ServiceUnavailable('cluster: Redis unreachable')
         rid = next(self._ids)
-        waiter = self._pending[rid] = _Waiter(self._backend())
+        waiter = self._pending[rid] = _Waiter(self.backend())
         return rid, waiter
 
     def _ask(self, owner: str, message: wire.Message) -> None:
         """Publish a request to its owner; raises ``RequestError`` when it cannot."""
         try:
-            listening = self._publish(owner, message)
+            listening = self.publish(owner, message)
         except ClusterUnavailable:
             raise ServiceUnavailable('cluster: Redis unreachable') from None
         if not listening:
@@ -247,9 +254,18 @@ class ClusterLink:
             raise UnknownSid('the process that owns the session did not answer')
         return _result(answer)
 
+    def open_relay(self) -> tuple[int, Any]:
+        """A relay id and the queue the owner's batches for it arrive on."""
+        rid = next(self._ids)
+        outgoing = self._relays[rid] = self.backend().queue()
+        return rid, outgoing
+
+    def close_relay(self, rid: int) -> None:
+        self._relays.pop(rid, None)
+
     def close_remote(self, owner: str, sid: str, reason: Reason) -> None:
         """Tell the owner to close a session whose client sent bad input here."""
-        self._publish_quietly(owner, {'t': 'close', 's': sid, 'why': reason.value})
+        self.publish_quietly(owner, {'t': 'close', 's': sid, 'why': reason.value})
 
     def _post(self, request: Request, owner: str, headers: Headers) -> bytes:
         sid = request.sid
@@ -274,7 +290,7 @@ class ClusterLink:
     def _get(self, request: Request, owner: str, headers: Headers) -> bytes:
         sid = request.sid
         assert sid is not None
-        backend = self._backend()
+        backend = self.backend()
         adapter = request.adapter
         peer_gone = None if adapter.sock is None else adapter.peer_gone
         rid, waiter = self._register()
@@ -294,23 +310,23 @@ class ClusterLink:
                 answer = waiter.next(FORWARD_TIMEOUT)
                 if answer is not None:
                     break
-                if backend.monotonic() > deadline or not self._listening(owner):
-                    self._publish_quietly(owner, {'t': 'cancel', 'r': rid})
+                if backend.monotonic() > deadline or not self.listening(owner):
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
                     raise UnknownSid('the process that owns the session is gone')
                 if not cancelled and peer_gone is not None and peer_gone():
                     cancelled = True
-                    self._publish_quietly(owner, {'t': 'cancel', 'r': rid})
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
         finally:
             self._pending.pop(rid, None)
         answer = _result(answer)
         packets = wire.unpack(answer.get('p'))
         if peer_gone is not None and _carries_data(packets) and peer_gone():
             # nobody would read them: back to the owner's queue
-            self._publish_quietly(owner, {'t': 'return', 's': sid, 'p': answer.get('p')})
+            self.publish_quietly(owner, {'t': 'return', 's': sid, 'p': answer.get('p')})
             packets = [NOOP]
         return polling.payload_body(packets, request, self.options, headers)
 
-    def _listening(self, owner: str) -> bool:
+    def listening(self, owner: str) -> bool:
         try:
             counts = self.client.pubsub_numsub(channel(owner))
         except Exception as exc:
@@ -340,7 +356,7 @@ class ClusterLink:
                 waiter.put(message)
             elif kind == 'reply' and _carries_data(wire.unpack(message.get('p', []))):
                 # a drain whose long-poll ended meanwhile: back to the owner
-                self._backend().run_soon(self._publish_quietly, source, {
+                self.backend().run_soon(self.publish_quietly, source, {
                     't': 'return', 's': message['s'], 'p': message['p']})
             return
         if kind == 'cancel':
@@ -354,12 +370,34 @@ class ClusterLink:
         sid = message['s']
         if not isinstance(sid, str):
             raise TypeError('sid')
+        if kind in ('out', 'end'):
+            outgoing = self._relays.get(message['relay'])
+            if outgoing is not None:
+                outgoing.put(wire.unpack(message['p']) if kind == 'out' else 'end')
+            elif kind == 'out':
+                # the connection is gone: the owner's session with it
+                self.backend().run_soon(self.publish_quietly, source, {
+                    't': 'gone', 's': sid, 'relay': message['relay'],
+                    'why': Reason.TRANSPORT_CLOSE.value})
+            return
+        if kind in ('in', 'bad', 'gone'):
+            relay.owner_message(self, source, message, self._sessions.get(sid))
+            return
+        if kind == 'ws':
+            self._answer(source, message, self._reserve_probe)
+            return
+        if kind in ('pause', 'resume'):
+            self._probe_step(source, message)
+            return
+        if kind == 'upgrade':
+            self._answer(source, message, self._upgrade)
+            return
         if kind == 'send':
             self._apply_send(sid, wire.unpack(message['p']))
         elif kind == 'post':
             self._answer(source, message, self._apply_post)
         elif kind == 'get':
-            self._backend().spawn(self._serve_get, source, message)
+            self.backend().spawn(self._serve_get, source, message)
         elif kind == 'return':
             self._put_back(sid, wire.unpack(message['p']))
         elif kind == 'disconnect':
@@ -374,13 +412,13 @@ class ClusterLink:
             raise ValueError(f'unknown message type {kind!r}')
 
     def _answer(self, source: str, message: wire.Message,
-                apply: Callable[[Session | None, wire.Message], None]) -> None:
+                apply: Callable[..., wire.Message | None]) -> None:
         try:
-            apply(self._sessions.get(message['s']), message)
-            answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True}
+            extra = apply(self._sessions.get(message['s']), message, source)
+            answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True, **(extra or {})}
         except RequestError as exc:
             answer = _refusal(message['r'], exc)
-        self._backend().run_soon(self._publish_quietly, source, answer)
+        self.backend().run_soon(self.publish_quietly, source, answer)
 
     def _apply_send(self, sid: str, packets: list[Packet]) -> None:
         session = self._sessions.get(sid)
@@ -398,7 +436,8 @@ class ClusterLink:
                     continue
             session.enqueue(packet)
 
-    def _apply_post(self, session: Session | None, message: wire.Message) -> None:
+    def _apply_post(self, session: Session | None, message: wire.Message,
+                    source: str) -> None:
         """A POST's packets, applied as a local POST applies them."""
         if session is None or session.ended:
             raise UnknownSid('no such session')
@@ -430,25 +469,88 @@ class ClusterLink:
             if session.transport != 'polling' or session.polling is None:
                 raise BadRequest('polling request for a WebSocket session')
         except RequestError as exc:
-            self._publish_quietly(source, _refusal(rid, exc))
+            self.publish_quietly(source, _refusal(rid, exc))
             return
-        if not self._publish_quietly(source, {'t': 'ack', 'r': rid}):
+        if not self.publish_quietly(source, {'t': 'ack', 'r': rid}):
             return
         key = (source, rid)
-        gone = self._gets[key] = self._backend().event()
+        cancelled = self._gets[key] = self.backend().event()
+
+        def gone() -> bool:
+            # the serving process's client left, or that process itself (a new
+            # GET for the session then takes over, as after a dropped connection)
+            return cancelled.is_set() or not self._node_alive(source)
         try:
-            packets = session.polling.poll(gone.is_set)  # type: ignore[attr-defined]
+            packets = session.polling.poll(gone)  # type: ignore[attr-defined]
         except DuplicateRequest:
             session.close(Reason.TRANSPORT_ERROR)
-            self._publish_quietly(source, _refusal(
+            self.publish_quietly(source, _refusal(
                 rid, BadRequest('a GET is already waiting on this session')))
             return
         finally:
             self._gets.pop(key, None)
         answer = {'t': 'reply', 'r': rid, 's': session.sid, 'ok': True,
                   'p': wire.pack(packets)}
-        if not self._publish_quietly(source, answer) and _carries_data(packets):
+        if not self.publish_quietly(source, answer) and _carries_data(packets):
             self._put_back(session.sid, packets)
+
+    # -- WebSockets relayed by other nodes (see relay.py) ------------------------------
+
+    def _reserve_probe(self, session: Session | None, message: wire.Message,
+                       source: str) -> wire.Message | None:
+        if session is None or session.ended:
+            raise UnknownSid('no such session')
+        if session.state is State.CLOSING:
+            raise UnknownSid('session has ended')
+        polling_transport = session.polling
+        if polling_transport is None or not polling_transport.reserve_probe():
+            return {'busy': True}
+        key = (source, int(message['relay']))
+        self._probes[key] = session
+        # a relay that dies mid-probe never says: resume polling by ourselves
+        self.backend().spawn(self._probe_deadline, key, session)
+        return None
+
+    def _probe_deadline(self, key: tuple[str, int], session: Session) -> None:
+        self.backend().sleep(self.options.upgrade_timeout + FORWARD_TIMEOUT)
+        if self._probes.pop(key, None) is session and session.polling is not None:
+            session.polling.resume()
+
+    def _probe_step(self, source: str, message: wire.Message) -> None:
+        key = (source, int(message['relay']))
+        session = self._probes.get(key)
+        if session is None or session.polling is None:
+            return
+        if message['t'] == 'pause':
+            session.polling.pause()
+        else:
+            self._probes.pop(key, None)
+            session.polling.resume()
+
+    def _upgrade(self, session: Session | None, message: wire.Message,
+                 source: str) -> None:
+        rid = int(message['relay'])
+        if session is None or self._probes.pop((source, rid), None) is not session:
+            raise UnknownSid('no such session')
+        if not session.switch(relay.RemoteTransport(self, session, source, rid)):
+            raise UnknownSid('session has ended')
+        logger.info('%s upgraded to websocket, relayed by %s', session.sid, source)
+
+    def _node_alive(self, node: str) -> bool:
+        """Whether ``node`` listens; asked of Redis at most once per
+        ``FORWARD_TIMEOUT`` per node. True when Redis cannot tell."""
+        now = time.monotonic()
+        known = self._alive.get(node)
+        if known is not None and now - known[0] < FORWARD_TIMEOUT:
+            return known[1]
+        try:
+            alive = self.listening(node)
+        except RequestError:
+            alive = True
+        self._alive[node] = (now, alive)
+        if len(self._alive) > 1000:
+            self._alive.clear()
+        return alive
 
     def _put_back(self, sid: str, packets: list[Packet]) -> None:
         """Packets drained for a long-poll that reached no client: first again."""
@@ -468,7 +570,7 @@ class _RemoteSession:
     """What reading a POST body for another node's session needs of it."""
 
     def __init__(self, link: ClusterLink, owner: str, sid: str) -> None:
-        self.backend = link._backend()
+        self.backend = link.backend()
         self._link = link
         self._owner = owner
         self._sid = sid

@@ -47,6 +47,16 @@ def state(port: int, sid: str) -> dict:
     return resp.json()
 
 
+def wait_gone(redis_server, node_id: str) -> None:
+    """Until Redis dropped the subscription of a killed process's inbox."""
+    client = redis_client(redis_server.url)
+    try:
+        wait_until(lambda: client.pubsub_numsub(channel(node_id))[0][1] == 0, 5.0,
+                   message=f'Redis dropped node {node_id}')
+    finally:
+        client.close()
+
+
 def on(port: int, client: PollingClient) -> PollingClient:
     """The same session, its requests sent to the process on ``port``."""
     other = PollingClient(port)
@@ -136,10 +146,7 @@ def test_owner_killed_requests_elsewhere_get_unknown_sid_within_a_second(pair, r
     # the GET that waited on the owner learns it within the liveness check's period
     expect_error(waiting.result(5.0), 400, 1)
     assert waiting.finished_at - started < 2 * FORWARD_TIMEOUT + 0.5
-    client = redis_client(redis_server.url)
-    wait_until(lambda: client.pubsub_numsub(channel(owner_node))[0][1] == 0, 5.0,
-               message='Redis dropped the killed owner')
-    client.close()
+    wait_gone(redis_server, owner_node)
     asked = time.monotonic()
     expect_error(on(b.port, owner).get(), 400, 1)
     assert time.monotonic() - asked < 0.5   # PUBLISH reached nobody: no wait at all
@@ -225,3 +232,83 @@ def test_redis_down_local_sessions_work_forwarded_requests_fail_fast_then_resume
     owner.send('last')
     assert owner.receive(1) == ['last']
     assert a.proc.poll() is None and b.proc.poll() is None
+
+
+def test_threaded_workers_serve_for_each_other(redis_server, gunicorns):
+    env = {'EIO_CLUSTER': redis_server.url}
+    a, b = gunicorns(2, ['-k', 'gthread', '--threads', '20'],
+                     app='tests.apps.cluster_echo:app', env=env)
+    owner = PollingClient(a.port)
+    owner.handshake()
+    waiting = Background(on(b.port, owner).poll, 10.0)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    on(a.port, owner).send('to the waiting GET')
+    assert [(p.type, p.data) for p in waiting.result(5.0)] == [(MESSAGE, 'to the waiting GET')]
+    on(b.port, owner).send('whoami', 'x')
+    assert on(b.port, owner).receive(2) == [node(a.port), 'x']
+    assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=y').text == 'done'
+    assert owner.receive(1) == ['y']
+
+
+def test_cluster_option_of_socketio_server_and_bad_values():
+    from engineio_wsgi.cluster.connect import ClusterConfigError
+    from engineio_wsgi.cluster.link import ClusterLink
+    from engineio_wsgi.server import Server
+    from engineio_wsgi.socketio import Server as SocketIOServer
+    assert isinstance(SocketIOServer(cluster='redis://127.0.0.1:1/0').eio._cluster, ClusterLink)
+    for bad in ('http://127.0.0.1:6379/', 42):
+        with pytest.raises(ClusterConfigError):
+            Server(cluster=bad)
+
+
+def test_process_serving_a_get_killed_nothing_lost_and_the_next_get_takes_over(
+        pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    b_node = node(b.port)
+    Background(on(b.port, owner).get, 10.0)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    os.killpg(b.proc.pid, signal.SIGKILL)
+    wait_gone(redis_server, b_node)
+    # the client's next GET, on the owner: not a duplicate of the GET of the dead process
+    waiting = Background(owner.poll, 10.0)
+    on(a.port, owner).send('after', 'the kill')
+    messages = [p.data for p in waiting.result(10.0) if p.type == MESSAGE]
+    while len(messages) < 2:
+        messages += [p.data for p in owner.poll() if p.type == MESSAGE]
+    assert messages == ['after', 'the kill']
+
+
+def test_message_for_a_get_whose_process_stopped_listening_is_not_lost(pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    b_node = node(b.port)
+    Background(on(b.port, owner).get, 10.0)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    # b stops (it cannot subscribe again) and its inbox's connection is cut: the
+    # owner does not drain for it (b does not listen), or puts back what it
+    # drained when its answer reaches nobody; either way the next GET gets it
+    os.killpg(b.proc.pid, signal.SIGSTOP)
+    try:
+        client = redis_client(redis_server.url)
+        try:
+            for entry in client.client_list(_type='pubsub'):
+                client.client_kill_filter(_id=entry['id'])
+            wait_until(lambda: client.pubsub_numsub(channel(b_node))[0][1] == 0, 5.0,
+                       message='b no longer listens')
+        finally:
+            client.close()
+        on(a.port, owner).send('kept')
+        wait_until(lambda: state(a.port, owner.sid)['queued'] == 1, 5.0,
+                   message='the message in the queue')
+        received: list = []
+        while not received:
+            received = [p.data for p in owner.poll() if p.type == MESSAGE]
+        assert received == ['kept']
+    finally:
+        os.killpg(b.proc.pid, signal.SIGCONT)
