@@ -74,11 +74,11 @@ def test_the_example_serves_the_demo_page_through_round_robin_nginx(
     assert report['page_errors'] == []
     assert report['failed_requests'] == []
     page = report['connected']
-    assert report['opened']['transport'] == 'polling'
     assert (page['state'], page['transport'], page['upgraded']) == ('open', 'websocket', 'true')
     got = page['messages']
     assert [m['text'] for m in got if m['direction'] == 'in'] == MESSAGES
     sid = page['socket_id']
+    assert f'open over polling, session {sid}' in page['events'], page['events']
     log = example.log()
     assert f'{sid} opened over polling' in log
     assert f'{sid} upgraded to websocket' in log

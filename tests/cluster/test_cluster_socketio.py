@@ -18,12 +18,15 @@ from tests.cluster.topology import LAYOUTS, Cluster, no_tracebacks, owner, runni
 pytestmark = pytest.mark.timeout(180)
 
 APP = 'tests.apps.cluster_sio:app'
-#: two clients per transport setting; rooms cut across them
-TRANSPORTS = [['polling'], ['websocket'], None, ['polling'], ['websocket'], None]
+#: the clients' transport settings, in turn; rooms cut across them
+TRANSPORTS = [['polling'], ['websocket'], None]
+#: clients per process at least (more are opened until each process has them)
+PER_PROCESS = 2
 
 
 class SioClient:
     def __init__(self, url: str, transports: list[str] | None) -> None:
+        self.transports = transports
         self.client = socketio.Client(reconnection=False)
         self.got: dict[str, queue.Queue[Any]] = {'room_msg': queue.Queue(),
                                                  'all_msg': queue.Queue()}
@@ -57,11 +60,20 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 
 @pytest.fixture(scope='module')
 def clients(cluster: Cluster) -> Iterator[list[SioClient]]:
+    """Clients until every process owns PER_PROCESS of them (which process
+    gets a handshake depends on how many requests came before it), sorted by
+    owner."""
     made: list[SioClient] = []
     try:
-        for transports in TRANSPORTS:
-            made.append(SioClient(cluster.url, transports))
-        yield made
+        def owners_full() -> bool:
+            counts = {node: 0 for node in cluster.nodes}
+            for c in made:
+                counts[c.node] += 1
+            return min(counts.values()) >= PER_PROCESS
+        while not owners_full():
+            assert len(made) < 40, f'handshakes reached only {sorted({c.node for c in made})}'
+            made.append(SioClient(cluster.url, TRANSPORTS[len(made) % len(TRANSPORTS)]))
+        yield sorted(made, key=lambda c: c.node)
     finally:
         for c in made:
             c.client.disconnect()
@@ -72,23 +84,21 @@ def test_each_session_runs_on_the_owner_its_sid_names(cluster: Cluster,
     for c in clients:
         assert c.node == owner(c.engine_sid)
         assert c.call('echo', 'héllo', 2) == ('héllo', 2)
-    nodes = {c.node for c in clients}
-    assert nodes <= set(cluster.nodes)
-    if cluster.layout == 'three-servers':
-        assert nodes == set(cluster.nodes), 'round robin handshakes: every process owns a client'
+    assert {c.node for c in clients} == set(cluster.nodes)
 
 
 def test_room_and_broadcast_reach_every_owner(cluster: Cluster, clients: list[SioClient]) -> None:
     rooms = {}
-    for i, c in enumerate(clients):
+    for i, c in enumerate(clients):     # sorted by owner: both rooms on every owner
         room = 'even' if i % 2 == 0 else 'odd'
         rooms[c] = room
         assert c.call('join', room) == c.node
     even = [c for c in clients if rooms[c] == 'even']
     odd = [c for c in clients if rooms[c] == 'odd']
-    if cluster.layout == 'three-servers':
-        assert len({c.node for c in even}) >= 2 and len({c.node for c in odd}) >= 2
-    for sender in (clients[1], clients[2]):     # a WebSocket and a polling sender
+    assert {c.node for c in even} == {c.node for c in odd} == set(cluster.nodes)
+    polling = next(c for c in clients if c.transports == ['polling'])
+    ws = next(c for c in clients if c.transports == ['websocket'])
+    for sender in (ws, polling):
         text = f'to the even room from {sender.node}'
         assert sender.call('to_room', 'even', text) == 'sent'
         for c in even:
