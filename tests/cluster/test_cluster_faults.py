@@ -19,6 +19,7 @@ import socketio
 from tests.cluster.topology import Cluster, owner, running_cluster
 from tests.live import (
     Background,
+    Packet,
     PollingClient,
     expect_error,
     http_request,
@@ -192,8 +193,9 @@ def polling_echo(cluster: Cluster, texts: list[str]) -> list[str]:
 
 def test_redis_away_for_10_seconds(echo_cluster: Cluster) -> None:
     """No worker crashes or hangs; WebSocket clients on their owner keep
-    echoing through heartbeats; an Emitter says ClusterUnavailable; once Redis
-    is back the cluster serves forwarded requests again by itself."""
+    echoing through heartbeats; an Emitter says ClusterUnavailable and a
+    request that needs another process gets 503 code 3 at once; once Redis is
+    back the cluster serves forwarded requests again by itself."""
     from engineio_wsgi.cluster import ClusterUnavailable, Emitter
     cluster = echo_cluster
     pids = {s.port: cluster.workers(s) for s in cluster.servers}
@@ -201,12 +203,22 @@ def test_redis_away_for_10_seconds(echo_cluster: Cluster) -> None:
     try:
         assert len({owner(c.sid) for c in clients}) == 3
         assert polling_echo(cluster, ['before']) == ['before']
+        a, b = cluster.servers[:2]
+        stranded = PollingClient(a.port, timeout=5)     # a session of A, asked on B below
+        stranded.handshake()
 
         cluster.redis.stop()
         away = time.monotonic()
         started = time.monotonic()
         with pytest.raises(ClusterUnavailable):
             Emitter(cluster.redis.url).send(clients[0].sid, 'nobody takes this')
+        assert time.monotonic() - started < 3.0
+        # a request that needs another process fails at once: 503 code 3
+        on_b = PollingClient(b.port, timeout=10)
+        on_b.sid = stranded.sid
+        started = time.monotonic()
+        expect_error(on_b.post(Packet.message('x')), 503, 3)
+        expect_error(on_b.get(), 503, 3)
         assert time.monotonic() - started < 3.0
         n = 0
         while time.monotonic() - away < 10.0:
