@@ -30,6 +30,7 @@ from tests.interop.test_python_client import as_received
 from tests.interop.tools import run_node_script
 from tests.live import (
     CLOSE,
+    Background,
     Packet,
     PollingClient,
     SessionClosed,
@@ -59,6 +60,24 @@ def test_every_process_serves_requests_through_the_front(cluster: Cluster) -> No
 
 
 # -- raw long-polling -------------------------------------------------------------
+
+
+def test_a_fresh_cluster_serves_many_sessions_from_its_first_requests(cluster: Cluster) -> None:
+    """The cluster's first Engine.IO requests (this test runs first on a new
+    cluster): 30 polling sessions at once, each request going to the next
+    process, so that many processes serve their first requests for other
+    processes' sessions while they are still joining the cluster. Every
+    session echoes."""
+    def session(n: int) -> list[str | bytes]:
+        client = PollingClient(cluster.front.port)
+        client.handshake()
+        client.send(f'{n}-a', f'{n}-b')
+        got = client.receive(2, timeout=10)
+        client.send(f'{n}-c')
+        return got + client.receive(1, timeout=10)
+    runs = [Background(session, n) for n in range(30)]
+    for n, run in enumerate(runs):
+        assert run.result(30) == [f'{n}-a', f'{n}-b', f'{n}-c']
 
 
 def test_polling_session_across_processes(cluster: Cluster) -> None:
