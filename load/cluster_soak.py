@@ -18,8 +18,10 @@ the servers' logs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -48,6 +50,7 @@ class WsSession:
             self.poller.handshake()
             query += f'&sid={self.poller.sid}'
         self.ws = websocket.create_connection(f'{cluster.ws_url}/engine.io/?{query}', timeout=10)
+        self.sid = self.poller.sid if self.poller else None
         if upgrade:
             self.ws.send('2probe')
             if self._next() != '3probe':
@@ -57,6 +60,7 @@ class WsSession:
             opened = self._next()
             if not opened.startswith('0'):
                 raise AssertionError(f'no open packet: {opened[:80]!r}')
+            self.sid = json.loads(opened[1:])['sid']
 
     def _next(self) -> str:
         while True:
@@ -90,14 +94,22 @@ class PollSession:
 
     def echo(self, text: str) -> str:
         self.client.send(text)
-        while True:
-            for packet in self.client.poll(timeout=15):
+        got: list[str] = []
+        while not got:
+            for packet in self.client.poll(timeout=15):     # a ping may follow the echo
                 if packet.type == PING:
                     self.client.pong()
                 elif packet.type == MESSAGE:
-                    return packet.data  # type: ignore[return-value]
+                    got.append(packet.data)  # type: ignore[arg-type]
                 elif packet.type == CLOSE:
                     raise AssertionError('the session was closed')
+        if len(got) != 1:
+            raise AssertionError(f'one message sent, {len(got)} came back: {got!r}')
+        return got[0]
+
+    @property
+    def sid(self) -> str | None:
+        return self.client.sid
 
     def close(self) -> None:
         try:
@@ -152,7 +164,8 @@ class Soaker(threading.Thread):
                     self.counts[f'{self.kind} echoes'] += 1
                     self.stop.wait(rng.uniform(0.2, 1.0))
             except Exception as exc:  # noqa: BLE001
-                self.problems.append(f'{self.kind} echo at {_now()}: {_tail(exc)}')
+                self.problems.append(f'{self.kind} echo at {_now()}, session {session.sid}: '
+                                     f'{_tail(exc)}')
             finally:
                 session.close()
 
@@ -223,8 +236,14 @@ def main() -> int:
                 failures.append(f'worker {pid}: resident memory {base[pid]} -> {end[pid]} KiB')
         if any(left):
             failures.append(f'sessions left after the clients closed: {left}')
-        if 'Traceback' in cluster.log():
+        log = cluster.log()
+        if 'Traceback' in log:
             failures.append('traceback in the servers\' logs')
+        # the sessions of the last problems first: those of the start may repeat
+        sids = list(dict.fromkeys(re.findall(r'session (\S+):', ' '.join(problems[::-1]))))
+        for sid in sids[:5]:
+            lines = [line for line in log.splitlines() if sid in line]
+            print(f'--- the servers\' log lines of {sid}:\n' + '\n'.join(lines[-10:]))
         print(f'\n{args.minutes:g} min, {args.clients} clients: {dict(counts)}')
         print(f'resident memory KiB, after warm-up -> end: '
               f'{[(base.get(p), end[p]) for p in worker_pids]}')
