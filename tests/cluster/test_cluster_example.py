@@ -2,7 +2,8 @@
 ``gunicorn -k gevent -w 3`` with ``cluster=`` and nginx with the example's
 round-robin config; headless Chromium loads the demo page through nginx,
 connects over polling, upgrades to WebSocket, echoes, disconnects and
-connects again (tests/interop/browser.mjs)."""
+connects again (tests/interop/browser.mjs). The same page also on the other
+layout: three one-worker gunicorns (gevent, gevent, gthread) behind nginx."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.services import free_port
+from tests.cluster.topology import running_cluster
 from tests.interop.test_browser import MESSAGES, DemoServer, run_browser
 from tests.live import ROOT, PollingClient, http_request, wait_until
 
@@ -67,24 +69,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]:
 
 def test_the_example_serves_the_demo_page_through_round_robin_nginx(
         example: Example, tmp_path: Path) -> None:
-    report = run_browser(example, tmp_path)
-    assert report['error'] is None, (
-        f'{report["error"]}\nsteps: {report["steps"]}\nconsole: {report["console"]}\n'
-        f'page errors: {report["page_errors"]}\nlog:\n{example.log()[-4000:]}')
-    assert report['page_errors'] == []
-    assert report['failed_requests'] == []
-    page = report['connected']
-    assert (page['state'], page['transport'], page['upgraded']) == ('open', 'websocket', 'true')
-    got = page['messages']
-    assert [m['text'] for m in got if m['direction'] == 'in'] == MESSAGES
-    sid = page['socket_id']
-    assert f'open over polling, session {sid}' in page['events'], page['events']
-    log = example.log()
-    assert f'{sid} opened over polling' in log
-    assert f'{sid} upgraded to websocket' in log
-    new = report['reconnected']
-    assert new['state'] == 'open' and new['socket_id'] not in (None, sid)
-    assert 'Traceback' not in log, log[-4000:]
+    check_page(run_browser(example, tmp_path), example.log(), 'run.sh')
 
 
 def emit(example: Example, sid: str, text: str) -> subprocess.CompletedProcess[str]:
@@ -107,3 +92,27 @@ def test_emit_py_reaches_a_session_of_the_example(example: Example) -> None:
     gone = emit(example, 'ZZZZ' + client.sid[4:], 'to nobody')
     assert (gone.returncode, gone.stdout.strip()) == (
         1, 'no such session: its worker is gone'), gone.stderr
+
+
+def check_page(report: dict, log: str, where: str) -> None:
+    assert report['error'] is None, (
+        f'{report["error"]}\nsteps: {report["steps"]}\nconsole: {report["console"]}\n'
+        f'page errors: {report["page_errors"]}\nlog:\n{log[-4000:]}')
+    assert report['page_errors'] == [] and report['failed_requests'] == [], where
+    page = report['connected']
+    assert (page['state'], page['transport'], page['upgraded']) == ('open', 'websocket', 'true')
+    assert [m['text'] for m in page['messages'] if m['direction'] == 'in'] == MESSAGES
+    sid = page['socket_id']
+    assert f'open over polling, session {sid}' in page['events'], page['events']
+    assert f'{sid} opened over polling' in log and f'{sid} upgraded to websocket' in log
+    new = report['reconnected']
+    assert new['state'] == 'open' and new['socket_id'] not in (None, sid)
+    assert 'Traceback' not in log, log[-4000:]
+
+
+def test_the_demo_page_on_three_one_worker_servers(tmp_path: Path) -> None:
+    with running_cluster('three-servers', app='app:app',
+                         extra=['--chdir', os.path.join(ROOT, 'examples', 'cluster')],
+                         discover=False) as cluster:
+        report = run_browser(DemoServer(cluster.url + '/', os.devnull), tmp_path)
+        check_page(report, cluster.log(), 'three servers')

@@ -115,7 +115,8 @@ def start_cluster(layout: str, app: str = 'tests.apps.cluster_echo:app',
     redis.start()
     servers: list[Gunicorn] = []
     try:
-        child_env = {**PING, 'EIO_CLUSTER': redis.url, **(env or {})}
+        # REDIS_URL: what examples/cluster/app.py reads
+        child_env = {**PING, 'EIO_CLUSTER': redis.url, 'REDIS_URL': redis.url, **(env or {})}
         for worker_args, count in LAYOUTS[layout]:
             servers.append(start_gunicorn(worker_args, app, child_env,
                                           extra=['-w', str(count), *extra]))
@@ -143,11 +144,14 @@ def stop_cluster(cluster: Cluster) -> None:
 
 @contextlib.contextmanager
 def running_cluster(layout: str, app: str = 'tests.apps.cluster_echo:app',
-                    env: Mapping[str, str] | None = None,
-                    extra: Sequence[str] = ()) -> Iterator[Cluster]:
+                    env: Mapping[str, str] | None = None, extra: Sequence[str] = (),
+                    discover: bool = True) -> Iterator[Cluster]:
+    """``discover``: learn every process's node id from its ``/__node`` route
+    (the test apps have it)."""
     cluster = start_cluster(layout, app, env, extra)
     try:
-        cluster.discover()
+        if discover:
+            cluster.discover()
         yield cluster
     finally:
         stop_cluster(cluster)
