@@ -312,3 +312,39 @@ def test_message_for_a_get_whose_process_stopped_listening_is_not_lost(pair, red
         assert received == ['kept']
     finally:
         os.killpg(b.proc.pid, signal.SIGCONT)
+
+
+def test_workers_of_one_gunicorn_share_sessions_and_subscribe_after_fork(redis_server, gunicorns):
+    # --preload: the master imports the application (and builds the Server);
+    # only the workers, at their first request, listen on Redis
+    (server,) = gunicorns(1, GEVENT, app='tests.apps.cluster_echo:app',
+                          env={'EIO_CLUSTER': redis_server.url},
+                          extra=['-w', '3', '--preload'])
+    client = redis_client(redis_server.url)
+    try:
+        assert client.pubsub_channels('engineio_wsgi#*') == []
+        clients = [PollingClient(server.port) for _ in range(12)]
+        for c in clients:
+            c.handshake()
+        for i, c in enumerate(clients):
+            c.send(f'c{i}', 'whoami')
+        for i, c in enumerate(clients):
+            assert c.receive(2) == [f'c{i}', c.sid[:4]]
+        tags = {c.sid[:4] for c in clients}
+        listening = {name.decode().split('#')[1]
+                     for name in client.pubsub_channels('engineio_wsgi#*')}
+        # every process that issued a sid listens, and no other (not the master)
+        assert tags <= listening and len(listening) <= 3
+    finally:
+        client.close()
+
+
+def test_binary_post_refused_by_the_serving_process_closes_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    resp = on(b.port, owner).post(body=b'4x', headers=[('Content-Type',
+                                                         'application/octet-stream')])
+    expect_error(resp, 400, 3)
+    wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+    expect_error(owner.get(), 400, 1)
