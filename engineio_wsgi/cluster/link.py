@@ -72,6 +72,10 @@ STARTUP_WAIT = 2.0
 NOOP = Packet(PacketType.NOOP)
 
 
+#: messages about one session that may run the application's code
+_SESSION_KINDS = frozenset(('post', 'in', 'bad', 'gone', 'send', 'disconnect', 'close'))
+
+
 class Forwarded(RequestError):
     """The owner's refusal of a request served for it, answered as is."""
 
@@ -129,6 +133,9 @@ class ClusterLink:
         self._probes: dict[tuple[str, int], Session] = {}
         #: node -> (when asked, listening): liveness of other nodes, briefly cached
         self._alive: dict[str, tuple[float, bool]] = {}
+        #: per session, what ``_in_order`` runs next
+        self._serial: dict[str, deque[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
+        self._serial_lock = threading.Lock()
         self.dropped = 0
         os.register_at_fork(after_in_child=self._forget)
 
@@ -139,6 +146,8 @@ class ClusterLink:
         self._gets = {}
         self._relays = {}
         self._probes = {}
+        self._serial = {}
+        self._serial_lock = threading.Lock()
 
     # -- starting (after fork, at the first request or send) -------------------------
 
@@ -380,36 +389,65 @@ class ClusterLink:
                     't': 'gone', 's': sid, 'relay': message['relay'],
                     'why': Reason.TRANSPORT_CLOSE.value})
             return
-        if kind in ('in', 'bad', 'gone'):
-            relay.owner_message(self, source, message, self._sessions.get(sid))
-            return
         if kind == 'ws':
             self._answer(source, message, self._reserve_probe)
-            return
-        if kind in ('pause', 'resume'):
+        elif kind in ('pause', 'resume'):
             self._probe_step(source, message)
-            return
-        if kind == 'upgrade':
+        elif kind == 'upgrade':
             self._answer(source, message, self._upgrade)
-            return
-        if kind == 'send':
-            self._apply_send(sid, wire.unpack(message['p']))
-        elif kind == 'post':
-            self._answer(source, message, self._apply_post)
         elif kind == 'get':
             self.backend().spawn(self._serve_get, source, message)
         elif kind == 'return':
             self._put_back(sid, wire.unpack(message['p']))
-        elif kind == 'disconnect':
-            session = self._sessions.get(sid)
-            if session is not None:
-                session.close(Reason.SERVER_DISCONNECT)
-        elif kind == 'close':
-            session = self._sessions.get(sid)
-            if session is not None:
-                session.close(Reason(message['why']))
+        elif kind in _SESSION_KINDS:
+            # what may run the application's code (a message, connect or
+            # disconnect handler) runs off the listener, in order per session
+            self._in_order(sid, self._apply, source, message)
         else:
             raise ValueError(f'unknown message type {kind!r}')
+
+    def _apply(self, source: str, message: wire.Message) -> None:
+        kind = message['t']
+        sid = message['s']
+        if kind == 'post':
+            self._answer(source, message, self._apply_post)
+        elif kind in ('in', 'bad', 'gone'):
+            relay.owner_message(self, source, message, self._sessions.get(sid))
+        elif kind == 'send':
+            self._apply_send(sid, wire.unpack(message['p']))
+        else:
+            session = self._sessions.get(sid)
+            if session is not None:
+                session.close(Reason.SERVER_DISCONNECT if kind == 'disconnect'
+                              else Reason(message['why']))
+
+    def _in_order(self, sid: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on a task of the backend, after what was queued
+        for the same session before it."""
+        with self._serial_lock:
+            queued = self._serial.get(sid)
+            start = queued is None
+            if start:
+                queued = self._serial[sid] = deque()
+            queued.append((fn, args))  # type: ignore[union-attr]
+        if start:
+            self.backend().run_soon(self._run_in_order, sid)
+
+    def _run_in_order(self, sid: str) -> None:
+        while True:
+            with self._serial_lock:
+                queued = self._serial[sid]
+                if not queued:
+                    del self._serial[sid]
+                    return
+                fn, args = queued.popleft()
+            try:
+                fn(*args)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.dropped += 1
+                logger.debug('cluster: malformed message for %s dropped: %s', sid, exc)
+            except Exception:
+                logger.exception('cluster: a message for %s failed', sid)
 
     def _answer(self, source: str, message: wire.Message,
                 apply: Callable[..., wire.Message | None]) -> None:
@@ -418,6 +456,8 @@ class ClusterLink:
             answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True, **(extra or {})}
         except RequestError as exc:
             answer = _refusal(message['r'], exc)
+        except (ValueError, KeyError, TypeError) as exc:
+            answer = _refusal(message['r'], BadRequest(f'malformed request: {exc}'))
         self.backend().run_soon(self.publish_quietly, source, answer)
 
     def _apply_send(self, sid: str, packets: list[Packet]) -> None:
