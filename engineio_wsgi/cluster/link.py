@@ -250,17 +250,42 @@ class ClusterLink:
         if not listening:
             raise UnknownSid('the process that owns the session is gone')
 
-    def call(self, owner: str, message: wire.Message) -> wire.Message:
-        """Send a request to the owner and wait for its answer (bounded)."""
+    def call(self, owner: str, message: wire.Message,
+             peer_gone: Callable[[], bool] | None = None) -> wire.Message:
+        """Send a request to the owner and wait for its answer.
+
+        The owner acknowledges at once (``ack``) and answers when done:
+        a long-poll when it has packets, a POST once its packets were
+        applied (a connect handler may take a while). No acknowledgement
+        within ``FORWARD_TIMEOUT``, or the owner no longer listening while
+        the answer is awaited (checked every ``FORWARD_TIMEOUT``): 400 code 1.
+        ``peer_gone``: the client left; the owner is told (``cancel``).
+        """
         rid, waiter = self._register()
         message['r'] = rid
+        backend = self.backend()
+        cancelled = False
         try:
             self._ask(owner, message)
             answer = waiter.next(FORWARD_TIMEOUT)
+            if answer is None:
+                raise UnknownSid('the process that owns the session did not answer')
+            # the owner answers by the heartbeat's verdict at the latest
+            deadline = (backend.monotonic() + self.options.ping_interval
+                        + self.options.ping_timeout + FORWARD_TIMEOUT)
+            while answer['t'] == 'ack':
+                answer = waiter.next(FORWARD_TIMEOUT)
+                if answer is not None:
+                    continue
+                answer = {'t': 'ack'}
+                if backend.monotonic() > deadline or not self.listening(owner):
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
+                    raise UnknownSid('the process that owns the session is gone')
+                if not cancelled and peer_gone is not None and peer_gone():
+                    cancelled = True
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
         finally:
             self._pending.pop(rid, None)
-        if answer is None:
-            raise UnknownSid('the process that owns the session did not answer')
         return _result(answer)
 
     def open_relay(self) -> tuple[int, Any]:
@@ -299,35 +324,9 @@ class ClusterLink:
     def _get(self, request: Request, owner: str, headers: Headers) -> bytes:
         sid = request.sid
         assert sid is not None
-        backend = self.backend()
         adapter = request.adapter
         peer_gone = None if adapter.sock is None else adapter.peer_gone
-        rid, waiter = self._register()
-        cancelled = False
-        try:
-            self._ask(owner, {'t': 'get', 's': sid, 'r': rid})
-            answer = waiter.next(FORWARD_TIMEOUT)
-            if answer is None:
-                raise UnknownSid('the process that owns the session did not answer')
-            if answer['t'] != 'ack':
-                _result(answer)   # the owner's refusal
-                raise UnknownSid('unexpected answer')
-            # the owner answers by the heartbeat's verdict at the latest
-            deadline = (backend.monotonic() + self.options.ping_interval
-                        + self.options.ping_timeout + FORWARD_TIMEOUT)
-            while True:
-                answer = waiter.next(FORWARD_TIMEOUT)
-                if answer is not None:
-                    break
-                if backend.monotonic() > deadline or not self.listening(owner):
-                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
-                    raise UnknownSid('the process that owns the session is gone')
-                if not cancelled and peer_gone is not None and peer_gone():
-                    cancelled = True
-                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
-        finally:
-            self._pending.pop(rid, None)
-        answer = _result(answer)
+        answer = self.call(owner, {'t': 'get', 's': sid}, peer_gone)
         packets = wire.unpack(answer.get('p'))
         if peer_gone is not None and _carries_data(packets) and peer_gone():
             # nobody would read them: back to the owner's queue
@@ -400,6 +399,9 @@ class ClusterLink:
         elif kind == 'return':
             self._put_back(sid, wire.unpack(message['p']))
         elif kind in _SESSION_KINDS:
+            if kind == 'post':
+                self.backend().run_soon(self.publish_quietly, source,
+                                        {'t': 'ack', 'r': message['r']})
             # what may run the application's code (a message, connect or
             # disconnect handler) runs off the listener, in order per session
             self._in_order(sid, self._apply, source, message)

@@ -348,3 +348,22 @@ def test_binary_post_refused_by_the_serving_process_closes_the_session(pair):
     expect_error(resp, 400, 3)
     wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
     expect_error(owner.get(), 400, 1)
+
+
+def test_a_slow_handler_delays_only_its_own_session(redis_server, gunicorns):
+    # handlers on the I/O path (async_handlers=False, as python-socketio runs them)
+    a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_blocking:app',
+                     env={'EIO_CLUSTER': redis_server.url})
+    slow, quick = PollingClient(a.port), PollingClient(a.port)
+    slow.handshake()
+    quick.handshake()
+    blocked = Background(on(b.port, slow).post_ok, Packet.message('block 2'))
+    wait_until(lambda: f'blocking {slow.sid}' in a.text(), 5.0, message='handler blocking')
+    # while the owner runs the slow handler, another session's POST through b is served
+    started = time.monotonic()
+    on(b.port, quick).send('quick')
+    assert time.monotonic() - started < FORWARD_TIMEOUT
+    assert quick.receive(1) == ['quick']
+    # the slow POST is answered ok once its handler returned, not refused after a second
+    blocked.result(10.0)
+    assert slow.receive(1) == ['unblocked']
