@@ -119,7 +119,7 @@ class ClusterLink:
         self._sessions = sessions
         self._backend_for = backend_for
         self._pid: int | None = None
-        self._start_lock = threading.Lock()
+        self._locks: dict[str, Any] = {}
         self.node = ''
         self._sender: Sender | None = None
         self.inbox: Inbox | None = None
@@ -135,19 +135,26 @@ class ClusterLink:
         self._alive: dict[str, tuple[float, bool]] = {}
         #: per session, what ``_in_order`` runs next
         self._serial: dict[str, deque[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
-        self._serial_lock = threading.Lock()
         self.dropped = 0
         os.register_at_fork(after_in_child=self._forget)
 
+    def _lock(self, name: str) -> Any:
+        """A lock made at first use, after fork: with gunicorn's --preload the
+        Server is built before the gevent worker patches threading, and an
+        unpatched lock held while a greenlet waits would block the worker."""
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks.setdefault(name, threading.Lock())
+        return lock
+
     def _forget(self) -> None:
         # a forked child is another node: its own inbox, nothing pending
-        self._start_lock = threading.Lock()
+        self._locks = {}
         self._pending = {}
         self._gets = {}
         self._relays = {}
         self._probes = {}
         self._serial = {}
-        self._serial_lock = threading.Lock()
 
     # -- starting (after fork, at the first request or send) -------------------------
 
@@ -157,7 +164,7 @@ class ClusterLink:
         pid = os.getpid()
         if self._pid == pid:
             return
-        with self._start_lock:
+        with self._lock('start'):
             if self._pid == pid:
                 return
             self.node = node_id()
@@ -426,7 +433,7 @@ class ClusterLink:
     def _in_order(self, sid: str, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn(*args)`` on a task of the backend, after what was queued
         for the same session before it."""
-        with self._serial_lock:
+        with self._lock('serial'):
             queued = self._serial.get(sid)
             start = queued is None
             if start:
@@ -437,7 +444,7 @@ class ClusterLink:
 
     def _run_in_order(self, sid: str) -> None:
         while True:
-            with self._serial_lock:
+            with self._lock('serial'):
                 queued = self._serial[sid]
                 if not queued:
                     del self._serial[sid]
