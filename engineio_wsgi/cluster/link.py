@@ -171,12 +171,13 @@ class ClusterLink:
             self._sender = Sender(self.client, self.node)
             self.inbox = Inbox(self.client, self.node, self._received)
             self.inbox.start()
-            self._pid = pid
+            # other requests wait here too: no sid goes out before others can reach it
             if not self._listening_soon(self.inbox):
                 logger.warning('cluster node %s: Redis did not answer; sessions of this '
                                'process are served here only until it does', self.node)
             else:
                 logger.info('cluster node %s listening', self.node)
+            self._pid = pid
 
     @staticmethod
     def _listening_soon(inbox: Inbox) -> bool:
