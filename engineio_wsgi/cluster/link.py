@@ -316,6 +316,8 @@ class ClusterLink:
         if request.content_type == 'application/octet-stream':
             remote.close(Reason.PARSE_ERROR)
             raise BadRequest('binary POST bodies are not part of Engine.IO v4')
+        # the owner's POST slot, held while the body is read here
+        self.call(owner, {'t': 'begin', 's': sid})
         body = polling.read_body(request, self.options, remote)  # type: ignore[arg-type]
         error: DecodeError | None = None
         try:
@@ -406,8 +408,11 @@ class ClusterLink:
             self.backend().spawn(self._serve_get, source, message)
         elif kind == 'return':
             self._put_back(sid, wire.unpack(message['p']))
+        elif kind == 'begin':
+            self._answer(source, message, self._begin_post)
         elif kind in _SESSION_KINDS:
             if kind == 'post':
+                self._end_post(sid)   # the body has been read
                 self.backend().run_soon(self.publish_quietly, source,
                                         {'t': 'ack', 'r': message['r']})
             # what may run the application's code (a message, connect or
@@ -486,6 +491,34 @@ class ClusterLink:
                     continue
             session.enqueue(packet)
 
+    def _begin_post(self, session: Session | None, message: wire.Message,
+                    source: str) -> None:
+        """A POST served by ``source`` starts reading its body: it holds the
+        session's POST slot until its packets come (one POST at a time, as
+        locally), at most ``http_body_timeout``."""
+        if session is None or session.ended:
+            raise UnknownSid('no such session')
+        transport = session.polling
+        if session.transport != 'polling' or transport is None:
+            raise BadRequest('polling request for a WebSocket session')
+
+        def too_slow() -> None:
+            # as a local POST whose body does not arrive: dropped, session closed
+            transport.end_post()  # type: ignore[attr-defined]
+            session.close(Reason.TRANSPORT_ERROR)
+        try:
+            transport.begin_post(too_slow)  # type: ignore[attr-defined]
+        except SessionEnded:
+            raise UnknownSid('session has ended') from None
+        except DuplicateRequest:
+            session.close(Reason.TRANSPORT_ERROR)
+            raise BadRequest('a POST is already in progress on this session') from None
+
+    def _end_post(self, sid: str) -> None:
+        session = self._sessions.get(sid)
+        if session is not None and session.polling is not None:
+            session.polling.end_post()  # type: ignore[attr-defined]
+
     def _apply_post(self, session: Session | None, message: wire.Message,
                     source: str) -> None:
         """A POST's packets, applied as a local POST applies them."""
@@ -493,16 +526,7 @@ class ClusterLink:
             raise UnknownSid('no such session')
         if session.transport != 'polling' or session.polling is None:
             raise BadRequest('polling request for a WebSocket session')
-        transport = session.polling
         packets = wire.unpack(message['p'])
-        try:
-            transport.begin_post()  # type: ignore[attr-defined]
-        except SessionEnded:
-            raise UnknownSid('session has ended') from None
-        except DuplicateRequest:
-            session.close(Reason.TRANSPORT_ERROR)
-            raise BadRequest('a POST is already in progress on this session') from None
-        transport.end_post()  # type: ignore[attr-defined]
         error = message.get('e')
         polling.receive_payload(session, packets,
                                 DecodeError(error) if isinstance(error, str) else None)

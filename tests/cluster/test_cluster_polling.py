@@ -23,6 +23,7 @@ from tests.live import (
     Background,
     Packet,
     PollingClient,
+    RawRequest,
     expect_error,
     http_request,
     wait_until,
@@ -367,3 +368,24 @@ def test_a_slow_handler_delays_only_its_own_session(redis_server, gunicorns):
     # the slow POST is answered ok once its handler returned, not refused after a second
     blocked.result(10.0)
     assert slow.receive(1) == ['unblocked']
+
+
+def test_duplicate_post_across_processes_closes_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    headers = {'Content-Type': 'text/plain;charset=UTF-8', 'Content-Length': '40'}
+    # a POST through b still receiving its body holds the owner's POST slot
+    with RawRequest(b.port, 'POST', owner.target(), headers, body_start=b'4slow', timeout=10):
+        wait_until(lambda: state(a.port, owner.sid)['post_active'], 5.0,
+                   message='the owner holds the POST slot for b')
+        expect_error(owner.post(Packet.message('second')), 400, 3)
+        wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+    # and the other way round: the owner's own POST in progress, a second through b
+    other = PollingClient(a.port)
+    other.handshake()
+    with RawRequest(a.port, 'POST', other.target(), headers, body_start=b'4slow', timeout=10):
+        wait_until(lambda: state(a.port, other.sid)['post_active'], 5.0,
+                   message='the owner reads its own POST')
+        expect_error(on(b.port, other).post(Packet.message('second')), 400, 3)
+        wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
