@@ -5,11 +5,12 @@ processes serve its client's requests for it over Redis.
   and the application's handlers run there only. The sid's first characters
   name it (``node.owner_of``), so no lookup is needed.
 * A process that receives a request for another node's sid serves it *for*
-  the owner (``serve``): a POST's body is read and decoded here (bad input is
-  refused before it reaches Redis) and its packets are applied by the owner,
-  as a local POST's; a GET asks the owner for the session's read slot and
-  answers with what the owner drains. WebSocket requests for another node's
-  sid are relayed (``relay``).
+  the owner (``serve``): a POST takes the owner's POST slot (``begin``), its
+  body is read and decoded here (bad input is refused before it reaches
+  Redis) and its packets are applied by the owner, as a local POST's; a GET
+  takes the owner's read slot and answers with what the owner drains. So one
+  GET and one POST at a time hold across processes. WebSocket requests for
+  another node's sid are relayed (``relay``).
 * ``send``/``disconnect`` for another node's sid publish to it.
 
 Every wait is bounded: an owner that does not acknowledge within
