@@ -178,7 +178,19 @@ class ClusterLink:
                                'process are served here only until it does', self.node)
             else:
                 logger.info('cluster node %s listening', self.node)
+                self._check_unique()
             self._pid = pid
+
+    def _check_unique(self) -> None:
+        """Node ids are 24 random bits: two live processes may draw the same
+        one (about 1 in 30,000 for 100 processes); say so loudly if they did."""
+        try:
+            listeners = int(self.client.pubsub_numsub(channel(self.node))[0][1])
+        except Exception:
+            return   # Redis went away meanwhile: nothing to tell
+        if listeners > 1:
+            logger.error('cluster node id %s is used by another process too: requests for '
+                         'their sessions may go astray; restart this process', self.node)
 
     @staticmethod
     def _listening_soon(inbox: Inbox) -> bool:

@@ -389,3 +389,23 @@ def test_duplicate_post_across_processes_closes_the_session(pair):
                    message='the owner reads its own POST')
         expect_error(on(b.port, other).post(Packet.message('second')), 400, 3)
         wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+
+
+def test_a_node_id_drawn_twice_is_reported(redis_server, caplog):
+    from engineio_wsgi.cluster.node import node_id
+    from engineio_wsgi.server import Server
+    twin = redis_client(redis_server.url)
+    pubsub = twin.pubsub()
+    pubsub.subscribe(channel(node_id()))   # another process listening as this node
+    server = Server(cluster=redis_server.url, async_mode='threading')
+    link = server._cluster
+    try:
+        with caplog.at_level('ERROR', logger='engineio_wsgi.cluster.link'):
+            link.start()
+        assert [r.getMessage() for r in caplog.records if r.levelname == 'ERROR'] == [
+            f'cluster node id {node_id()} is used by another process too: requests for '
+            'their sessions may go astray; restart this process']
+    finally:
+        link.inbox.stop()
+        pubsub.close()
+        twin.close()
