@@ -5,11 +5,12 @@ processes serve its client's requests for it over Redis.
   and the application's handlers run there only. The sid's first characters
   name it (``node.owner_of``), so no lookup is needed.
 * A process that receives a request for another node's sid serves it *for*
-  the owner (``serve``): a POST's body is read and decoded here (bad input is
-  refused before it reaches Redis) and its packets are applied by the owner,
-  as a local POST's; a GET asks the owner for the session's read slot and
-  answers with what the owner drains. WebSocket requests for another node's
-  sid are relayed (``relay``).
+  the owner (``serve``): a POST takes the owner's POST slot (``begin``), its
+  body is read and decoded here (bad input is refused before it reaches
+  Redis) and its packets are applied by the owner, as a local POST's; a GET
+  takes the owner's read slot and answers with what the owner drains. So one
+  GET and one POST at a time hold across processes. WebSocket requests for
+  another node's sid are relayed (``relay``).
 * ``send``/``disconnect`` for another node's sid publish to it.
 
 Every wait is bounded: an owner that does not acknowledge within
@@ -72,6 +73,10 @@ STARTUP_WAIT = 2.0
 NOOP = Packet(PacketType.NOOP)
 
 
+#: messages about one session that may run the application's code
+_SESSION_KINDS = frozenset(('post', 'in', 'bad', 'gone', 'send', 'disconnect', 'close'))
+
+
 class Forwarded(RequestError):
     """The owner's refusal of a request served for it, answered as is."""
 
@@ -115,7 +120,7 @@ class ClusterLink:
         self._sessions = sessions
         self._backend_for = backend_for
         self._pid: int | None = None
-        self._start_lock = threading.Lock()
+        self._locks: dict[str, Any] = {}
         self.node = ''
         self._sender: Sender | None = None
         self.inbox: Inbox | None = None
@@ -129,16 +134,28 @@ class ClusterLink:
         self._probes: dict[tuple[str, int], Session] = {}
         #: node -> (when asked, listening): liveness of other nodes, briefly cached
         self._alive: dict[str, tuple[float, bool]] = {}
+        #: per session, what ``_in_order`` runs next
+        self._serial: dict[str, deque[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
         self.dropped = 0
         os.register_at_fork(after_in_child=self._forget)
 
+    def _lock(self, name: str) -> Any:
+        """A lock made at first use, after fork: with gunicorn's --preload the
+        Server is built before the gevent worker patches threading, and an
+        unpatched lock held while a greenlet waits would block the worker."""
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks.setdefault(name, threading.Lock())
+        return lock
+
     def _forget(self) -> None:
         # a forked child is another node: its own inbox, nothing pending
-        self._start_lock = threading.Lock()
+        self._locks = {}
         self._pending = {}
         self._gets = {}
         self._relays = {}
         self._probes = {}
+        self._serial = {}
 
     # -- starting (after fork, at the first request or send) -------------------------
 
@@ -148,19 +165,32 @@ class ClusterLink:
         pid = os.getpid()
         if self._pid == pid:
             return
-        with self._start_lock:
+        with self._lock('start'):
             if self._pid == pid:
                 return
             self.node = node_id()
             self._sender = Sender(self.client, self.node)
             self.inbox = Inbox(self.client, self.node, self._received)
             self.inbox.start()
-            self._pid = pid
+            # other requests wait here too: no sid goes out before others can reach it
             if not self._listening_soon(self.inbox):
                 logger.warning('cluster node %s: Redis did not answer; sessions of this '
                                'process are served here only until it does', self.node)
             else:
                 logger.info('cluster node %s listening', self.node)
+                self._check_unique()
+            self._pid = pid
+
+    def _check_unique(self) -> None:
+        """Node ids are 24 random bits: two live processes may draw the same
+        one (about 1 in 30,000 for 100 processes); say so loudly if they did."""
+        try:
+            listeners = int(self.client.pubsub_numsub(channel(self.node))[0][1])
+        except Exception:
+            return   # Redis went away meanwhile: nothing to tell
+        if listeners > 1:
+            logger.error('cluster node id %s is used by another process too: requests for '
+                         'their sessions may go astray; restart this process', self.node)
 
     @staticmethod
     def _listening_soon(inbox: Inbox) -> bool:
@@ -241,17 +271,42 @@ class ClusterLink:
         if not listening:
             raise UnknownSid('the process that owns the session is gone')
 
-    def call(self, owner: str, message: wire.Message) -> wire.Message:
-        """Send a request to the owner and wait for its answer (bounded)."""
+    def call(self, owner: str, message: wire.Message,
+             peer_gone: Callable[[], bool] | None = None) -> wire.Message:
+        """Send a request to the owner and wait for its answer.
+
+        The owner acknowledges at once (``ack``) and answers when done:
+        a long-poll when it has packets, a POST once its packets were
+        applied (a connect handler may take a while). No acknowledgement
+        within ``FORWARD_TIMEOUT``, or the owner no longer listening while
+        the answer is awaited (checked every ``FORWARD_TIMEOUT``): 400 code 1.
+        ``peer_gone``: the client left; the owner is told (``cancel``).
+        """
         rid, waiter = self._register()
         message['r'] = rid
+        backend = self.backend()
+        cancelled = False
         try:
             self._ask(owner, message)
             answer = waiter.next(FORWARD_TIMEOUT)
+            if answer is None:
+                raise UnknownSid('the process that owns the session did not answer')
+            # the owner answers by the heartbeat's verdict at the latest
+            deadline = (backend.monotonic() + self.options.ping_interval
+                        + self.options.ping_timeout + FORWARD_TIMEOUT)
+            while answer['t'] == 'ack':
+                answer = waiter.next(FORWARD_TIMEOUT)
+                if answer is not None:
+                    continue
+                answer = {'t': 'ack'}
+                if backend.monotonic() > deadline or not self.listening(owner):
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
+                    raise UnknownSid('the process that owns the session is gone')
+                if not cancelled and peer_gone is not None and peer_gone():
+                    cancelled = True
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
         finally:
             self._pending.pop(rid, None)
-        if answer is None:
-            raise UnknownSid('the process that owns the session did not answer')
         return _result(answer)
 
     def open_relay(self) -> tuple[int, Any]:
@@ -274,6 +329,8 @@ class ClusterLink:
         if request.content_type == 'application/octet-stream':
             remote.close(Reason.PARSE_ERROR)
             raise BadRequest('binary POST bodies are not part of Engine.IO v4')
+        # the owner's POST slot, held while the body is read here
+        self.call(owner, {'t': 'begin', 's': sid})
         body = polling.read_body(request, self.options, remote)  # type: ignore[arg-type]
         error: DecodeError | None = None
         try:
@@ -290,35 +347,9 @@ class ClusterLink:
     def _get(self, request: Request, owner: str, headers: Headers) -> bytes:
         sid = request.sid
         assert sid is not None
-        backend = self.backend()
         adapter = request.adapter
         peer_gone = None if adapter.sock is None else adapter.peer_gone
-        rid, waiter = self._register()
-        cancelled = False
-        try:
-            self._ask(owner, {'t': 'get', 's': sid, 'r': rid})
-            answer = waiter.next(FORWARD_TIMEOUT)
-            if answer is None:
-                raise UnknownSid('the process that owns the session did not answer')
-            if answer['t'] != 'ack':
-                _result(answer)   # the owner's refusal
-                raise UnknownSid('unexpected answer')
-            # the owner answers by the heartbeat's verdict at the latest
-            deadline = (backend.monotonic() + self.options.ping_interval
-                        + self.options.ping_timeout + FORWARD_TIMEOUT)
-            while True:
-                answer = waiter.next(FORWARD_TIMEOUT)
-                if answer is not None:
-                    break
-                if backend.monotonic() > deadline or not self.listening(owner):
-                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
-                    raise UnknownSid('the process that owns the session is gone')
-                if not cancelled and peer_gone is not None and peer_gone():
-                    cancelled = True
-                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
-        finally:
-            self._pending.pop(rid, None)
-        answer = _result(answer)
+        answer = self.call(owner, {'t': 'get', 's': sid}, peer_gone)
         packets = wire.unpack(answer.get('p'))
         if peer_gone is not None and _carries_data(packets) and peer_gone():
             # nobody would read them: back to the owner's queue
@@ -380,36 +411,71 @@ class ClusterLink:
                     't': 'gone', 's': sid, 'relay': message['relay'],
                     'why': Reason.TRANSPORT_CLOSE.value})
             return
-        if kind in ('in', 'bad', 'gone'):
-            relay.owner_message(self, source, message, self._sessions.get(sid))
-            return
         if kind == 'ws':
             self._answer(source, message, self._reserve_probe)
-            return
-        if kind in ('pause', 'resume'):
+        elif kind in ('pause', 'resume'):
             self._probe_step(source, message)
-            return
-        if kind == 'upgrade':
+        elif kind == 'upgrade':
             self._answer(source, message, self._upgrade)
-            return
-        if kind == 'send':
-            self._apply_send(sid, wire.unpack(message['p']))
-        elif kind == 'post':
-            self._answer(source, message, self._apply_post)
         elif kind == 'get':
             self.backend().spawn(self._serve_get, source, message)
         elif kind == 'return':
             self._put_back(sid, wire.unpack(message['p']))
-        elif kind == 'disconnect':
-            session = self._sessions.get(sid)
-            if session is not None:
-                session.close(Reason.SERVER_DISCONNECT)
-        elif kind == 'close':
-            session = self._sessions.get(sid)
-            if session is not None:
-                session.close(Reason(message['why']))
+        elif kind == 'begin':
+            self._answer(source, message, self._begin_post)
+        elif kind in _SESSION_KINDS:
+            if kind == 'post':
+                self._end_post(sid)   # the body has been read
+                self.backend().run_soon(self.publish_quietly, source,
+                                        {'t': 'ack', 'r': message['r']})
+            # what may run the application's code (a message, connect or
+            # disconnect handler) runs off the listener, in order per session
+            self._in_order(sid, self._apply, source, message)
         else:
             raise ValueError(f'unknown message type {kind!r}')
+
+    def _apply(self, source: str, message: wire.Message) -> None:
+        kind = message['t']
+        sid = message['s']
+        if kind == 'post':
+            self._answer(source, message, self._apply_post)
+        elif kind in ('in', 'bad', 'gone'):
+            relay.owner_message(self, source, message, self._sessions.get(sid))
+        elif kind == 'send':
+            self._apply_send(sid, wire.unpack(message['p']))
+        else:
+            session = self._sessions.get(sid)
+            if session is not None:
+                session.close(Reason.SERVER_DISCONNECT if kind == 'disconnect'
+                              else Reason(message['why']))
+
+    def _in_order(self, sid: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on a task of the backend, after what was queued
+        for the same session before it."""
+        with self._lock('serial'):
+            queued = self._serial.get(sid)
+            start = queued is None
+            if start:
+                queued = self._serial[sid] = deque()
+            queued.append((fn, args))  # type: ignore[union-attr]
+        if start:
+            self.backend().run_soon(self._run_in_order, sid)
+
+    def _run_in_order(self, sid: str) -> None:
+        while True:
+            with self._lock('serial'):
+                queued = self._serial[sid]
+                if not queued:
+                    del self._serial[sid]
+                    return
+                fn, args = queued.popleft()
+            try:
+                fn(*args)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.dropped += 1
+                logger.debug('cluster: malformed message for %s dropped: %s', sid, exc)
+            except Exception:
+                logger.exception('cluster: a message for %s failed', sid)
 
     def _answer(self, source: str, message: wire.Message,
                 apply: Callable[..., wire.Message | None]) -> None:
@@ -418,6 +484,8 @@ class ClusterLink:
             answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True, **(extra or {})}
         except RequestError as exc:
             answer = _refusal(message['r'], exc)
+        except (ValueError, KeyError, TypeError) as exc:
+            answer = _refusal(message['r'], BadRequest(f'malformed request: {exc}'))
         self.backend().run_soon(self.publish_quietly, source, answer)
 
     def _apply_send(self, sid: str, packets: list[Packet]) -> None:
@@ -436,6 +504,34 @@ class ClusterLink:
                     continue
             session.enqueue(packet)
 
+    def _begin_post(self, session: Session | None, message: wire.Message,
+                    source: str) -> None:
+        """A POST served by ``source`` starts reading its body: it holds the
+        session's POST slot until its packets come (one POST at a time, as
+        locally), at most ``http_body_timeout``."""
+        if session is None or session.ended:
+            raise UnknownSid('no such session')
+        transport = session.polling
+        if session.transport != 'polling' or transport is None:
+            raise BadRequest('polling request for a WebSocket session')
+
+        def too_slow() -> None:
+            # as a local POST whose body does not arrive: dropped, session closed
+            transport.end_post()  # type: ignore[attr-defined]
+            session.close(Reason.TRANSPORT_ERROR)
+        try:
+            transport.begin_post(too_slow)  # type: ignore[attr-defined]
+        except SessionEnded:
+            raise UnknownSid('session has ended') from None
+        except DuplicateRequest:
+            session.close(Reason.TRANSPORT_ERROR)
+            raise BadRequest('a POST is already in progress on this session') from None
+
+    def _end_post(self, sid: str) -> None:
+        session = self._sessions.get(sid)
+        if session is not None and session.polling is not None:
+            session.polling.end_post()  # type: ignore[attr-defined]
+
     def _apply_post(self, session: Session | None, message: wire.Message,
                     source: str) -> None:
         """A POST's packets, applied as a local POST applies them."""
@@ -443,16 +539,7 @@ class ClusterLink:
             raise UnknownSid('no such session')
         if session.transport != 'polling' or session.polling is None:
             raise BadRequest('polling request for a WebSocket session')
-        transport = session.polling
         packets = wire.unpack(message['p'])
-        try:
-            transport.begin_post()  # type: ignore[attr-defined]
-        except SessionEnded:
-            raise UnknownSid('session has ended') from None
-        except DuplicateRequest:
-            session.close(Reason.TRANSPORT_ERROR)
-            raise BadRequest('a POST is already in progress on this session') from None
-        transport.end_post()  # type: ignore[attr-defined]
         error = message.get('e')
         polling.receive_payload(session, packets,
                                 DecodeError(error) if isinstance(error, str) else None)

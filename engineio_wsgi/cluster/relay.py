@@ -240,7 +240,8 @@ class RemoteTransport:
         if self._ended:
             return
         self._ended = True
-        self._link.publish_quietly(self.relay_node, {'t': 'end', 'relay': self.relay_id})
+        self._link.publish_quietly(self.relay_node, {'t': 'end', 's': self._session.sid,
+                                                     'relay': self.relay_id})
 
     def _flush(self) -> None:
         session = self._session

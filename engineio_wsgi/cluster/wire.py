@@ -4,6 +4,8 @@ binary data as ``[type, base64, 1]`` so that bytes stay bytes.
 
 Message kinds (``t``), with the request id ``r`` where an answer is awaited:
 
+* ``begin`` (sid): a POST for the owner starts reading its body; it holds
+  the session's POST slot until its ``post``; answered ``reply``.
 * ``post`` (sid ``s``, packets ``p``, optional ``e``: the client's payload had
   an undecodable packet after these): a POST served for the owner;
   answered ``reply``.

@@ -15,7 +15,7 @@ reply is the node id of the process that owns the session).
 Routes outside ``/engine.io/``: ``/__node`` answers this process's node id,
 ``/__sessions`` the number of sessions it owns (both text/plain),
 ``/__session?sid=<sid>`` JSON ``{"exists", "transport", "get_waiting",
-"queued"}`` for a session this process owns (so that tests wait for a state),
+"post_active", "queued"}`` for a session this process owns (so that tests wait for a state),
 ``/__send?sid=<sid>&data=<text>`` and ``/__disconnect?sid=<sid>`` call
 ``eio.send`` / ``eio.disconnect`` in this process (for any session of the
 cluster) and answer ``done``, or ``unavailable`` when Redis cannot be reached.
@@ -72,10 +72,12 @@ def _session_state(sid: str) -> dict[str, Any]:
     """What this process holds for a session (internal attributes: test app only)."""
     session = eio._sessions.get(sid)
     if session is None:
-        return {'exists': False, 'transport': None, 'get_waiting': None, 'queued': None}
+        return {'exists': False, 'transport': None, 'get_waiting': None, 'post_active': None,
+                'queued': None}
     polling = session.polling
     return {'exists': True, 'transport': session.transport,
             'get_waiting': polling is not None and polling.get_waiting,
+            'post_active': polling is not None and polling.post_active,
             'queued': len(session.outbox)}
 
 

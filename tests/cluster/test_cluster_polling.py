@@ -23,6 +23,7 @@ from tests.live import (
     Background,
     Packet,
     PollingClient,
+    RawRequest,
     expect_error,
     http_request,
     wait_until,
@@ -312,3 +313,99 @@ def test_message_for_a_get_whose_process_stopped_listening_is_not_lost(pair, red
         assert received == ['kept']
     finally:
         os.killpg(b.proc.pid, signal.SIGCONT)
+
+
+def test_workers_of_one_gunicorn_share_sessions_and_subscribe_after_fork(redis_server, gunicorns):
+    # --preload: the master imports the application (and builds the Server);
+    # only the workers, at their first request, listen on Redis
+    (server,) = gunicorns(1, GEVENT, app='tests.apps.cluster_echo:app',
+                          env={'EIO_CLUSTER': redis_server.url},
+                          extra=['-w', '3', '--preload'])
+    client = redis_client(redis_server.url)
+    try:
+        assert client.pubsub_channels('engineio_wsgi#*') == []
+        clients = [PollingClient(server.port) for _ in range(12)]
+        for c in clients:
+            c.handshake()
+        for i, c in enumerate(clients):
+            c.send(f'c{i}', 'whoami')
+        for i, c in enumerate(clients):
+            assert c.receive(2) == [f'c{i}', c.sid[:4]]
+        tags = {c.sid[:4] for c in clients}
+        listening = {name.decode().split('#')[1]
+                     for name in client.pubsub_channels('engineio_wsgi#*')}
+        # every process that issued a sid listens, and no other (not the master)
+        assert tags <= listening and len(listening) <= 3
+    finally:
+        client.close()
+
+
+def test_binary_post_refused_by_the_serving_process_closes_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    resp = on(b.port, owner).post(body=b'4x', headers=[('Content-Type',
+                                                         'application/octet-stream')])
+    expect_error(resp, 400, 3)
+    wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+    expect_error(owner.get(), 400, 1)
+
+
+def test_a_slow_handler_delays_only_its_own_session(redis_server, gunicorns):
+    # handlers on the I/O path (async_handlers=False, as python-socketio runs them)
+    a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_blocking:app',
+                     env={'EIO_CLUSTER': redis_server.url})
+    slow, quick = PollingClient(a.port), PollingClient(a.port)
+    slow.handshake()
+    quick.handshake()
+    blocked = Background(on(b.port, slow).post_ok, Packet.message('block 2'))
+    wait_until(lambda: f'blocking {slow.sid}' in a.text(), 5.0, message='handler blocking')
+    # while the owner runs the slow handler, another session's POST through b is served
+    started = time.monotonic()
+    on(b.port, quick).send('quick')
+    assert time.monotonic() - started < FORWARD_TIMEOUT
+    assert quick.receive(1) == ['quick']
+    # the slow POST is answered ok once its handler returned, not refused after a second
+    blocked.result(10.0)
+    assert slow.receive(1) == ['unblocked']
+
+
+def test_duplicate_post_across_processes_closes_the_session(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    headers = {'Content-Type': 'text/plain;charset=UTF-8', 'Content-Length': '40'}
+    # a POST through b still receiving its body holds the owner's POST slot
+    with RawRequest(b.port, 'POST', owner.target(), headers, body_start=b'4slow', timeout=10):
+        wait_until(lambda: state(a.port, owner.sid)['post_active'], 5.0,
+                   message='the owner holds the POST slot for b')
+        expect_error(owner.post(Packet.message('second')), 400, 3)
+        wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+    # and the other way round: the owner's own POST in progress, a second through b
+    other = PollingClient(a.port)
+    other.handshake()
+    with RawRequest(a.port, 'POST', other.target(), headers, body_start=b'4slow', timeout=10):
+        wait_until(lambda: state(a.port, other.sid)['post_active'], 5.0,
+                   message='the owner reads its own POST')
+        expect_error(on(b.port, other).post(Packet.message('second')), 400, 3)
+        wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+
+
+def test_a_node_id_drawn_twice_is_reported(redis_server, caplog):
+    from engineio_wsgi.cluster.node import node_id
+    from engineio_wsgi.server import Server
+    twin = redis_client(redis_server.url)
+    pubsub = twin.pubsub()
+    pubsub.subscribe(channel(node_id()))   # another process listening as this node
+    server = Server(cluster=redis_server.url, async_mode='threading')
+    link = server._cluster
+    try:
+        with caplog.at_level('ERROR', logger='engineio_wsgi.cluster.link'):
+            link.start()
+        assert [r.getMessage() for r in caplog.records if r.levelname == 'ERROR'] == [
+            f'cluster node id {node_id()} is used by another process too: requests for '
+            'their sessions may go astray; restart this process']
+    finally:
+        link.inbox.stop()
+        pubsub.close()
+        twin.close()

@@ -57,6 +57,7 @@ def test_upgrade_through_another_process_then_messages_both_ways(pair):
         assert ws.recv(timeout=5) == '4queued while probing'
         assert state(a.port, owner.sid)['transport'] == 'websocket'
         expect_error(owner.get(), 400, 3)   # polling on an upgraded sid
+        expect_error(on(b.port, owner).post(body=b'4x'), 400, 3)   # also through another process
         ws.send('4whoami')
         assert ws.recv(timeout=5) == '4' + node(a.port)
         for i in range(500):
@@ -64,10 +65,14 @@ def test_upgrade_through_another_process_then_messages_both_ways(pair):
         ws.send(b'\x01\x02')
         assert [ws.recv(timeout=5) for _ in range(501)] == [f'4c{i}' for i in range(500)] + [
             b'\x01\x02']
-        # a second WebSocket for the upgraded session: accepted and closed at once
-        with connect(ws_url(a.port, owner.sid), open_timeout=5, close_timeout=1) as second:
-            with pytest.raises(ConnectionClosed):
-                second.recv(timeout=5)
+        # a second WebSocket for the upgraded session, on either process: accepted
+        # and closed at once; the first keeps working
+        for port in (a.port, b.port):
+            with connect(ws_url(port, owner.sid), open_timeout=5, close_timeout=1) as second:
+                with pytest.raises(ConnectionClosed):
+                    second.recv(timeout=5)
+        ws.send('4still')
+        assert ws.recv(timeout=5) == '4still'
         ws.send('4close')
         assert ws.recv(timeout=5) == '1'
         with pytest.raises(ConnectionClosed):
@@ -104,8 +109,10 @@ def test_client_closing_the_relayed_websocket_ends_the_session(pair):
     wait_until(lambda: sessions(a.port) == 0, 5.0, message='session ended on its owner')
 
 
-def test_500_messages_each_way_through_round_robin_nginx(redis_server, gunicorns, nginx_front):
-    env = {'EIO_CLUSTER': redis_server.url}
+@pytest.mark.parametrize('transports', [['polling', 'websocket'], ['polling']])
+def test_500_messages_each_way_through_round_robin_nginx(redis_server, gunicorns, nginx_front,
+                                                         transports):
+    env = {'EIO_CLUSTER': redis_server.url, 'EIO_LOG_LEVEL': 'INFO'}
     a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
     front = nginx_front([a.port, b.port])
     received: list[str] = []
@@ -118,13 +125,20 @@ def test_500_messages_each_way_through_round_robin_nginx(redis_server, gunicorns
         if len(received) == 500:
             done.set()
 
-    client.connect(f'http://127.0.0.1:{front.port}', transports=['polling', 'websocket'])
+    client.connect(f'http://127.0.0.1:{front.port}', transports=transports)
     try:
-        wait_until(lambda: client.transport() == 'websocket', 10.0, message='upgraded')
+        if 'websocket' in transports:
+            wait_until(lambda: client.transport() == 'websocket', 10.0, message='upgraded')
         for i in range(500):
             client.send(f'm{i}')
         assert done.wait(20), f'{len(received)} of 500 echoes'
         assert received == [f'm{i}' for i in range(500)]
+        owner = a if client.sid.startswith(node(a.port)) else b
+        if 'websocket' in transports:
+            # round robin: the WebSocket (the second request) went to the other process
+            assert f'{client.sid} upgraded to websocket, relayed by' in owner.text()
+        else:
+            assert client.transport() == 'polling'
     finally:
         client.disconnect()
 
