@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -173,15 +172,3 @@ def no_tracebacks(cluster: Cluster) -> None:
     assert 'several processes serve this Engine.IO application' not in log, cluster.diagnostics()
     for server in cluster.servers:
         assert server.proc.poll() is None, f'gunicorn on {server.port} exited\n{cluster.diagnostics()}'
-
-
-def wait_log(cluster: Cluster, text: str, timeout: float = 10.0) -> None:
-    wait_until(lambda: text in cluster.log(), timeout, message=f'{text!r} in the servers\' logs')
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000.0
-
-
-def fail_with(cluster: Cluster, message: str) -> None:
-    pytest.fail(f'{message}\n{cluster.diagnostics()}')
