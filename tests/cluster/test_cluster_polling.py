@@ -151,6 +151,9 @@ def test_owner_killed_requests_elsewhere_get_unknown_sid_within_a_second(pair, r
     asked = time.monotonic()
     expect_error(on(b.port, owner).get(), 400, 1)
     assert time.monotonic() - asked < 0.5   # PUBLISH reached nobody: no wait at all
+    # send() and disconnect() for its sessions are ignored (logged at DEBUG), not errors
+    assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=x').text == 'done'
+    assert http_request(b.port, 'GET', f'/__disconnect?sid={owner.sid}').text == 'done'
     # the surviving process serves its own sessions as before
     mine = PollingClient(b.port)
     mine.handshake()
