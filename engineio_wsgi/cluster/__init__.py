@@ -10,7 +10,9 @@ package imports no redis-py either; connecting does.
   the node is gone.
 * ``wire``: what the processes tell each other.
 * ``link``: one ``Server``'s place in the cluster (serving requests for
-  other processes' sessions, sends to them).
+  other processes' sessions, sends to them, the inbox's dispatch).
+* ``owner``: what a process does for its own sessions' requests served by
+  other processes.
 * ``relay``: WebSocket connections for other processes' sessions.
 * ``emitter``: ``Emitter``, write-only, for processes that serve nothing.
 """

@@ -27,7 +27,8 @@ subscriber, the serving process returns them when its client has gone or
 its wait has ended.
 
 The inbox listener only dispatches: what may wait (a long-poll, a reply's
-``PUBLISH``) runs on a task of the server's backend.
+``PUBLISH``, the application's handlers) runs on a task of the server's
+backend. The owner's half of each exchange is in owner.py.
 """
 
 from __future__ import annotations
@@ -45,36 +46,29 @@ from typing import TYPE_CHECKING, Any
 from .. import polling
 from ..backends import Backend
 from ..errors import BadRequest, RequestError, ServiceUnavailable, UnknownSid
-from ..lifecycle import State
 from ..packets import DecodeError, Packet, PacketType, decode_payload
 from ..reasons import Reason
 from ..response import StartResponse, respond
-from ..transport import DuplicateRequest, SessionEnded
 from . import relay, wire
 from .connect import redis_client
 from .inbox import ClusterUnavailable, Inbox, Sender, channel
 from .node import node_id, owner_of
+from .owner import OwnerSide
 
 if TYPE_CHECKING:
     from ..options import Options
     from ..registry import SessionRegistry
     from ..request import Request
     from ..response import Headers
-    from ..session import Session
 
 logger = logging.getLogger(__name__)
 
-#: seconds an owner has to acknowledge a forwarded request
-FORWARD_TIMEOUT = 1.0
+FORWARD_TIMEOUT = wire.FORWARD_TIMEOUT
 #: seconds the first request of a process waits for its inbox to listen
 #: (a sid it hands out must be reachable from the other processes)
 STARTUP_WAIT = 2.0
 
 NOOP = Packet(PacketType.NOOP)
-
-
-#: messages about one session that may run the application's code
-_SESSION_KINDS = frozenset(('post', 'in', 'bad', 'gone', 'send', 'disconnect', 'close'))
 
 
 class Forwarded(RequestError):
@@ -117,7 +111,7 @@ class ClusterLink:
                  backend_for: Callable[[Any], Backend]) -> None:
         self.client = redis_client(cluster)
         self.options = options
-        self._sessions = sessions
+        self.sessions = sessions
         self._backend_for = backend_for
         self._pid: int | None = None
         self._locks: dict[str, Any] = {}
@@ -126,17 +120,11 @@ class ClusterLink:
         self.inbox: Inbox | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, _Waiter] = {}
-        #: long-polls served for other nodes: (node, request id) -> "client left"
-        self._gets: dict[tuple[str, int], Any] = {}
         #: WebSockets relayed here for other nodes' sessions: relay id -> outgoing queue
         self._relays: dict[int, Any] = {}
-        #: probes reserved here for WebSockets on other nodes: (node, relay id) -> session
-        self._probes: dict[tuple[str, int], Session] = {}
-        #: node -> (when asked, listening): liveness of other nodes, briefly cached
-        self._alive: dict[str, tuple[float, bool]] = {}
-        #: per session, what ``_in_order`` runs next
-        self._serial: dict[str, deque[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
         self.dropped = 0
+        #: what this process does for its own sessions' requests served elsewhere
+        self.owner = OwnerSide(self)
         os.register_at_fork(after_in_child=self._forget)
 
     def _lock(self, name: str) -> Any:
@@ -152,10 +140,8 @@ class ClusterLink:
         # a forked child is another node: its own inbox, nothing pending
         self._locks = {}
         self._pending = {}
-        self._gets = {}
         self._relays = {}
-        self._probes = {}
-        self._serial = {}
+        self.owner.forget()
 
     # -- starting (after fork, at the first request or send) -------------------------
 
@@ -351,7 +337,7 @@ class ClusterLink:
         peer_gone = None if adapter.sock is None else adapter.peer_gone
         answer = self.call(owner, {'t': 'get', 's': sid}, peer_gone)
         packets = wire.unpack(answer.get('p'))
-        if peer_gone is not None and _carries_data(packets) and peer_gone():
+        if peer_gone is not None and wire.carries_data(packets) and peer_gone():
             # nobody would read them: back to the owner's queue
             self.publish_quietly(owner, {'t': 'return', 's': sid, 'p': answer.get('p')})
             packets = [NOOP]
@@ -385,19 +371,20 @@ class ClusterLink:
             waiter = self._pending.get(message['r'])
             if waiter is not None:
                 waiter.put(message)
-            elif kind == 'reply' and _carries_data(wire.unpack(message.get('p', []))):
+            elif kind == 'reply' and wire.carries_data(wire.unpack(message.get('p', []))):
                 # a drain whose long-poll ended meanwhile: back to the owner
                 self.backend().run_soon(self.publish_quietly, source, {
                     't': 'return', 's': message['s'], 'p': message['p']})
             return
         if kind == 'cancel':
-            gone = self._gets.get((source, message['r']))
+            gone = self.owner.gets.get((source, message['r']))
             if gone is not None:
                 gone.set()
-                session = self._sessions.get(message.get('s', ''))
+                session = self.sessions.get(message.get('s', ''))
                 if session is not None:
                     session.channel.wake()
             return
+        owner = self.owner
         sid = message['s']
         if not isinstance(sid, str):
             raise TypeError('sid')
@@ -412,245 +399,27 @@ class ClusterLink:
                     'why': Reason.TRANSPORT_CLOSE.value})
             return
         if kind == 'ws':
-            self._answer(source, message, self._reserve_probe)
+            owner.answer(source, message, owner.reserve_probe)
         elif kind in ('pause', 'resume'):
-            self._probe_step(source, message)
+            owner.probe_step(source, message)
         elif kind == 'upgrade':
-            self._answer(source, message, self._upgrade)
+            owner.answer(source, message, owner.upgrade)
         elif kind == 'get':
-            self.backend().spawn(self._serve_get, source, message)
+            self.backend().spawn(owner.serve_get, source, message)
         elif kind == 'return':
-            self._put_back(sid, wire.unpack(message['p']))
+            owner.put_back(sid, wire.unpack(message['p']))
         elif kind == 'begin':
-            self._answer(source, message, self._begin_post)
-        elif kind in _SESSION_KINDS:
+            owner.answer(source, message, owner.begin_post)
+        elif kind in wire.SESSION_KINDS:
             if kind == 'post':
-                self._end_post(sid)   # the body has been read
+                owner.end_post(sid)   # the body has been read
                 self.backend().run_soon(self.publish_quietly, source,
                                         {'t': 'ack', 'r': message['r']})
             # what may run the application's code (a message, connect or
             # disconnect handler) runs off the listener, in order per session
-            self._in_order(sid, self._apply, source, message)
+            owner.in_order(sid, owner.apply, source, message)
         else:
             raise ValueError(f'unknown message type {kind!r}')
-
-    def _apply(self, source: str, message: wire.Message) -> None:
-        kind = message['t']
-        sid = message['s']
-        if kind == 'post':
-            self._answer(source, message, self._apply_post)
-        elif kind in ('in', 'bad', 'gone'):
-            relay.owner_message(self, source, message, self._sessions.get(sid))
-        elif kind == 'send':
-            self._apply_send(sid, wire.unpack(message['p']))
-        else:
-            session = self._sessions.get(sid)
-            if session is not None:
-                session.close(Reason.SERVER_DISCONNECT if kind == 'disconnect'
-                              else Reason(message['why']))
-
-    def _in_order(self, sid: str, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on a task of the backend, after what was queued
-        for the same session before it."""
-        with self._lock('serial'):
-            queued = self._serial.get(sid)
-            start = queued is None
-            if start:
-                queued = self._serial[sid] = deque()
-            queued.append((fn, args))  # type: ignore[union-attr]
-        if start:
-            self.backend().run_soon(self._run_in_order, sid)
-
-    def _run_in_order(self, sid: str) -> None:
-        while True:
-            with self._lock('serial'):
-                queued = self._serial[sid]
-                if not queued:
-                    del self._serial[sid]
-                    return
-                fn, args = queued.popleft()
-            try:
-                fn(*args)
-            except (ValueError, KeyError, TypeError) as exc:
-                self.dropped += 1
-                logger.debug('cluster: malformed message for %s dropped: %s', sid, exc)
-            except Exception:
-                logger.exception('cluster: a message for %s failed', sid)
-
-    def _answer(self, source: str, message: wire.Message,
-                apply: Callable[..., wire.Message | None]) -> None:
-        try:
-            extra = apply(self._sessions.get(message['s']), message, source)
-            answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True, **(extra or {})}
-        except RequestError as exc:
-            answer = _refusal(message['r'], exc)
-        except (ValueError, KeyError, TypeError) as exc:
-            answer = _refusal(message['r'], BadRequest(f'malformed request: {exc}'))
-        self.backend().run_soon(self.publish_quietly, source, answer)
-
-    def _apply_send(self, sid: str, packets: list[Packet]) -> None:
-        session = self._sessions.get(sid)
-        if session is None or session.closed:
-            logger.debug('%s send() from another process to an ended session ignored', sid)
-            return
-        for packet in packets:
-            if packet.type is not PacketType.MESSAGE:
-                raise ValueError('only messages are sent')
-            if isinstance(packet.data, str):
-                try:
-                    session.check_text(packet.data)
-                except ValueError as exc:
-                    logger.warning('%s message from another process dropped: %s', sid, exc)
-                    continue
-            session.enqueue(packet)
-
-    def _begin_post(self, session: Session | None, message: wire.Message,
-                    source: str) -> None:
-        """A POST served by ``source`` starts reading its body: it holds the
-        session's POST slot until its packets come (one POST at a time, as
-        locally), at most ``http_body_timeout``."""
-        if session is None or session.ended:
-            raise UnknownSid('no such session')
-        transport = session.polling
-        if session.transport != 'polling' or transport is None:
-            raise BadRequest('polling request for a WebSocket session')
-
-        def too_slow() -> None:
-            # as a local POST whose body does not arrive: dropped, session closed
-            transport.end_post()  # type: ignore[attr-defined]
-            session.close(Reason.TRANSPORT_ERROR)
-        try:
-            transport.begin_post(too_slow)  # type: ignore[attr-defined]
-        except SessionEnded:
-            raise UnknownSid('session has ended') from None
-        except DuplicateRequest:
-            session.close(Reason.TRANSPORT_ERROR)
-            raise BadRequest('a POST is already in progress on this session') from None
-
-    def _end_post(self, sid: str) -> None:
-        session = self._sessions.get(sid)
-        if session is not None and session.polling is not None:
-            session.polling.end_post()  # type: ignore[attr-defined]
-
-    def _apply_post(self, session: Session | None, message: wire.Message,
-                    source: str) -> None:
-        """A POST's packets, applied as a local POST applies them."""
-        if session is None or session.ended:
-            raise UnknownSid('no such session')
-        if session.transport != 'polling' or session.polling is None:
-            raise BadRequest('polling request for a WebSocket session')
-        packets = wire.unpack(message['p'])
-        error = message.get('e')
-        polling.receive_payload(session, packets,
-                                DecodeError(error) if isinstance(error, str) else None)
-
-    def _serve_get(self, source: str, message: wire.Message) -> None:
-        """A long-poll served by ``source`` for a session of this node."""
-        rid = message['r']
-        session = self._sessions.get(message['s'])
-        try:
-            if session is None or session.ended:
-                raise UnknownSid('no such session')
-            if session.state is State.CLOSING and session.transport != 'polling':
-                raise UnknownSid('session has ended')
-            if session.transport != 'polling' or session.polling is None:
-                raise BadRequest('polling request for a WebSocket session')
-        except RequestError as exc:
-            self.publish_quietly(source, _refusal(rid, exc))
-            return
-        if not self.publish_quietly(source, {'t': 'ack', 'r': rid}):
-            return
-        key = (source, rid)
-        cancelled = self._gets[key] = self.backend().event()
-
-        def gone() -> bool:
-            # the serving process's client left, or that process itself (a new
-            # GET for the session then takes over, as after a dropped connection)
-            return cancelled.is_set() or not self._node_alive(source)
-        try:
-            packets = session.polling.poll(gone)  # type: ignore[attr-defined]
-        except DuplicateRequest:
-            session.close(Reason.TRANSPORT_ERROR)
-            self.publish_quietly(source, _refusal(
-                rid, BadRequest('a GET is already waiting on this session')))
-            return
-        finally:
-            self._gets.pop(key, None)
-        answer = {'t': 'reply', 'r': rid, 's': session.sid, 'ok': True,
-                  'p': wire.pack(packets)}
-        if not self.publish_quietly(source, answer) and _carries_data(packets):
-            self._put_back(session.sid, packets)
-
-    # -- WebSockets relayed by other nodes (see relay.py) ------------------------------
-
-    def _reserve_probe(self, session: Session | None, message: wire.Message,
-                       source: str) -> wire.Message | None:
-        if session is None or session.ended:
-            raise UnknownSid('no such session')
-        if session.state is State.CLOSING:
-            raise UnknownSid('session has ended')
-        polling_transport = session.polling
-        if polling_transport is None or not polling_transport.reserve_probe():
-            return {'busy': True}
-        key = (source, int(message['relay']))
-        self._probes[key] = session
-        # a relay that dies mid-probe never says: resume polling by ourselves
-        self.backend().spawn(self._probe_deadline, key, session)
-        return None
-
-    def _probe_deadline(self, key: tuple[str, int], session: Session) -> None:
-        self.backend().sleep(self.options.upgrade_timeout + FORWARD_TIMEOUT)
-        if self._probes.pop(key, None) is session and session.polling is not None:
-            session.polling.resume()
-
-    def _probe_step(self, source: str, message: wire.Message) -> None:
-        key = (source, int(message['relay']))
-        session = self._probes.get(key)
-        if session is None or session.polling is None:
-            return
-        if message['t'] == 'pause':
-            session.polling.pause()
-        else:
-            self._probes.pop(key, None)
-            session.polling.resume()
-
-    def _upgrade(self, session: Session | None, message: wire.Message,
-                 source: str) -> None:
-        rid = int(message['relay'])
-        if session is None or self._probes.pop((source, rid), None) is not session:
-            raise UnknownSid('no such session')
-        if not session.switch(relay.RemoteTransport(self, session, source, rid)):
-            raise UnknownSid('session has ended')
-        logger.info('%s upgraded to websocket, relayed by %s', session.sid, source)
-
-    def _node_alive(self, node: str) -> bool:
-        """Whether ``node`` listens; asked of Redis at most once per
-        ``FORWARD_TIMEOUT`` per node. True when Redis cannot tell."""
-        now = time.monotonic()
-        known = self._alive.get(node)
-        if known is not None and now - known[0] < FORWARD_TIMEOUT:
-            return known[1]
-        try:
-            alive = self.listening(node)
-        except RequestError:
-            alive = True
-        self._alive[node] = (now, alive)
-        if len(self._alive) > 1000:
-            self._alive.clear()
-        return alive
-
-    def _put_back(self, sid: str, packets: list[Packet]) -> None:
-        """Packets drained for a long-poll that reached no client: first again."""
-        session = self._sessions.get(sid)
-        kept = [packet for packet in packets if packet.type is not PacketType.NOOP]
-        if session is None or not kept:
-            return
-        with session.lock:
-            if session.state is State.FINISHED:
-                return
-            session.outbox.extendleft(reversed(kept))
-        session.channel.wake()
-        logger.debug('%s %d packets put back for the next poll', sid, len(kept))
 
 
 class _RemoteSession:
@@ -664,15 +433,6 @@ class _RemoteSession:
 
     def close(self, reason: Reason) -> None:
         self._link.close_remote(self._owner, self._sid, reason)
-
-
-def _carries_data(packets: list[Packet]) -> bool:
-    return any(packet.type is not PacketType.NOOP for packet in packets)
-
-
-def _refusal(rid: int, error: RequestError) -> wire.Message:
-    return {'t': 'reply', 'r': rid, 'ok': False, 'status': int(error.status),
-            'code': error.code, 'message': error.message}
 
 
 def _result(answer: wire.Message) -> wire.Message:

@@ -28,11 +28,20 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..packets import Packet, PacketType
 
+if TYPE_CHECKING:
+    from ..errors import RequestError
+
 Message = dict[str, Any]
+
+#: seconds an owner has to acknowledge a forwarded request
+FORWARD_TIMEOUT = 1.0
+
+#: messages about one session that may run the application's code
+SESSION_KINDS = frozenset(('post', 'in', 'bad', 'gone', 'send', 'disconnect', 'close'))
 
 
 def encode(message: Message) -> bytes:
@@ -76,3 +85,13 @@ def unpack(items: Any) -> list[Packet]:
             raise ValueError('packet data: expected text')
         packets.append(Packet(kind, data))
     return packets
+
+
+def carries_data(packets: list[Packet]) -> bool:
+    return any(packet.type is not PacketType.NOOP for packet in packets)
+
+
+def refusal(rid: int, error: RequestError) -> Message:
+    """The answer that refuses a request as ``error`` says."""
+    return {'t': 'reply', 'r': rid, 'ok': False, 'status': int(error.status),
+            'code': error.code, 'message': error.message}

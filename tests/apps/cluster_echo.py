@@ -6,6 +6,7 @@ environment, read at import time:
     EIO_CLUSTER          the cluster= value (a redis:// URL), mandatory
     EIO_PING_INTERVAL    optional: seconds (float)
     EIO_PING_TIMEOUT     optional: seconds (float)
+    EIO_HTTP_BODY_TIMEOUT optional: seconds (float)
     EIO_LOG_LEVEL        optional: configure logging to stderr at this level
 
 Messages: every message is sent back to its sender, except the text
@@ -44,7 +45,8 @@ if _level:
 def _options() -> dict[str, Any]:
     options: dict[str, Any] = {'cluster': os.environ['EIO_CLUSTER'], 'async_mode': None}
     for env_name, option in (('EIO_PING_INTERVAL', 'ping_interval'),
-                             ('EIO_PING_TIMEOUT', 'ping_timeout')):
+                             ('EIO_PING_TIMEOUT', 'ping_timeout'),
+                             ('EIO_HTTP_BODY_TIMEOUT', 'http_body_timeout')):
         value = os.environ.get(env_name, '').strip()
         if value:
             options[option] = float(value)

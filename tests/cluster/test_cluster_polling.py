@@ -151,6 +151,9 @@ def test_owner_killed_requests_elsewhere_get_unknown_sid_within_a_second(pair, r
     asked = time.monotonic()
     expect_error(on(b.port, owner).get(), 400, 1)
     assert time.monotonic() - asked < 0.5   # PUBLISH reached nobody: no wait at all
+    # send() and disconnect() for its sessions are ignored (logged at DEBUG), not errors
+    assert http_request(b.port, 'GET', f'/__send?sid={owner.sid}&data=x').text == 'done'
+    assert http_request(b.port, 'GET', f'/__disconnect?sid={owner.sid}').text == 'done'
     # the surviving process serves its own sessions as before
     mine = PollingClient(b.port)
     mine.handshake()
@@ -409,3 +412,17 @@ def test_a_node_id_drawn_twice_is_reported(redis_server, caplog):
         link.inbox.stop()
         pubsub.close()
         twin.close()
+
+
+def test_post_body_that_never_comes_through_another_process(redis_server, gunicorns):
+    env = {'EIO_CLUSTER': redis_server.url, 'EIO_HTTP_BODY_TIMEOUT': '1'}
+    a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
+    owner = PollingClient(a.port)
+    owner.handshake()
+    headers = {'Content-Type': 'text/plain;charset=UTF-8', 'Content-Length': '40'}
+    with RawRequest(b.port, 'POST', owner.target(), headers, body_start=b'4slow',
+                    timeout=10) as slow:
+        expect_error(slow.response(), 400, 3)
+        assert time.monotonic() - slow.started < 3.0
+    wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
+    expect_error(owner.get(), 400, 1)

@@ -176,3 +176,24 @@ def test_relaying_process_killed_the_owner_ends_the_session(pair):
         wait_until(lambda: http_request(a.port, 'GET',
                                         f'/__send?sid={owner.sid}&data=x').text == 'done'
                    and sessions(a.port) == 0, 5.0, message='session ended on its owner')
+
+
+def test_heartbeat_through_the_relay(redis_server, gunicorns):
+    env = {'EIO_CLUSTER': redis_server.url, 'EIO_PING_INTERVAL': '0.4',
+           'EIO_PING_TIMEOUT': '0.6'}
+    a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
+    owner = PollingClient(a.port)
+    owner.handshake()
+    with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
+        upgrade(ws)
+        # the owner's pings reach the client through b, its pongs the owner
+        for _ in range(4):
+            assert ws.recv(timeout=3) == '2'
+            ws.send('3')
+        assert state(a.port, owner.sid)['exists']
+        # no pong: the owner's ping timeout closes the session, and b the socket
+        assert ws.recv(timeout=3) == '2'
+        assert ws.recv(timeout=3) == '1'
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=3)
+    wait_until(lambda: sessions(a.port) == 0, 5.0, message='session ended on its owner')
