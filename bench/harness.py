@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cluster
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / 'results'
 LOGS = RESULTS / 'logs'
@@ -314,7 +316,8 @@ class Runner:
     def wanted(self, name: str) -> bool:
         """Whether --scenarios asks for ``name`` (also by its group: 'idle', 'sio')."""
         chosen = self.args.scenarios
-        group = 'sio' if name.startswith('sio_') else 'idle' if name.startswith('idle_') else None
+        group = ('sio' if name.startswith('sio_') else 'idle' if name.startswith('idle_')
+                 else 'cluster' if name.startswith('cluster_') else None)
         return not chosen or name in chosen or group in chosen
 
     def next_port(self) -> int:
@@ -472,6 +475,21 @@ class Runner:
                     self.guarded(self.idle, spec, size, repeat)
                 if spec.mode == 'threading' and spec.protocol == 'eio':
                     self.guarded(self.gthread_idle, spec, repeat)
+            if self.cluster_wanted():
+                try:
+                    cluster.run(self, repeat)
+                except Exception as exc:     # a failed start must not end the run
+                    print(f'  cluster scenarios failed: {exc!r}', flush=True)
+                    self.records.append({'server': 'cluster', 'label': 'cluster',
+                                         'scenario': 'cluster', 'repeat': repeat,
+                                         'error': repr(exc)})
+
+    def cluster_wanted(self) -> bool:
+        """The cluster scenarios (bench/cluster.py) run in a full run, and when
+        --scenarios names them; not when --servers picks servers only."""
+        if self.args.scenarios:
+            return any(self.wanted(name) for name in cluster.NAMES)
+        return not self.args.servers
 
     def gthread_idle(self, spec: ServerSpec, repeat: int) -> None:
         """GTHREAD_IDLE_SIZE idle WebSockets on one gthread worker (--threads sessions + 100):
@@ -568,7 +586,8 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=0)
     parser.add_argument('--servers', nargs='*', help='only these server keys')
     parser.add_argument('--scenarios', nargs='*',
-                        help='only these scenarios, or groups: idle, sio (e.g. ws_echo_50 idle)')
+                        help='only these scenarios, or groups: idle, sio, cluster '
+                             '(e.g. ws_echo_50 idle)')
     parser.add_argument('--output', default=str(RESULTS / 'results.json'))
     args = parser.parse_args()
     if shutil.which('taskset') is None:

@@ -567,6 +567,46 @@ def sio_section(by: dict) -> list[str]:
     ]
 
 
+def cluster_section(by: dict) -> list[str]:
+    """Several workers on Redis (bench/cluster.py), when the run has them."""
+    if not any(key[1].startswith('cluster_') for key in by):
+        return []
+    out = ['## Several workers sharing sessions on Redis (`cluster=`)', '',
+           'The servers (gunicorn, nginx, redis-server) are not pinned here: the second '
+           'worker needs the second core, which the load generator (on CPU 1) shares; '
+           'compare ratios. 50 sessions, 100-byte messages, one in '
+           'flight per session, through nginx round robin (no stickiness).', '',
+           '| scenario | nginx → 1 worker, no cluster= | nginx → `-w 2`, cluster= | ratio |',
+           '|---|---|---|---|']
+    for scenario, label in (('cluster_poll_echo_50', 'polling echo, messages/s'),
+                            ('cluster_ws_echo_50', 'WebSocket echo, messages/s')):
+        one, two = median(by, 'nginx-w1', scenario, 'rate'), median(by, 'nginx-w2-cluster',
+                                                                   scenario, 'rate')
+        out.append(f'| {label} | {fmt(one, 0)} | {fmt(two, 0)} | '
+                   f'{fmt(two / one if one and two else None, 2)} |')
+    out.append('')
+    recs = by.get(('cluster-2x1', 'cluster_latency'), [])
+    if recs:
+        def m(field: str) -> str:
+            return fmt(median(by, 'cluster-2x1', 'cluster_latency', field), 2)
+        out += ['Two one-worker gunicorns A and B with `cluster=`, requests sent to one '
+                'of them directly; one message at a time:', '',
+                '| | p50 ms | p99 ms |', '|---|---|---|',
+                f"| polling round trip (POST + GET), both on the owner | {m('poll_local_p50_ms')} "
+                f"| {m('poll_local_p99_ms')} |",
+                f"| the same, both on the other process (forwarded) | "
+                f"{m('poll_forwarded_p50_ms')} | {m('poll_forwarded_p99_ms')} |",
+                f"| WebSocket echo, upgraded on the owner | {m('ws_local_p50_ms')} | "
+                f"{m('ws_local_p99_ms')} |",
+                f"| WebSocket echo, upgraded on the other process (relayed) | "
+                f"{m('ws_relayed_p50_ms')} | {m('ws_relayed_p99_ms')} |",
+                '', f"`Emitter.send` to a WebSocket session of another process: "
+                f"{m('emitter_rate')} messages/s received. Redis commands per forwarded "
+                f"request: {m('redis_calls_per_forwarded_request')} (per local request, "
+                f"background included: {m('redis_calls_per_local_request')}).", '']
+    return out
+
+
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / 'results.json'
     machine, by = load(path)
@@ -630,6 +670,7 @@ def main() -> None:
         targets(by),
         '',
         *sio_section(by),
+        *cluster_section(by),
         '## CPU use: server / load generator / other processes on the server\'s core',
         '',
         'Percent of one core during the measurement. Server: median; load generator and '
@@ -653,9 +694,14 @@ def main() -> None:
         md.append('')
     (out_dir / 'RESULTS.md').write_text('\n'.join(md))
     written = [out_dir / 'RESULTS.md']
-    for draw, name in ((chart, 'chart.png'), (sio_chart, 'chart_socketio.png')):
-        if draw(by, out_dir / name, machine):
-            written.append(out_dir / name)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:     # bench/run installs it; a run from another venv gets no charts
+        print('no charts: matplotlib is not installed')
+    else:
+        for draw, name in ((chart, 'chart.png'), (sio_chart, 'chart_socketio.png')):
+            if draw(by, out_dir / name, machine):
+                written.append(out_dir / name)
     print('wrote ' + ', '.join(str(p) for p in written))
 
 

@@ -63,6 +63,9 @@ class Options:
     #: threading mode: most threads running message handlers and WebSocket
     #: writes at once, for all sessions together
     max_worker_threads: int = 64
+    #: several processes share sessions over Redis: a redis://, rediss:// or
+    #: unix:// URL, or a redis-py client object (see engineio_wsgi.cluster)
+    cluster: Any = None
 
     @property
     def ping_interval_ms(self) -> int:

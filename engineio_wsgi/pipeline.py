@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import logs
 from . import polling_transport as polling
@@ -42,6 +42,9 @@ from .transport import Unconnected
 from .workers import SeveralProcessesCheck
 from .wsgi_servers import ServerAdapter
 
+if TYPE_CHECKING:
+    from .cluster.link import ClusterLink
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,6 +70,12 @@ class RequestPipeline:
                                               options.ping_timeout)
         self._diagnosed = False
         self._websocket_ok: bool | None = None
+        #: ``Server(cluster=...)``: requests for other processes' sessions go there
+        self.cluster: ClusterLink | None = None
+
+    def join_cluster(self, link: ClusterLink) -> None:
+        self.cluster = link
+        self._several.enabled = False   # sessions are shared: nothing to warn about
 
     def handle(self, environ: dict[str, Any],
                start_response: StartResponse) -> Iterable[bytes]:
@@ -74,6 +83,9 @@ class RequestPipeline:
         # the one place the environ is read; below this, the Request and its adapter
         request = Request(environ)
         self._backend_for(request.adapter.sock)
+        cluster = self.cluster
+        if cluster is not None:
+            cluster.start()   # after fork: this process's inbox
         if not self._diagnosed:
             self._diagnose(request.adapter)
         headers: Headers = []
@@ -89,6 +101,10 @@ class RequestPipeline:
                 return respond(start_response, 204, headers)
             if request.sid is None:
                 return self._handshake(request, start_response, headers)
+            if cluster is not None and self.sessions.get(request.sid) is None:
+                owner = cluster.owner_elsewhere(request.sid)
+                if owner is not None:
+                    return cluster.serve(request, start_response, headers, owner)
             session = self._find(request)
             if request.transport == 'websocket':
                 request.require_upgrade()

@@ -90,6 +90,15 @@ def post(session: Session, request: Request, options: Options,
         error: DecodeError | None = None
     except DecodeError as exc:
         packets, error = exc.packets, exc
+    receive_payload(session, packets, error)
+    headers.append(('Content-Type', 'text/html'))
+    return b'ok'
+
+
+def receive_payload(session: Session, packets: list[Packet],
+                    error: Exception | None) -> None:
+    """Apply a POST's packets (decoded here or by another process of a
+    cluster); ``error``: the payload had an undecodable packet after them."""
     try:
         for packet in packets:
             session.receive(packet)
@@ -97,13 +106,11 @@ def post(session: Session, request: Request, options: Options,
         session.close(reason_for(exc))
         raise TooManyRequests('message rate limit exceeded') from None
     except ProtocolViolation as exc:
-        error = exc  # type: ignore[assignment]
+        error = exc
     if error is not None:
         # after the packets before the bad one, and what the app sends for them
         session.close_after_dispatch(reason_for(error))
         raise BadRequest(f'bad payload: {error}')
-    headers.append(('Content-Type', 'text/html'))
-    return b'ok'
 
 
 def read_body(request: Request, options: Options, session: Session) -> bytes:

@@ -57,6 +57,13 @@ class Server:
         self._deferred: list[DeferredTask] = []
         self._pipeline = RequestPipeline(self.options, self._sessions, self._handlers,
                                          self._backend_for, self.generate_id)
+        #: ``cluster=``: the sessions of other processes (imported only then)
+        self._cluster: Any = None
+        if self.options.cluster is not None:
+            from .cluster.link import ClusterLink
+            self._cluster = ClusterLink(self.options.cluster, self.options, self._sessions,
+                                        self._backend_for)
+            self._pipeline.join_cluster(self._cluster)
         _servers.add(self)
 
     # -- configuration ----------------------------------------------------------
@@ -100,7 +107,12 @@ class Server:
     # -- the application's API --------------------------------------------------
 
     def send(self, sid: str, data: str | bytes) -> None:
-        """Send a message; ignored (logged at DEBUG) when the session has ended."""
+        """Send a message; ignored (logged at DEBUG) when the session has ended.
+
+        With ``cluster=``, a session of another process is sent to there (in
+        order per sender); ignored when that process is gone; raises
+        ``engineio_wsgi.cluster.ClusterUnavailable`` when Redis cannot be reached.
+        """
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
         elif isinstance(data, str):
@@ -108,6 +120,10 @@ class Server:
         elif not isinstance(data, bytes):
             raise TypeError(f'message data must be str or bytes, not {type(data).__name__}')
         session = self._sessions.get(sid)
+        if session is None and self._remote(sid):
+            if not self._cluster.send(sid, [Packet(PacketType.MESSAGE, data)]):
+                logger.debug('%s send() ignored: the process that owned it is gone', sid)
+            return
         if session is None or session.closed:
             logger.debug('%s send() to an ended session ignored', sid)
             return
@@ -129,18 +145,37 @@ class Server:
         self.send(sid, pkt.data)
 
     def disconnect(self, sid: str | None = None) -> None:
-        """End one session, or all of them; never waits for a client."""
+        """End one session, or all of them; never waits for a client.
+
+        With ``cluster=``, a session of another process is ended there (as
+        ``send``); ``disconnect()`` without a sid ends this process's sessions.
+        """
+        if sid is not None and self._sessions.get(sid) is None and self._remote(sid):
+            if not self._cluster.disconnect(sid):
+                logger.debug('%s disconnect() ignored: the process that owned it is gone', sid)
+            return
         sessions = list(self._sessions) if sid is None else [self._sessions.get(sid)]
         for session in sessions:
             if session is not None:
                 session.close(Reason.SERVER_DISCONNECT)
 
+    def _remote(self, sid: str) -> bool:
+        """Whether ``sid`` belongs to another process of this server's cluster."""
+        cluster = self._cluster
+        if cluster is None:
+            return False
+        cluster.start()
+        return cluster.owner_elsewhere(sid) is not None
+
     def transport(self, sid: str) -> str:
-        """'polling' or 'websocket'; raises ``KeyError`` for an unknown sid."""
+        """'polling' or 'websocket'; raises ``KeyError`` for an unknown sid (also
+        for a session of another process of a cluster: its state lives there)."""
         return self._handlers.readable(sid).transport
 
     def get_session(self, sid: str) -> dict[str, Any]:
-        """The application's own data for this session (a dict)."""
+        """The application's own data for this session (a dict). With
+        ``cluster=`` it lives in the process that owns the session: ``KeyError``
+        elsewhere, as for an unknown sid."""
         return self._handlers.readable(sid).user_data
 
     def save_session(self, sid: str, session: dict[str, Any]) -> None:

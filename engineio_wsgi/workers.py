@@ -50,6 +50,8 @@ WAYS_OUT = (
     'or balance with stickiness over several one-process servers (nginx: "ip_hash;" or '
     '"hash $remote_addr;" in the upstream block)',
     "or let clients use WebSocket only (transports=['websocket'] on the client)",
+    "or share the sessions between the processes on Redis (Server(cluster='redis://host:6379/0'), "
+    'pip install "engineio_wsgi[redis]")',
 )
 
 _warned = False

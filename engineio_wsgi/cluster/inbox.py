@@ -56,13 +56,27 @@ MAX_SENDERS = 10_000
 #: one sequence per process (its node id): every Sender of the process shares
 #: it, and publishes one message at a time, so sequence order is publish order
 _seq = 0
-_publish_lock = threading.Lock()
+#: made at first use, not at import or fork: with gunicorn's --preload both
+#: happen before the gevent worker patches threading, and an unpatched lock
+#: held across a PUBLISH (which yields to other greenlets) would block the
+#: worker's only thread
+_publish_lock: Any = None
 
 
 def _forget_sequence() -> None:
     global _seq, _publish_lock
     _seq = 0     # a forked child is another node
-    _publish_lock = threading.Lock()
+    _publish_lock = None
+
+
+def _lock() -> Any:
+    global _publish_lock
+    lock = _publish_lock
+    if lock is None:
+        # no switch between the test and the assignment under gevent; under
+        # threads a second lock made at the same moment is dropped at once
+        lock = _publish_lock = _publish_lock or threading.Lock()
+    return lock
 
 
 os.register_at_fork(after_in_child=_forget_sequence)
@@ -114,7 +128,7 @@ class Sender:
         when Redis cannot be reached."""
         global _seq
         errors = _connection_errors()
-        with _publish_lock:
+        with _lock():
             _seq += 1
             data = encode(self.node, _seq, payload)
             try:

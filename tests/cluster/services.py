@@ -123,14 +123,14 @@ http {{
     # no ip_hash / hash: every request goes to the next backend (round robin)
     upstream backends {{
 {servers}
-        keepalive 16;
+{keepalive}
     }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://backends;
             proxy_http_version 1.1;
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;   # with the port: same-origin checks compare it
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -160,7 +160,11 @@ def _nginx_user() -> str:
 class Nginx:
     """nginx balancing every request round robin over ``backends`` (ports)."""
 
-    def __init__(self, directory: str, backends: Sequence[int]) -> None:
+    def __init__(self, directory: str, backends: Sequence[int], keepalive: int = 16) -> None:
+        """``keepalive``: idle connections kept to the backends; 0 opens one per
+        request (then one gunicorn with several workers on a port gets each
+        request on whichever worker accepts it, not on the worker that
+        accepted the reused connection)."""
         self.binary = _need('nginx', 'nginx-light')
         self.directory = directory
         self.backends = list(backends)
@@ -170,7 +174,9 @@ class Nginx:
         self.conf = os.path.join(directory, 'nginx.conf')
         with open(self.conf, 'w', encoding='utf-8') as f:
             f.write(_NGINX_CONF.format(dir=directory, port=self.port, servers=servers,
-                                       user=_nginx_user()))
+                                       user=_nginx_user(),
+                                       keepalive=f'        keepalive {keepalive};' if keepalive
+                                       else ''))
 
     def start(self, timeout: float = 10.0) -> None:
         with open(os.path.join(self.directory, 'stderr.log'), 'ab') as log:

@@ -26,7 +26,8 @@ WORKERS = {
 QUICK = {'EIO_PING_INTERVAL': '1', 'EIO_PING_TIMEOUT': '1'}
 WARNING = re.compile(r'\[(\d+)\] \[WARNING\] engineio_wsgi: several processes serve this '
                      r'Engine\.IO application')
-WAYS_OUT = ('gunicorn -w 1', '"ip_hash;"', '"hash $remote_addr;"', "transports=['websocket']")
+WAYS_OUT = ('gunicorn -w 1', '"ip_hash;"', '"hash $remote_addr;"', "transports=['websocket']",
+            "cluster='redis://")
 
 
 def warnings(*servers: Gunicorn) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@
 //      "fetch": [{"method": "POST", "path": "/x", "body": "..."}],  // after sending,
 //                                            // ordinary HTTP requests to the same host
 //      "close": "client" | "server",         // server: send "__disconnect" and wait
+//      "close_message": "__disconnect",      // what asks the server to close
 //      "timeout_ms": 10000
 //   }, ...]}
 //
@@ -196,7 +197,7 @@ function runCase(spec) {
         result.transport_final = socket.transport.name;
         if (spec.close === 'server') {
           event('asking the server to close');
-          socket.send('__disconnect');
+          socket.send(spec.close_message || '__disconnect');
         } else {
           event('closing');
           socket.close();

@@ -25,9 +25,9 @@ def test_unknown_keyword_suggests_the_nearest_option():
 
 def test_unknown_keywords_each_get_their_suggestion_or_none():
     with pytest.raises(TypeError) as info:
-        Server(cors_alowed_origins='*', colour='blue')
+        Server(cors_alowed_origins='*', aroma='blue')
     assert str(info.value) == (
-        "Server() got unexpected keyword arguments 'colour', "
+        "Server() got unexpected keyword arguments 'aroma', "
         "'cors_alowed_origins' (did you mean 'cors_allowed_origins'?)")
 
 

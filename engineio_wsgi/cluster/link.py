@@ -1,0 +1,444 @@
+"""One ``Server``'s place in a cluster: the owner keeps the session, the other
+processes serve its client's requests for it over Redis.
+
+* The owner of a session is the process that opened it: its heartbeat, queue
+  and the application's handlers run there only. The sid's first characters
+  name it (``node.owner_of``), so no lookup is needed.
+* A process that receives a request for another node's sid serves it *for*
+  the owner (``serve``): a POST takes the owner's POST slot (``begin``), its
+  body is read and decoded here (bad input is refused before it reaches
+  Redis) and its packets are applied by the owner, as a local POST's; a GET
+  takes the owner's read slot and answers with what the owner drains. So one
+  GET and one POST at a time hold across processes. WebSocket requests for
+  another node's sid are relayed (``relay``).
+* ``send``/``disconnect`` for another node's sid publish to it.
+
+Every wait is bounded: an owner that does not acknowledge within
+``FORWARD_TIMEOUT`` is taken for gone (400 code 1); ``PUBLISH`` reaching no
+subscriber means it is gone (400 code 1 at once); a long-poll forwarded to an
+owner checks every ``FORWARD_TIMEOUT`` that the owner still listens. When
+Redis cannot be reached, forwarded requests get 503 code 3 at once; the
+sessions whose client talks to their owner carry on.
+
+Packets drained for a long-poll whose answer reaches nobody (the serving
+process died or its client left) are put back at the head of the owner's
+queue: the owner puts them back when its ``PUBLISH`` of the answer reaches no
+subscriber, the serving process returns them when its client has gone or
+its wait has ended.
+
+The inbox listener only dispatches: what may wait (a long-poll, a reply's
+``PUBLISH``, the application's handlers) runs on a task of the server's
+backend. The owner's half of each exchange is in owner.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from .. import polling
+from ..backends import Backend
+from ..errors import BadRequest, RequestError, ServiceUnavailable, UnknownSid
+from ..packets import DecodeError, Packet, PacketType, decode_payload
+from ..reasons import Reason
+from ..response import StartResponse, respond
+from . import relay, wire
+from .connect import redis_client
+from .inbox import ClusterUnavailable, Inbox, Sender, channel
+from .node import node_id, owner_of
+from .owner import OwnerSide
+
+if TYPE_CHECKING:
+    from ..options import Options
+    from ..registry import SessionRegistry
+    from ..request import Request
+    from ..response import Headers
+
+logger = logging.getLogger(__name__)
+
+FORWARD_TIMEOUT = wire.FORWARD_TIMEOUT
+#: seconds the first request of a process waits for its inbox to listen
+#: (a sid it hands out must be reachable from the other processes)
+STARTUP_WAIT = 2.0
+
+NOOP = Packet(PacketType.NOOP)
+
+
+class Forwarded(RequestError):
+    """The owner's refusal of a request served for it, answered as is."""
+
+    def __init__(self, status: int, code: int, message: Any) -> None:
+        super().__init__(f'refused by the owner: {message}', message=message)
+        self.status = HTTPStatus(status)
+        self.code = code
+
+
+class _Waiter:
+    """The answers to one forwarded request, in arrival order."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._event = backend.event()
+        self._answers: deque[wire.Message] = deque()
+
+    def put(self, message: wire.Message) -> None:
+        self._answers.append(message)
+        self._event.set()
+
+    def next(self, timeout: float) -> wire.Message | None:
+        if not self._answers:
+            self._event.wait(timeout)
+        if not self._answers:
+            return None
+        message = self._answers.popleft()
+        if not self._answers:
+            self._event.clear()
+            if self._answers:   # one arrived between the two lines above
+                self._event.set()
+        return message
+
+
+class ClusterLink:
+    """The cluster side of one ``Server`` (``Server(cluster=...)``)."""
+
+    def __init__(self, cluster: Any, options: Options, sessions: SessionRegistry,
+                 backend_for: Callable[[Any], Backend]) -> None:
+        self.client = redis_client(cluster)
+        self.options = options
+        self.sessions = sessions
+        self._backend_for = backend_for
+        self._pid: int | None = None
+        self._locks: dict[str, Any] = {}
+        self.node = ''
+        self._sender: Sender | None = None
+        self.inbox: Inbox | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Waiter] = {}
+        #: WebSockets relayed here for other nodes' sessions: relay id -> outgoing queue
+        self._relays: dict[int, Any] = {}
+        self.dropped = 0
+        #: what this process does for its own sessions' requests served elsewhere
+        self.owner = OwnerSide(self)
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _lock(self, name: str) -> Any:
+        """A lock made at first use, after fork: with gunicorn's --preload the
+        Server is built before the gevent worker patches threading, and an
+        unpatched lock held while a greenlet waits would block the worker."""
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks.setdefault(name, threading.Lock())
+        return lock
+
+    def _forget(self) -> None:
+        # a forked child is another node: its own inbox, nothing pending
+        self._locks = {}
+        self._pending = {}
+        self._relays = {}
+        self.owner.forget()
+
+    # -- starting (after fork, at the first request or send) -------------------------
+
+    def start(self) -> None:
+        """Listen on this node's inbox, once per process; the first call waits
+        (at most ``STARTUP_WAIT``) until it listens."""
+        pid = os.getpid()
+        if self._pid == pid:
+            return
+        with self._lock('start'):
+            if self._pid == pid:
+                return
+            self.node = node_id()
+            self._sender = Sender(self.client, self.node)
+            self.inbox = Inbox(self.client, self.node, self._received)
+            self.inbox.start()
+            # other requests wait here too: no sid goes out before others can reach it
+            if not self._listening_soon(self.inbox):
+                logger.warning('cluster node %s: Redis did not answer; sessions of this '
+                               'process are served here only until it does', self.node)
+            else:
+                logger.info('cluster node %s listening', self.node)
+                self._check_unique()
+            self._pid = pid
+
+    def _check_unique(self) -> None:
+        """Node ids are 24 random bits: two live processes may draw the same
+        one (about 1 in 30,000 for 100 processes); say so loudly if they did."""
+        try:
+            listeners = int(self.client.pubsub_numsub(channel(self.node))[0][1])
+        except Exception:
+            return   # Redis went away meanwhile: nothing to tell
+        if listeners > 1:
+            logger.error('cluster node id %s is used by another process too: requests for '
+                         'their sessions may go astray; restart this process', self.node)
+
+    @staticmethod
+    def _listening_soon(inbox: Inbox) -> bool:
+        """Wait until the inbox listens; not once Redis refused it (no wait
+        while Redis is away: the inbox keeps trying in the background)."""
+        deadline = time.monotonic() + STARTUP_WAIT
+        while not inbox.subscribed.wait(0.02):
+            if inbox.reconnects or time.monotonic() > deadline:
+                return False
+        return True
+
+    def owner_elsewhere(self, sid: str) -> str | None:
+        """The node that owns ``sid`` when it is another one."""
+        owner = owner_of(sid)
+        return owner if owner is not None and owner != node_id() else None
+
+    def backend(self) -> Backend:
+        return self._backend_for(None)
+
+    def publish(self, target: str, message: wire.Message) -> bool:
+        """True when ``target`` listens; raises ``ClusterUnavailable``."""
+        self.start()
+        assert self._sender is not None
+        return self._sender.send(target, wire.encode(message))
+
+    def publish_quietly(self, target: str, message: wire.Message) -> bool:
+        try:
+            return self.publish(target, message)
+        except ClusterUnavailable as exc:
+            logger.debug('cluster: message to %s not sent: %s', target, exc)
+            return False
+
+    # -- the application's API for other nodes' sessions -----------------------------
+
+    def send(self, sid: str, packets: list[Packet]) -> bool:
+        """Queue packets on another node's session; False when that node is gone."""
+        owner = owner_of(sid)
+        if owner is None:
+            return False
+        return self.publish(owner, {'t': 'send', 's': sid, 'p': wire.pack(packets)})
+
+    def disconnect(self, sid: str) -> bool:
+        owner = owner_of(sid)
+        if owner is None:
+            return False
+        return self.publish(owner, {'t': 'disconnect', 's': sid})
+
+    # -- serving a request for another node ------------------------------------------
+
+    def serve(self, request: Request, start_response: StartResponse, headers: Headers,
+              owner: str) -> Iterable[bytes]:
+        """Answer a request for a session of ``owner``; raises ``RequestError``."""
+        if request.transport == 'websocket':
+            request.require_upgrade()
+            return relay.serve(self, request, start_response, owner)
+        if request.method == 'GET':
+            body = self._get(request, owner, headers)
+        elif request.method == 'POST':
+            body = self._post(request, owner, headers)
+        else:
+            raise BadRequest(f'method {request.method} on a session')
+        return respond(start_response, 200, headers, body)
+
+    def _register(self) -> tuple[int, _Waiter]:
+        if self.inbox is None or not self.inbox.subscribed.is_set():
+            # the owner's answer could not reach this process
+            raise ServiceUnavailable('cluster: Redis unreachable')
+        rid = next(self._ids)
+        waiter = self._pending[rid] = _Waiter(self.backend())
+        return rid, waiter
+
+    def _ask(self, owner: str, message: wire.Message) -> None:
+        """Publish a request to its owner; raises ``RequestError`` when it cannot."""
+        try:
+            listening = self.publish(owner, message)
+        except ClusterUnavailable:
+            raise ServiceUnavailable('cluster: Redis unreachable') from None
+        if not listening:
+            raise UnknownSid('the process that owns the session is gone')
+
+    def call(self, owner: str, message: wire.Message,
+             peer_gone: Callable[[], bool] | None = None) -> wire.Message:
+        """Send a request to the owner and wait for its answer.
+
+        The owner acknowledges at once (``ack``) and answers when done:
+        a long-poll when it has packets, a POST once its packets were
+        applied (a connect handler may take a while). No acknowledgement
+        within ``FORWARD_TIMEOUT``, or the owner no longer listening while
+        the answer is awaited (checked every ``FORWARD_TIMEOUT``): 400 code 1.
+        ``peer_gone``: the client left; the owner is told (``cancel``).
+        """
+        rid, waiter = self._register()
+        message['r'] = rid
+        backend = self.backend()
+        cancelled = False
+        try:
+            self._ask(owner, message)
+            answer = waiter.next(FORWARD_TIMEOUT)
+            if answer is None:
+                raise UnknownSid('the process that owns the session did not answer')
+            # the owner answers by the heartbeat's verdict at the latest
+            deadline = (backend.monotonic() + self.options.ping_interval
+                        + self.options.ping_timeout + FORWARD_TIMEOUT)
+            while answer['t'] == 'ack':
+                answer = waiter.next(FORWARD_TIMEOUT)
+                if answer is not None:
+                    continue
+                answer = {'t': 'ack'}
+                if backend.monotonic() > deadline or not self.listening(owner):
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
+                    raise UnknownSid('the process that owns the session is gone')
+                if not cancelled and peer_gone is not None and peer_gone():
+                    cancelled = True
+                    self.publish_quietly(owner, {'t': 'cancel', 'r': rid})
+        finally:
+            self._pending.pop(rid, None)
+        return _result(answer)
+
+    def open_relay(self) -> tuple[int, Any]:
+        """A relay id and the queue the owner's batches for it arrive on."""
+        rid = next(self._ids)
+        outgoing = self._relays[rid] = self.backend().queue()
+        return rid, outgoing
+
+    def close_relay(self, rid: int) -> None:
+        self._relays.pop(rid, None)
+
+    def close_remote(self, owner: str, sid: str, reason: Reason) -> None:
+        """Tell the owner to close a session whose client sent bad input here."""
+        self.publish_quietly(owner, {'t': 'close', 's': sid, 'why': reason.value})
+
+    def _post(self, request: Request, owner: str, headers: Headers) -> bytes:
+        sid = request.sid
+        assert sid is not None
+        remote = _RemoteSession(self, owner, sid)
+        if request.content_type == 'application/octet-stream':
+            remote.close(Reason.PARSE_ERROR)
+            raise BadRequest('binary POST bodies are not part of Engine.IO v4')
+        # the owner's POST slot, held while the body is read here
+        self.call(owner, {'t': 'begin', 's': sid})
+        body = polling.read_body(request, self.options, remote)  # type: ignore[arg-type]
+        error: DecodeError | None = None
+        try:
+            packets = decode_payload(body)
+        except DecodeError as exc:
+            packets, error = exc.packets, exc
+        message: wire.Message = {'t': 'post', 's': sid, 'p': wire.pack(packets)}
+        if error is not None:
+            message['e'] = str(error)
+        self.call(owner, message)
+        headers.append(('Content-Type', 'text/html'))
+        return b'ok'
+
+    def _get(self, request: Request, owner: str, headers: Headers) -> bytes:
+        sid = request.sid
+        assert sid is not None
+        adapter = request.adapter
+        peer_gone = None if adapter.sock is None else adapter.peer_gone
+        answer = self.call(owner, {'t': 'get', 's': sid}, peer_gone)
+        packets = wire.unpack(answer.get('p'))
+        if peer_gone is not None and wire.carries_data(packets) and peer_gone():
+            # nobody would read them: back to the owner's queue
+            self.publish_quietly(owner, {'t': 'return', 's': sid, 'p': answer.get('p')})
+            packets = [NOOP]
+        return polling.payload_body(packets, request, self.options, headers)
+
+    def listening(self, owner: str) -> bool:
+        try:
+            counts = self.client.pubsub_numsub(channel(owner))
+        except Exception as exc:
+            logger.debug('cluster: could not ask Redis about %s: %s', owner, exc)
+            raise ServiceUnavailable('cluster: Redis unreachable') from None
+        return bool(counts and int(counts[0][1]) > 0)
+
+    # -- messages from other nodes ----------------------------------------------------
+
+    def _received(self, source: str, payload: bytes) -> None:
+        message = wire.decode(payload)
+        if message is None:
+            self.dropped += 1
+            return
+        try:
+            self._dispatch(source, message)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.dropped += 1
+            logger.debug('cluster: malformed %r message from %s dropped: %s',
+                         message.get('t'), source, exc)
+
+    def _dispatch(self, source: str, message: wire.Message) -> None:
+        kind = message['t']
+        if kind in ('reply', 'ack'):
+            waiter = self._pending.get(message['r'])
+            if waiter is not None:
+                waiter.put(message)
+            elif kind == 'reply' and wire.carries_data(wire.unpack(message.get('p', []))):
+                # a drain whose long-poll ended meanwhile: back to the owner
+                self.backend().run_soon(self.publish_quietly, source, {
+                    't': 'return', 's': message['s'], 'p': message['p']})
+            return
+        if kind == 'cancel':
+            gone = self.owner.gets.get((source, message['r']))
+            if gone is not None:
+                gone.set()
+                session = self.sessions.get(message.get('s', ''))
+                if session is not None:
+                    session.channel.wake()
+            return
+        owner = self.owner
+        sid = message['s']
+        if not isinstance(sid, str):
+            raise TypeError('sid')
+        if kind in ('out', 'end'):
+            outgoing = self._relays.get(message['relay'])
+            if outgoing is not None:
+                outgoing.put(wire.unpack(message['p']) if kind == 'out' else 'end')
+            elif kind == 'out':
+                # the connection is gone: the owner's session with it
+                self.backend().run_soon(self.publish_quietly, source, {
+                    't': 'gone', 's': sid, 'relay': message['relay'],
+                    'why': Reason.TRANSPORT_CLOSE.value})
+            return
+        if kind == 'ws':
+            owner.answer(source, message, owner.reserve_probe)
+        elif kind in ('pause', 'resume'):
+            owner.probe_step(source, message)
+        elif kind == 'upgrade':
+            owner.answer(source, message, owner.upgrade)
+        elif kind == 'get':
+            self.backend().spawn(owner.serve_get, source, message)
+        elif kind == 'return':
+            owner.put_back(sid, wire.unpack(message['p']))
+        elif kind == 'begin':
+            owner.answer(source, message, owner.begin_post)
+        elif kind in wire.SESSION_KINDS:
+            if kind == 'post':
+                owner.end_post(sid)   # the body has been read
+                self.backend().run_soon(self.publish_quietly, source,
+                                        {'t': 'ack', 'r': message['r']})
+            # what may run the application's code (a message, connect or
+            # disconnect handler) runs off the listener, in order per session
+            owner.in_order(sid, owner.apply, source, message)
+        else:
+            raise ValueError(f'unknown message type {kind!r}')
+
+
+class _RemoteSession:
+    """What reading a POST body for another node's session needs of it."""
+
+    def __init__(self, link: ClusterLink, owner: str, sid: str) -> None:
+        self.backend = link.backend()
+        self._link = link
+        self._owner = owner
+        self._sid = sid
+
+    def close(self, reason: Reason) -> None:
+        self._link.close_remote(self._owner, self._sid, reason)
+
+
+def _result(answer: wire.Message) -> wire.Message:
+    if answer.get('ok') is True:
+        return answer
+    try:
+        raise Forwarded(int(answer['status']), int(answer['code']), answer.get('message'))
+    except (KeyError, TypeError, ValueError):
+        raise UnknownSid('unexpected answer') from None
