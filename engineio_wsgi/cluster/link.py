@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from .. import polling
+from .. import polling_transport as polling
 from ..backends import Backend
 from ..errors import BadRequest, RequestError, ServiceUnavailable, UnknownSid
 from ..packets import DecodeError, Packet, PacketType, decode_payload

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import polling
+from .. import polling_transport as polling
 from ..errors import BadRequest, RequestError, UnknownSid
 from ..lifecycle import State
 from ..packets import DecodeError, Packet, PacketType

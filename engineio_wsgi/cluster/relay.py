@@ -30,7 +30,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import locks, rfc6455, websocket
+from .. import locks, rfc6455
+from .. import websocket_transport as websocket
 from ..errors import BadRequest, RequestError
 from ..lifecycle import State
 from ..packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
