@@ -109,7 +109,9 @@ class ClusterLink:
 
     def __init__(self, cluster: Any, options: Options, sessions: SessionRegistry,
                  backend_for: Callable[[Any], Backend]) -> None:
-        self.client = redis_client(cluster)
+        # a Redis that stops answering fails a forwarded request about as fast
+        # as an owner that stops answering (the command is tried twice)
+        self.client = redis_client(cluster, socket_timeout=FORWARD_TIMEOUT)
         self.options = options
         self.sessions = sessions
         self._backend_for = backend_for
