@@ -449,3 +449,12 @@ def test_redis_hanging_forwarded_requests_fail_fast_local_sessions_work(pair, re
     fresh.handshake()
     on(b.port, fresh).send('back')
     assert fresh.receive(1) == ['back']
+
+
+def test_unpatched_gevent_server_is_told_cluster_needs_monkey_patching(redis_server):
+    from tests.live import NOPATCH, start_server
+    with start_server(NOPATCH, 'tests.apps.cluster_echo:app',
+                      env={'EIO_CLUSTER': redis_server.url}) as server:
+        PollingClient(server.port).handshake()
+        assert server.wait_for_log('cluster= under gevent needs the standard library '
+                                   'monkey-patched', 5.0), server.log_tail()
