@@ -29,8 +29,12 @@ class ClusterConfigError(ValueError):
     """A ``cluster=`` value that names no Redis."""
 
 
-def redis_client(cluster: Any) -> Any:
-    """The client for ``cluster``: a URL (see the module) or a client object."""
+def redis_client(cluster: Any, socket_timeout: float = SOCKET_TIMEOUT) -> Any:
+    """The client for ``cluster``: a URL (see the module) or a client object.
+
+    ``socket_timeout`` bounds each command of a client made from a URL (a
+    Redis that stopped answering, e.g. a network partition); a ready client
+    keeps its own settings."""
     if isinstance(cluster, str):
         if not cluster.startswith(SCHEMES):
             raise ClusterConfigError(
@@ -45,7 +49,7 @@ def redis_client(cluster: Any) -> Any:
         from redis.retry import Retry
         # one immediate retry replaces a pooled connection that a Redis
         # restart closed; more would hold a request while Redis is away
-        return redis.Redis.from_url(cluster, socket_timeout=SOCKET_TIMEOUT,
+        return redis.Redis.from_url(cluster, socket_timeout=socket_timeout,
                                     socket_connect_timeout=CONNECT_TIMEOUT,
                                     health_check_interval=30, retry=Retry(NoBackoff(), 1))
     if callable(getattr(cluster, 'publish', None)) and callable(getattr(cluster, 'pubsub', None)):

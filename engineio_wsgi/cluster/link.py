@@ -44,7 +44,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from .. import polling_transport as polling
-from ..backends import Backend
+from ..backends import Backend, threading_patched
 from ..errors import BadRequest, RequestError, ServiceUnavailable, UnknownSid
 from ..packets import DecodeError, Packet, PacketType, decode_payload
 from ..reasons import Reason
@@ -109,7 +109,9 @@ class ClusterLink:
 
     def __init__(self, cluster: Any, options: Options, sessions: SessionRegistry,
                  backend_for: Callable[[Any], Backend]) -> None:
-        self.client = redis_client(cluster)
+        # a Redis that stops answering fails a forwarded request about as fast
+        # as an owner that stops answering (the command is tried twice)
+        self.client = redis_client(cluster, socket_timeout=FORWARD_TIMEOUT)
         self.options = options
         self.sessions = sessions
         self._backend_for = backend_for
@@ -155,6 +157,12 @@ class ClusterLink:
             if self._pid == pid:
                 return
             self.node = node_id()
+            if self.backend().name == 'gevent' and not threading_patched():
+                # the inbox would be an OS thread waking greenlets: not safe
+                logger.error('cluster= under gevent needs the standard library '
+                             'monkey-patched (gevent.monkey.patch_all(), as gunicorn -k '
+                             'gevent does); without it requests served for other '
+                             'processes may hang')
             self._sender = Sender(self.client, self.node)
             self.inbox = Inbox(self.client, self.node, self._received)
             self.inbox.start()

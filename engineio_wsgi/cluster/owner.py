@@ -60,6 +60,7 @@ class OwnerSide:
         self._serial: dict[str, deque[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
 
     def apply(self, source: str, message: wire.Message) -> None:
+        """A message about one session (see ``wire.SESSION_KINDS``), in order."""
         kind = message['t']
         sid = message['s']
         if kind == 'post':
@@ -103,7 +104,8 @@ class OwnerSide:
                 logger.exception('cluster: a message for %s failed', sid)
 
     def answer(self, source: str, message: wire.Message,
-                apply: Callable[..., wire.Message | None]) -> None:
+               apply: Callable[..., wire.Message | None]) -> None:
+        """Apply a request at once and publish its answer (off the listener)."""
         try:
             extra = apply(self._sessions.get(message['s']), message, source)
             answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True, **(extra or {})}
@@ -130,7 +132,7 @@ class OwnerSide:
             session.enqueue(packet)
 
     def begin_post(self, session: Session | None, message: wire.Message,
-                    source: str) -> None:
+                   source: str) -> None:
         """A POST served by ``source`` starts reading its body: it holds the
         session's POST slot until its packets come (one POST at a time, as
         locally), at most ``http_body_timeout``."""
@@ -209,7 +211,9 @@ class OwnerSide:
     # -- WebSockets relayed by other nodes (see relay.py) ------------------------------
 
     def reserve_probe(self, session: Session | None, message: wire.Message,
-                       source: str) -> wire.Message | None:
+                      source: str) -> wire.Message | None:
+        """A WebSocket on ``source`` asks to upgrade: reserve the probe, or
+        answer ``busy`` (it is accepted and closed there, as locally)."""
         if session is None or session.ended:
             raise UnknownSid('no such session')
         if session.state is State.CLOSING:
@@ -240,7 +244,8 @@ class OwnerSide:
             session.polling.resume()
 
     def upgrade(self, session: Session | None, message: wire.Message,
-                 source: str) -> None:
+                source: str) -> None:
+        """The client sent ``5`` on ``source``: the session goes on over the relay."""
         rid = int(message['relay'])
         if session is None or self._probes.pop((source, rid), None) is not session:
             raise UnknownSid('no such session')

@@ -426,3 +426,35 @@ def test_post_body_that_never_comes_through_another_process(redis_server, gunico
         assert time.monotonic() - slow.started < 3.0
     wait_until(lambda: sessions(a.port) == 0, 5.0, message='session closed on its owner')
     expect_error(owner.get(), 400, 1)
+
+
+def test_redis_hanging_forwarded_requests_fail_fast_local_sessions_work(pair, redis_server):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    on(b.port, owner).send('before')
+    assert owner.receive(1) == ['before']
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)   # connections stay open, nothing answers
+    try:
+        started = time.monotonic()
+        expect_error(on(b.port, owner).post(Packet.message('lost')), 503, 3)
+        assert time.monotonic() - started < 2 * FORWARD_TIMEOUT + 1.0
+        owner.send('local')
+        assert owner.receive(1) == ['local']
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    # a client told 503 gives its session up; new sessions are served across
+    # processes again once Redis answers
+    fresh = PollingClient(a.port)
+    fresh.handshake()
+    on(b.port, fresh).send('back')
+    assert fresh.receive(1) == ['back']
+
+
+def test_unpatched_gevent_server_is_told_cluster_needs_monkey_patching(redis_server):
+    from tests.live import NOPATCH, start_server
+    with start_server(NOPATCH, 'tests.apps.cluster_echo:app',
+                      env={'EIO_CLUSTER': redis_server.url}) as server:
+        PollingClient(server.port).handshake()
+        assert server.wait_for_log('cluster= under gevent needs the standard library '
+                                   'monkey-patched', 5.0), server.log_tail()
