@@ -43,13 +43,12 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from .. import polling_transport as polling
 from ..backends import Backend, threading_patched
-from ..errors import BadRequest, RequestError, ServiceUnavailable, UnknownSid
-from ..packets import DecodeError, Packet, PacketType, decode_payload
+from ..errors import RequestError, ServiceUnavailable, UnknownSid
+from ..packets import Packet, PacketType
 from ..reasons import Reason
-from ..response import StartResponse, respond
-from . import relay, wire
+from ..response import StartResponse
+from . import forward, wire
 from .connect import redis_client
 from .inbox import ClusterUnavailable, Inbox, Sender, channel
 from .node import node_id, owner_of
@@ -129,7 +128,7 @@ class ClusterLink:
         self.owner = OwnerSide(self)
         os.register_at_fork(after_in_child=self._forget)
 
-    def _lock(self, name: str) -> Any:
+    def lock(self, name: str) -> Any:
         """A lock made at first use, after fork: with gunicorn's --preload the
         Server is built before the gevent worker patches threading, and an
         unpatched lock held while a greenlet waits would block the worker."""
@@ -153,7 +152,7 @@ class ClusterLink:
         pid = os.getpid()
         if self._pid == pid:
             return
-        with self._lock('start'):
+        with self.lock('start'):
             if self._pid == pid:
                 return
             self.node = node_id()
@@ -237,16 +236,7 @@ class ClusterLink:
     def serve(self, request: Request, start_response: StartResponse, headers: Headers,
               owner: str) -> Iterable[bytes]:
         """Answer a request for a session of ``owner``; raises ``RequestError``."""
-        if request.transport == 'websocket':
-            request.require_upgrade()
-            return relay.serve(self, request, start_response, owner)
-        if request.method == 'GET':
-            body = self._get(request, owner, headers)
-        elif request.method == 'POST':
-            body = self._post(request, owner, headers)
-        else:
-            raise BadRequest(f'method {request.method} on a session')
-        return respond(start_response, 200, headers, body)
+        return forward.serve(self, request, start_response, headers, owner)
 
     def _register(self) -> tuple[int, _Waiter]:
         if self.inbox is None or not self.inbox.subscribed.is_set():
@@ -316,41 +306,6 @@ class ClusterLink:
         """Tell the owner to close a session whose client sent bad input here."""
         self.publish_quietly(owner, {'t': 'close', 's': sid, 'why': reason.value})
 
-    def _post(self, request: Request, owner: str, headers: Headers) -> bytes:
-        sid = request.sid
-        assert sid is not None
-        remote = _RemoteSession(self, owner, sid)
-        if request.content_type == 'application/octet-stream':
-            remote.close(Reason.PARSE_ERROR)
-            raise BadRequest('binary POST bodies are not part of Engine.IO v4')
-        # the owner's POST slot, held while the body is read here
-        self.call(owner, {'t': 'begin', 's': sid})
-        body = polling.read_body(request, self.options, remote)  # type: ignore[arg-type]
-        error: DecodeError | None = None
-        try:
-            packets = decode_payload(body)
-        except DecodeError as exc:
-            packets, error = exc.packets, exc
-        message: wire.Message = {'t': 'post', 's': sid, 'p': wire.pack(packets)}
-        if error is not None:
-            message['e'] = str(error)
-        self.call(owner, message)
-        headers.append(('Content-Type', 'text/html'))
-        return b'ok'
-
-    def _get(self, request: Request, owner: str, headers: Headers) -> bytes:
-        sid = request.sid
-        assert sid is not None
-        adapter = request.adapter
-        peer_gone = None if adapter.sock is None else adapter.peer_gone
-        answer = self.call(owner, {'t': 'get', 's': sid}, peer_gone)
-        packets = wire.unpack(answer.get('p'))
-        if peer_gone is not None and wire.carries_data(packets) and peer_gone():
-            # nobody would read them: back to the owner's queue
-            self.publish_quietly(owner, {'t': 'return', 's': sid, 'p': answer.get('p')})
-            packets = [NOOP]
-        return polling.payload_body(packets, request, self.options, headers)
-
     def listening(self, owner: str) -> bool:
         try:
             counts = self.client.pubsub_numsub(channel(owner))
@@ -406,41 +361,7 @@ class ClusterLink:
                     't': 'gone', 's': sid, 'relay': message['relay'],
                     'why': Reason.TRANSPORT_CLOSE.value})
             return
-        if kind == 'ws':
-            owner.answer(source, message, owner.reserve_probe)
-        elif kind in ('pause', 'resume'):
-            owner.probe_step(source, message)
-        elif kind == 'upgrade':
-            owner.answer(source, message, owner.upgrade)
-        elif kind == 'get':
-            self.backend().spawn(owner.serve_get, source, message)
-        elif kind == 'return':
-            owner.put_back(sid, wire.unpack(message['p']))
-        elif kind == 'begin':
-            owner.answer(source, message, owner.begin_post)
-        elif kind in wire.SESSION_KINDS:
-            if kind == 'post':
-                owner.end_post(sid)   # the body has been read
-                self.backend().run_soon(self.publish_quietly, source,
-                                        {'t': 'ack', 'r': message['r']})
-            # what may run the application's code (a message, connect or
-            # disconnect handler) runs off the listener, in order per session
-            owner.in_order(sid, owner.apply, source, message)
-        else:
-            raise ValueError(f'unknown message type {kind!r}')
-
-
-class _RemoteSession:
-    """What reading a POST body for another node's session needs of it."""
-
-    def __init__(self, link: ClusterLink, owner: str, sid: str) -> None:
-        self.backend = link.backend()
-        self._link = link
-        self._owner = owner
-        self._sid = sid
-
-    def close(self, reason: Reason) -> None:
-        self._link.close_remote(self._owner, self._sid, reason)
+        owner.receive(source, message)
 
 
 def _result(answer: wire.Message) -> wire.Message:

@@ -31,7 +31,7 @@ from .wire import FORWARD_TIMEOUT
 
 if TYPE_CHECKING:
     from ..session import Session
-    from .link import ClusterLink
+    from .contract import Link
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 class OwnerSide:
     """The owner's half of one ``ClusterLink``."""
 
-    def __init__(self, link: ClusterLink) -> None:
+    def __init__(self, link: Link) -> None:
         self.link = link
         self.options = link.options
         self._sessions = link.sessions
@@ -56,8 +56,36 @@ class OwnerSide:
         self._probes: dict[tuple[str, int], Session] = {}
         #: node -> (when asked, listening): liveness of other nodes, briefly cached
         self._alive: dict[str, tuple[float, bool]] = {}
-        #: per session, what ``in_order`` runs next
-        self._serial: dict[str, deque[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
+        #: per session, the application's work in arrival order
+        self.in_order = InOrder(self.link)
+
+    def receive(self, source: str, message: wire.Message) -> None:
+        """A request from another node about a session of this one (on the
+        inbox listener: only dispatches, never waits)."""
+        kind = message['t']
+        sid = message['s']
+        if kind == 'ws':
+            self.answer(source, message, self.reserve_probe)
+        elif kind in ('pause', 'resume'):
+            self.probe_step(source, message)
+        elif kind == 'upgrade':
+            self.answer(source, message, self.upgrade)
+        elif kind == 'get':
+            self.backend().spawn(self.serve_get, source, message)
+        elif kind == 'return':
+            self.put_back(sid, wire.unpack(message['p']))
+        elif kind == 'begin':
+            self.answer(source, message, self.begin_post)
+        elif kind in wire.SESSION_KINDS:
+            if kind == 'post':
+                self.end_post(sid)   # the body has been read
+                self.backend().run_soon(self.publish_quietly, source,
+                                        {'t': 'ack', 'r': message['r']})
+            # what may run the application's code (a message, connect or
+            # disconnect handler) runs off the listener, in order per session
+            self.in_order.run(sid, self.apply, source, message)
+        else:
+            raise ValueError(f'unknown message type {kind!r}')
 
     def apply(self, source: str, message: wire.Message) -> None:
         """A message about one session (see ``wire.SESSION_KINDS``), in order."""
@@ -74,34 +102,6 @@ class OwnerSide:
             if session is not None:
                 session.close(Reason.SERVER_DISCONNECT if kind == 'disconnect'
                               else Reason(message['why']))
-
-    def in_order(self, sid: str, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on a task of the backend, after what was queued
-        for the same session before it."""
-        with self.link._lock('serial'):
-            queued = self._serial.get(sid)
-            start = queued is None
-            if start:
-                queued = self._serial[sid] = deque()
-            queued.append((fn, args))  # type: ignore[union-attr]
-        if start:
-            self.backend().run_soon(self._run_in_order, sid)
-
-    def _run_in_order(self, sid: str) -> None:
-        while True:
-            with self.link._lock('serial'):
-                queued = self._serial[sid]
-                if not queued:
-                    del self._serial[sid]
-                    return
-                fn, args = queued.popleft()
-            try:
-                fn(*args)
-            except (ValueError, KeyError, TypeError) as exc:
-                self.link.dropped += 1
-                logger.debug('cluster: malformed message for %s dropped: %s', sid, exc)
-            except Exception:
-                logger.exception('cluster: a message for %s failed', sid)
 
     def answer(self, source: str, message: wire.Message,
                apply: Callable[..., wire.Message | None]) -> None:
@@ -281,3 +281,40 @@ class OwnerSide:
             session.outbox.extendleft(reversed(kept))
         session.channel.wake()
         logger.debug('%s %d packets put back for the next poll', sid, len(kept))
+
+
+class InOrder:
+    """Runs work for a session on tasks of the backend, one at a time, in the
+    order it was asked for: a session's messages reach the application in
+    order, and a slow handler delays only its own session."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+        self._queued: dict[str, deque[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
+
+    def run(self, sid: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` after what was asked for the same session before it."""
+        with self._link.lock('serial'):
+            queued = self._queued.get(sid)
+            start = queued is None
+            if start:
+                queued = self._queued[sid] = deque()
+            queued.append((fn, args))  # type: ignore[union-attr]
+        if start:
+            self._link.backend().run_soon(self._drain, sid)
+
+    def _drain(self, sid: str) -> None:
+        while True:
+            with self._link.lock('serial'):
+                queued = self._queued[sid]
+                if not queued:
+                    del self._queued[sid]
+                    return
+                fn, args = queued.popleft()
+            try:
+                fn(*args)
+            except (ValueError, KeyError, TypeError) as exc:
+                self._link.dropped += 1
+                logger.debug('cluster: malformed message for %s dropped: %s', sid, exc)
+            except Exception:
+                logger.exception('cluster: a message for %s failed', sid)

@@ -44,7 +44,7 @@ from .inbox import ClusterUnavailable
 if TYPE_CHECKING:
     from ..request import Request
     from ..session import Session
-    from .link import ClusterLink
+    from .contract import Link
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ LIVENESS_PERIOD = 3.0
 class _ProbeSide:
     """What the probe exchange (websocket._probe) sees of a remote session."""
 
-    def __init__(self, link: ClusterLink, owner: str, sid: str, relay_id: int) -> None:
+    def __init__(self, link: Link, owner: str, sid: str, relay_id: int) -> None:
         self.sid = sid
         self.polling = self
         self.paused = False
@@ -70,7 +70,7 @@ class _ProbeSide:
                                                  'relay': self._relay_id})
 
 
-def serve(link: ClusterLink, request: Request, start_response: StartResponse,
+def serve(link: Link, request: Request, start_response: StartResponse,
           owner: str) -> Iterable[bytes]:
     """A WebSocket for ``owner``'s session: the probe here, then the relay."""
     options = link.options
@@ -117,7 +117,7 @@ def serve(link: ClusterLink, request: Request, start_response: StartResponse,
 class _Relay:
     """One relayed connection: this thread reads, a writer task writes."""
 
-    def __init__(self, link: ClusterLink, owner: str, sid: str, relay_id: int, conn: Any,
+    def __init__(self, link: Link, owner: str, sid: str, relay_id: int, conn: Any,
                  outgoing: Any, b64: bool) -> None:
         self.link = link
         self.owner = owner
@@ -199,7 +199,7 @@ class RemoteTransport:
 
     name = 'websocket'
 
-    def __init__(self, link: ClusterLink, session: Session, relay_node: str,
+    def __init__(self, link: Link, session: Session, relay_node: str,
                  relay_id: int) -> None:
         self._link = link
         self._session = session
@@ -271,7 +271,7 @@ class RemoteTransport:
             session.delivered()
 
 
-def owner_message(link: ClusterLink, source: str, message: wire.Message,
+def owner_message(link: Link, source: str, message: wire.Message,
                   session: Session | None) -> None:
     """Messages of a relay to the owner about a relayed connection (``in``,
     ``bad``, ``gone``); dropped unless the session is still carried by it."""

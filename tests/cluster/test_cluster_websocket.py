@@ -179,21 +179,25 @@ def test_relaying_process_killed_the_owner_ends_the_session(pair):
 
 
 def test_heartbeat_through_the_relay(redis_server, gunicorns):
-    env = {'EIO_CLUSTER': redis_server.url, 'EIO_PING_INTERVAL': '0.4',
-           'EIO_PING_TIMEOUT': '0.6'}
+    # pings every second, and 1.5 s to answer: room for a busy machine
+    env = {'EIO_CLUSTER': redis_server.url, 'EIO_PING_INTERVAL': '1',
+           'EIO_PING_TIMEOUT': '1.5'}
     a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
     owner = PollingClient(a.port)
     owner.handshake()
     with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
-        upgrade(ws)
+        # the upgrade alone: an echo could meet a ping on the way
+        ws.send('2probe')
+        assert ws.recv(timeout=5) == '3probe'
+        ws.send('5')
         # the owner's pings reach the client through b, its pongs the owner
         for _ in range(4):
-            assert ws.recv(timeout=3) == '2'
+            assert ws.recv(timeout=5) == '2'
             ws.send('3')
         assert state(a.port, owner.sid)['exists']
         # no pong: the owner's ping timeout closes the session, and b the socket
-        assert ws.recv(timeout=3) == '2'
-        assert ws.recv(timeout=3) == '1'
+        assert ws.recv(timeout=5) == '2'
+        assert ws.recv(timeout=5) == '1'
         with pytest.raises(ConnectionClosed):
-            ws.recv(timeout=3)
+            ws.recv(timeout=5)
     wait_until(lambda: sessions(a.port) == 0, 5.0, message='session ended on its owner')
