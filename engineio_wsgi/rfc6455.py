@@ -454,41 +454,56 @@ class WSConnection:
 
         With ``block=False`` a busy writer is left to write our frames.
         Call without ``_state_lock`` (taken here around the queue, never
-        across I/O); takes ``_write_lock``.
+        across I/O); takes ``_write_lock``. A blocking call takes the writer's
+        place at least once, so that it returns only once the frames queued
+        before it were written (or the connection broke).
+
+        Only the writer takes frames off the queue, and whoever queues frames
+        pumps afterwards: the queue's emptiness is read without the state lock
+        (a deque's length is read atomically) and a frame queued while the
+        writer lets go is seen by its check after the release.
         """
+        outbox = self._outbox
+        if not block and not outbox:
+            return
         while True:
             if not self._write_lock.acquire(blocking=block):
                 return
             try:
-                while True:
+                while outbox:
                     with self._state_lock:
-                        outbox = self._outbox
-                        if not outbox:
-                            break
                         if len(outbox) > 1 and all(outbox):
                             # whole frames joined: one system call for all of them
                             # (an empty chunk is the end-of-stream marker: kept apart)
                             chunk = b''.join(outbox)
                             outbox.clear()
-                        else:
+                        elif outbox:
                             chunk = outbox.popleft()
+                        else:
+                            break
                     if self._broken or self._finished:
                         # After _finish the server owns the socket again (and
                         # closes it): never touch it.
                         continue
                     try:
                         if chunk:
-                            self._sock.sendall(chunk)
+                            self._write(chunk)
                         else:   # the protocol's end-of-stream marker
                             self._sock.shutdown(socket.SHUT_WR)
                     except OSError:
                         self._mark_broken()
             finally:
                 self._write_lock.release()
-            with self._state_lock:
-                if not self._outbox:
-                    return
+            if not outbox:
+                return
             block = False
+
+    def _write(self, chunk: bytes) -> None:
+        """All of ``chunk``: one ``send`` mostly (gevent's ``sendall`` asks the
+        kernel for the buffer size first, a second system call per frame)."""
+        sent = self._sock.send(chunk)
+        if sent < len(chunk):
+            self._sock.sendall(memoryview(chunk)[sent:])
 
     def _mark_broken(self) -> None:
         """A write failed: drop the queue and shut the socket down.
