@@ -46,6 +46,7 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.protocol import CLOSED, OPEN, State
 from websockets.server import ServerProtocol
 
+from . import rfc6455_fast as fast
 from .backends import detect_async_mode, threading_patched
 from .request import Request
 from .wsgi_servers import is_gevent_socket
@@ -73,6 +74,11 @@ CONNECTION_LOST = 'connection lost'
 _RECV_SIZE = 64 * 1024
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_TEXT_OPCODE, _BINARY_OPCODE = int(TEXT), int(BINARY)
+
+#: Whether new connections take the common frames past the protocol core
+#: (see rfc6455_fast); tests turn it off to run both paths.
+FAST_FRAMES = True
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +238,8 @@ class WSConnection:
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
-                 extensions: list[str] | None = None, read_ahead: bytes = b'') -> None:
+                 extensions: list[str] | None = None, read_ahead: bytes = b'',
+                 fast_frames: bool | None = None) -> None:
         self._sock = sock
         self._proto = protocol
         self._rt = runtime
@@ -258,6 +265,8 @@ class WSConnection:
         self._failed = False        # we failed the connection: drop what follows
         #: bytes the server read ahead behind the handshake, taken before the socket
         self._read_ahead = read_ahead
+        # the common frames skip the protocol's generators (rfc6455_fast)
+        self._fast_frames = FAST_FRAMES if fast_frames is None else fast_frames
 
     # -- public API ---------------------------------------------------------
 
@@ -334,15 +343,23 @@ class WSConnection:
             if self._broken:
                 raise ConnectionClosed('WebSocket connection is broken')
             proto = self._proto
-            try:
-                for data in messages:
-                    if isinstance(data, str):
-                        proto.send_text(data.encode('utf-8'))
-                    else:
-                        proto.send_binary(data)
-            except InvalidState as exc:
-                raise ConnectionClosed('WebSocket connection is closed') from exc
-            self._outbox.extend(proto.data_to_send())
+            if self._fast_frames and fast.can_encode(proto):
+                # no state of the protocol changes for a whole data frame
+                encode = fast.encode_frame
+                self._outbox.extend(
+                    encode(_TEXT_OPCODE, data.encode('utf-8')) if isinstance(data, str)
+                    else encode(_BINARY_OPCODE, data)
+                    for data in messages)
+            else:
+                try:
+                    for data in messages:
+                        if isinstance(data, str):
+                            proto.send_text(data.encode('utf-8'))
+                        else:
+                            proto.send_binary(data)
+                except InvalidState as exc:
+                    raise ConnectionClosed('WebSocket connection is closed') from exc
+                self._outbox.extend(proto.data_to_send())
         self._pump(block=True)
         if self._broken:
             raise ConnectionClosed('WebSocket connection is broken')
@@ -402,6 +419,12 @@ class WSConnection:
             return
         was_open = proto.state is OPEN
         if data:
+            if self._fast_frames and not self._failed and fast.at_frame_start(proto):
+                taken = fast.take_messages(data, fast.size_limit(proto), self._messages.append)
+                if taken == len(data):
+                    return   # the protocol saw nothing, said nothing, changed nothing
+                if taken:
+                    data = data[taken:]
             proto.receive_data(data)
         else:
             proto.receive_eof()
