@@ -4,7 +4,9 @@
 into a :class:`WSConnection`. The WebSocket protocol itself (framing,
 masking, close handshake, size limits, permessage-deflate) is the sans-I/O
 core of the ``websockets`` package; this module only moves bytes between it
-and the socket:
+and the socket (the common small data frames take a short cut past its
+generators where that leaves it exactly as parsing them would, see
+:mod:`engineio_wsgi.rfc6455_fast`):
 
 - no reader thread: the thread that serves the request reads, in
   :meth:`WSConnection.receive`;
