@@ -36,7 +36,7 @@ try:   # the C version, as websockets itself uses when it is built
 except ImportError:   # pragma: no cover - websockets without its C extension
     from websockets.utils import apply_mask
 
-__all__ = ['at_frame_start', 'encode_frame', 'take_messages']
+__all__ = ['at_frame_start', 'can_encode', 'encode_frame', 'size_limit', 'take_messages']
 
 _AT_EOF = StreamReader.at_eof.__code__
 _PARSE = Protocol.parse.__code__
@@ -109,9 +109,10 @@ def take_messages(data: bytes, limit: int | None,
         payload = apply_mask(data[start:stop], data[start - 4:start])
         if first == _FIN_TEXT:
             try:
-                deliver(payload.decode('utf-8'))
+                text = payload.decode('utf-8')
             except UnicodeDecodeError:
-                break               # the protocol fails the connection (1007)
+                break               # the usual path fails the connection (1007)
+            deliver(text)
         else:
             deliver(payload)
         pos = stop
