@@ -288,7 +288,8 @@ class WSConnection:
         #: bytes the server read ahead behind the handshake, taken before the socket
         self._read_ahead = read_ahead
         # the common frames skip the protocol's generators (rfc6455_fast)
-        self._fast_frames = FAST_FRAMES if fast_frames is None else fast_frames
+        self._fast_frames = ((FAST_FRAMES if fast_frames is None else fast_frames)
+                             and fast.supported(protocol))
         # gevent: once a recv() emptied the socket, wait for it to be readable
         # before the next one (see _read_waiter)
         self._wait_read = _read_waiter(sock) if runtime.gevent_sock else None

@@ -36,7 +36,8 @@ try:   # the C version, as websockets itself uses when it is built
 except ImportError:   # pragma: no cover - websockets without its C extension
     from websockets.utils import apply_mask
 
-__all__ = ['at_frame_start', 'can_encode', 'encode_frame', 'size_limit', 'take_messages']
+__all__ = ['at_frame_start', 'can_encode', 'encode_frame', 'size_limit', 'supported',
+           'take_messages']
 
 _AT_EOF = StreamReader.at_eof.__code__
 _PARSE = Protocol.parse.__code__
@@ -46,6 +47,16 @@ _LEN16 = struct.Struct('!H')
 # FIN set, reserved bits clear, text (0x1) or binary (0x2)
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
+
+
+_FIELDS = ('state', 'current_size', 'extensions', 'debug', 'reader', 'parser',
+           'max_message_size', 'max_fragment_size', 'expect_continuation_frame')
+
+
+def supported(proto: Any) -> bool:
+    """True when ``proto`` keeps the fields read here (websockets before its
+    message/fragment size pair lacks some: its connections take the usual path)."""
+    return all(hasattr(proto, name) for name in _FIELDS)
 
 
 def at_frame_start(proto: Any) -> bool:

@@ -325,6 +325,22 @@ def test_frame_start_is_known_exactly(sockets: socket.socket) -> None:
     assert not rfc6455_fast.at_frame_start(proto)        # closing
 
 
+def test_a_protocol_without_the_fields_takes_the_usual_path(sockets: socket.socket) -> None:
+    conn = connection(sockets, True, None)
+    assert conn._fast_frames and rfc6455_fast.supported(conn._proto)
+
+    class OlderProtocol(ServerProtocol):
+        """As websockets before 14: one size limit, no message/fragment pair."""
+        def __getattribute__(self, name: str) -> Any:
+            if name in ('max_message_size', 'max_fragment_size'):
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+    old = OlderProtocol(state=State.OPEN, max_size=None)
+    assert not rfc6455_fast.supported(old)
+    assert not rfc6455.WSConnection(sockets, old, rfc6455._Runtime(sockets, None))._fast_frames
+
+
 def test_no_fast_path_with_compression(sockets: socket.socket) -> None:
     conn = connection(sockets, True, None, compression=True)
     assert not rfc6455_fast.at_frame_start(conn._proto)
