@@ -4,7 +4,9 @@
 into a :class:`WSConnection`. The WebSocket protocol itself (framing,
 masking, close handshake, size limits, permessage-deflate) is the sans-I/O
 core of the ``websockets`` package; this module only moves bytes between it
-and the socket:
+and the socket (the common small data frames take a short cut past its
+generators where that leaves it exactly as parsing them would, see
+:mod:`engineio_wsgi.rfc6455_fast`):
 
 - no reader thread: the thread that serves the request reads, in
   :meth:`WSConnection.receive`;
@@ -46,6 +48,7 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.protocol import CLOSED, OPEN, State
 from websockets.server import ServerProtocol
 
+from . import rfc6455_fast as fast
 from .backends import detect_async_mode, threading_patched
 from .request import Request
 from .wsgi_servers import is_gevent_socket
@@ -73,6 +76,11 @@ CONNECTION_LOST = 'connection lost'
 _RECV_SIZE = 64 * 1024
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_TEXT_OPCODE, _BINARY_OPCODE = int(TEXT), int(BINARY)
+
+#: Whether new connections take the common frames past the protocol core
+#: (see rfc6455_fast); tests turn it off to run both paths.
+FAST_FRAMES = True
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +229,26 @@ class _Runtime:
         return bool(readable)
 
 
+def _read_waiter(sock: Any) -> Callable[[], None] | None:
+    """Wait until gevent's socket ``sock`` is readable, on its own watcher.
+
+    gevent's ``recv()`` tries the system call first and waits only when it
+    fails with EAGAIN, an exception raised and caught per message when a
+    client waits for each answer (about 2 us, several percent of an echo).
+    This is the wait gevent's ``recv()`` does after that failure; None when
+    the socket does not have it (another gevent version: plain ``recv()``).
+    """
+    wait = getattr(sock, '_wait', None)
+    if wait is None or getattr(sock, '_read_event', None) is None:
+        return None
+
+    def wait_read() -> None:
+        event = sock._read_event
+        if event is not None:   # None once closed: recv() then reports it
+            wait(event)
+    return wait_read
+
+
 # -- connection ---------------------------------------------------------------
 
 class WSConnection:
@@ -232,7 +260,8 @@ class WSConnection:
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
-                 extensions: list[str] | None = None, read_ahead: bytes = b'') -> None:
+                 extensions: list[str] | None = None, read_ahead: bytes = b'',
+                 fast_frames: bool | None = None) -> None:
         self._sock = sock
         self._proto = protocol
         self._rt = runtime
@@ -258,6 +287,13 @@ class WSConnection:
         self._failed = False        # we failed the connection: drop what follows
         #: bytes the server read ahead behind the handshake, taken before the socket
         self._read_ahead = read_ahead
+        # the common frames skip the protocol's generators (rfc6455_fast)
+        self._fast_frames = ((FAST_FRAMES if fast_frames is None else fast_frames)
+                             and fast.supported(protocol))
+        # gevent: once a recv() emptied the socket, wait for it to be readable
+        # before the next one (see _read_waiter)
+        self._wait_read = _read_waiter(sock) if runtime.gevent_sock else None
+        self._drained = False
 
     # -- public API ---------------------------------------------------------
 
@@ -305,11 +341,15 @@ class WSConnection:
                         return None
                     raise TimeoutError('no WebSocket message within the timeout')
                 try:
+                    if wait is None and self._drained and self._wait_read is not None:
+                        self._wait_read()
                     data = self._sock.recv(_RECV_SIZE)
                 except TimeoutError:
                     continue
                 except OSError:
                     data = b''
+                # less than asked for: the socket had no more
+                self._drained = len(data) < _RECV_SIZE
             with self._state_lock:
                 self._feed(data)
                 ended = self._proto.state is CLOSED or (not data)
@@ -334,15 +374,23 @@ class WSConnection:
             if self._broken:
                 raise ConnectionClosed('WebSocket connection is broken')
             proto = self._proto
-            try:
-                for data in messages:
-                    if isinstance(data, str):
-                        proto.send_text(data.encode('utf-8'))
-                    else:
-                        proto.send_binary(data)
-            except InvalidState as exc:
-                raise ConnectionClosed('WebSocket connection is closed') from exc
-            self._outbox.extend(proto.data_to_send())
+            if self._fast_frames and fast.can_encode(proto):
+                # no state of the protocol changes for a whole data frame
+                encode = fast.encode_frame
+                self._outbox.extend(
+                    encode(_TEXT_OPCODE, data.encode('utf-8')) if isinstance(data, str)
+                    else encode(_BINARY_OPCODE, data)
+                    for data in messages)
+            else:
+                try:
+                    for data in messages:
+                        if isinstance(data, str):
+                            proto.send_text(data.encode('utf-8'))
+                        else:
+                            proto.send_binary(data)
+                except InvalidState as exc:
+                    raise ConnectionClosed('WebSocket connection is closed') from exc
+                self._outbox.extend(proto.data_to_send())
         self._pump(block=True)
         if self._broken:
             raise ConnectionClosed('WebSocket connection is broken')
@@ -402,6 +450,12 @@ class WSConnection:
             return
         was_open = proto.state is OPEN
         if data:
+            if self._fast_frames and not self._failed and fast.at_frame_start(proto):
+                taken = fast.take_messages(data, fast.size_limit(proto), self._messages.append)
+                if taken == len(data):
+                    return   # the protocol saw nothing, said nothing, changed nothing
+                if taken:
+                    data = data[taken:]
             proto.receive_data(data)
         else:
             proto.receive_eof()
@@ -454,41 +508,56 @@ class WSConnection:
 
         With ``block=False`` a busy writer is left to write our frames.
         Call without ``_state_lock`` (taken here around the queue, never
-        across I/O); takes ``_write_lock``.
+        across I/O); takes ``_write_lock``. A blocking call takes the writer's
+        place at least once, so that it returns only once the frames queued
+        before it were written (or the connection broke).
+
+        Only the writer takes frames off the queue, and whoever queues frames
+        pumps afterwards: the queue's emptiness is read without the state lock
+        (a deque's length is read atomically) and a frame queued while the
+        writer lets go is seen by its check after the release.
         """
+        outbox = self._outbox
+        if not block and not outbox:
+            return
         while True:
             if not self._write_lock.acquire(blocking=block):
                 return
             try:
-                while True:
+                while outbox:
                     with self._state_lock:
-                        outbox = self._outbox
-                        if not outbox:
-                            break
                         if len(outbox) > 1 and all(outbox):
                             # whole frames joined: one system call for all of them
                             # (an empty chunk is the end-of-stream marker: kept apart)
                             chunk = b''.join(outbox)
                             outbox.clear()
-                        else:
+                        elif outbox:
                             chunk = outbox.popleft()
+                        else:
+                            break
                     if self._broken or self._finished:
                         # After _finish the server owns the socket again (and
                         # closes it): never touch it.
                         continue
                     try:
                         if chunk:
-                            self._sock.sendall(chunk)
+                            self._write(chunk)
                         else:   # the protocol's end-of-stream marker
                             self._sock.shutdown(socket.SHUT_WR)
                     except OSError:
                         self._mark_broken()
             finally:
                 self._write_lock.release()
-            with self._state_lock:
-                if not self._outbox:
-                    return
+            if not outbox:
+                return
             block = False
+
+    def _write(self, chunk: bytes) -> None:
+        """All of ``chunk``: one ``send`` mostly (gevent's ``sendall`` asks the
+        kernel for the buffer size first, a second system call per frame)."""
+        sent = self._sock.send(chunk)
+        if sent < len(chunk):
+            self._sock.sendall(memoryview(chunk)[sent:])
 
     def _mark_broken(self) -> None:
         """A write failed: drop the queue and shut the socket down.

@@ -40,6 +40,14 @@ pytestmark = pytest.mark.timeout(30)
 CLOSE_TIMEOUT = 0.5
 
 
+@pytest.fixture(autouse=True, params=['fast-frames', 'protocol-only'])
+def frame_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs twice: with the common frames taken past the protocol
+    core (engineio_wsgi.rfc6455_fast), and with every byte through it."""
+    monkeypatch.setattr(rfc6455, 'FAST_FRAMES', request.param == 'fast-frames')
+    return str(request.param)
+
+
 def handshake_environ(sock: socket.socket, key: str, **headers: str) -> dict[str, Any]:
     environ = {
         'REQUEST_METHOD': 'GET', 'SERVER_PROTOCOL': 'HTTP/1.1', 'PATH_INFO': '/ws',
@@ -218,6 +226,19 @@ def test_message_in_one_frame(ws: Pair, opcode: int, payload: bytes, expected: s
     assert ws.conn.receive(timeout=5) == expected
 
 
+@pytest.mark.parametrize('opcode', [TEXT, BINARY])
+@pytest.mark.parametrize('size', [0, 1, 125, 126, 127, 65_535, 65_536])
+def test_every_length_boundary(ws: Pair, opcode: int, size: int) -> None:
+    """7-bit, 16-bit and 64-bit lengths at their edges, alone and in one write
+    with a small frame on each side."""
+    payload = bytes(ord('a') + i % 26 for i in range(size))
+    expected: str | bytes = payload.decode() if opcode == TEXT else payload
+    ws.peer.send(encode(opcode, payload))
+    assert ws.conn.receive(timeout=5) == expected
+    ws.peer.send(encode(BINARY, b'<'), encode(opcode, payload), encode(TEXT, b'>'))
+    assert [ws.conn.receive(timeout=5) for _ in range(3)] == [b'<', expected, '>']
+
+
 def test_masking_keys_are_honoured(ws: Pair) -> None:
     for mask in (b'\x00\x00\x00\x00', b'\xff\xff\xff\xff', b'\x01\x02\x03\x04'):
         ws.peer.send(encode(TEXT, b'masked text', mask=mask))
@@ -247,6 +268,33 @@ def test_fragmented_text_is_one_message(ws: Pair) -> None:
     ws.peer.send(encode(TEXT, text[:cut], fin=False), encode(CONT, text[cut:-3], fin=False),
                  encode(CONT, text[-3:]))
     assert ws.conn.receive(timeout=5) == 'fragmented € message'
+
+
+def test_character_split_over_three_fragments(ws: Pair) -> None:
+    emoji = '🎉'.encode()      # four bytes
+    ws.peer.send(encode(TEXT, b'a' + emoji[:1], fin=False), encode(CONT, emoji[1:3], fin=False),
+                 encode(CONT, emoji[3:] + b'z'))
+    assert ws.conn.receive(timeout=5) == 'a🎉z'
+
+
+def test_simple_frames_around_a_fragmented_message(ws: Pair) -> None:
+    ws.peer.send(encode(TEXT, b'before'), encode(BINARY, b'fr', fin=False), encode(PING, b'p'),
+                 encode(CONT, b'ag'), encode(TEXT, b'after'))
+    assert [ws.conn.receive(timeout=5) for _ in range(3)] == ['before', b'frag', 'after']
+    assert ws.peer.frame() == Frame(True, 0, PONG, b'p')
+
+
+def test_frames_split_at_every_offset(ws: Pair) -> None:
+    """Two simple frames, a ping and a last frame written in two pieces, cut
+    at each byte: the half frame waits for its rest whatever path it took."""
+    data = encode(TEXT, b'one') + encode(BINARY, b'x' * 130) + encode(PING, b'!') + encode(TEXT, b'end')
+    for cut in range(1, len(data)):
+        ws.peer.send(data[:cut])
+        receiver = Receiver(ws.conn)
+        ws.peer.send(data[cut:])
+        assert receiver.value() == 'one', cut
+        assert [ws.conn.receive(timeout=5) for _ in range(2)] == [b'x' * 130, 'end'], cut
+        assert ws.peer.frame() == Frame(True, 0, PONG, b'!'), cut
 
 
 def test_fragmented_binary_with_empty_fragments(ws: Pair) -> None:
@@ -310,6 +358,7 @@ def test_receive_times_out_without_a_message(ws: Pair) -> None:
     pytest.param(encode(CLOSE, close_payload(1000), fin=False), id='fragmented-close'),
     pytest.param(encode(PING, b'x' * 126), id='ping-over-125'),
     pytest.param(encode(PONG, b'x' * 126), id='pong-over-125'),
+    pytest.param(encode(CLOSE, close_payload(1000, b'r' * 124)), id='close-over-125'),
     *(pytest.param(encode(op, b'hi'), id=f'opcode-{op:#x}') for op in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF)),
     pytest.param(encode(CLOSE, b'\x03'), id='close-one-byte'),
     *(pytest.param(encode(CLOSE, close_payload(code)), id=f'close-code-{code}')
@@ -324,6 +373,11 @@ def test_protocol_error_closes_1002(ws: Pair, data: bytes) -> None:
     pytest.param(encode(TEXT, b'\xff'), id='text'),
     pytest.param(encode(TEXT, b'ok \xed\xa0\x80'), id='text-surrogate'),
     pytest.param(encode(TEXT, b'\xe2\x82', fin=False) + encode(CONT, b'x'), id='fragmented-text'),
+    pytest.param(encode(TEXT, b'ok', fin=False) + encode(CONT, b'\xf0\x9f'), id='cut-at-the-end'),
+    pytest.param(encode(TEXT, b'\xe2', fin=False) + encode(CONT, b'\x28\xa1'), id='bad-across-fragments'),
+    pytest.param(encode(TEXT, b'\xc0\xaf'), id='overlong'),
+    pytest.param(encode(TEXT, b'\xf4\x90\x80\x80'), id='above-u10ffff'),
+    pytest.param(encode(TEXT, b'x' * 200 + b'\xff'), id='16-bit-length'),
     pytest.param(encode(CLOSE, close_payload(1000, b'\xff')), id='close-reason'),
 ])
 def test_invalid_utf8_closes_1007(ws: Pair, data: bytes) -> None:
@@ -336,6 +390,22 @@ def test_messages_before_an_error_are_delivered(ws: Pair) -> None:
     assert ws.conn.receive(timeout=5) == 'first'
     assert ws.conn.receive(timeout=5) == b'second'
     expect_failed(ws, 1002, rfc6455.PROTOCOL_ERROR)
+
+
+@pytest.mark.parametrize('bad, code', [
+    pytest.param(encode(TEXT, b'\xfe'), 1007, id='invalid-utf8'),
+    pytest.param(encode(TEXT, b'hi', rsv=4), 1002, id='rsv1'),
+    pytest.param(encode(BINARY, b'hi', mask=None), 1002, id='unmasked'),
+    pytest.param(encode(CONT, b'hi'), 1002, id='continuation'),
+    pytest.param(encode(BINARY, b'x' * 70_000), 1009, id='over-the-limit'),
+])
+def test_simple_frames_then_an_error_in_one_write(sockets: tuple[socket.socket, socket.socket],
+                                                  bad: bytes, code: int) -> None:
+    pair = open_pair(sockets, max_message_size=65_536)
+    pair.peer.send(encode(TEXT, b'valid'), encode(BINARY, b'\xff' * 300), bad, encode(TEXT, b'never'))
+    assert pair.conn.receive(timeout=5) == 'valid'
+    assert pair.conn.receive(timeout=5) == b'\xff' * 300
+    expect_failed(pair, code, rfc6455.MESSAGE_TOO_BIG if code == 1009 else rfc6455.PROTOCOL_ERROR)
 
 
 def test_nothing_is_delivered_after_an_error(ws: Pair) -> None:
@@ -385,7 +455,11 @@ def test_compressed_message_counts_after_decompression(sockets: tuple[socket.soc
 
 # -- close handshake -----------------------------------------------------------
 
-@pytest.mark.parametrize('code, reason', [(1000, b'bye'), (1001, b''), (3000, b'app'), (4999, 'ré'.encode())])
+@pytest.mark.parametrize('code, reason', [
+    (1000, b'bye'), (1001, b''), (3000, b'app'), (4999, 'ré'.encode()),
+    *((code, b'') for code in (1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)),
+    (1000, b'r' * 123),      # the largest close payload
+])
 def test_peer_close_is_echoed(ws: Pair, code: int, reason: bytes) -> None:
     ws.peer.send(encode(CLOSE, close_payload(code, reason)))
     expect_ended(ws, (code, None))
