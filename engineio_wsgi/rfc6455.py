@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import enum
 import heapq
 import itertools
 import logging
@@ -60,17 +61,36 @@ __all__ = [
     'PEER_CLOSE',
     'PROTOCOL_ERROR',
     'ConnectionClosed',
+    'End',
     'HandshakeError',
     'WSConnection',
     'accept',
 ]
 
-#: Values of :attr:`WSConnection.end_reason`.
-PEER_CLOSE = 'peer closed'
-LOCAL_CLOSE = 'closed locally'
-MESSAGE_TOO_BIG = 'message too big'
-PROTOCOL_ERROR = 'protocol error'
-CONNECTION_LOST = 'connection lost'
+
+
+class End(str, enum.Enum):
+    """Why a connection ended: the values of :attr:`WSConnection.end_reason`."""
+
+    PEER_CLOSE = 'peer closed'
+    LOCAL_CLOSE = 'closed locally'
+    MESSAGE_TOO_BIG = 'message too big'
+    PROTOCOL_ERROR = 'protocol error'
+    CONNECTION_LOST = 'connection lost'
+
+    # shown as the plain string (log lines, the test apps' reports)
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+
+PEER_CLOSE = End.PEER_CLOSE
+LOCAL_CLOSE = End.LOCAL_CLOSE
+MESSAGE_TOO_BIG = End.MESSAGE_TOO_BIG
+PROTOCOL_ERROR = End.PROTOCOL_ERROR
+CONNECTION_LOST = End.CONNECTION_LOST
 
 # Not larger: above malloc's mmap threshold every recv() costs an mmap (8x slower).
 _RECV_SIZE = 64 * 1024
@@ -251,7 +271,139 @@ def _read_waiter(sock: Any) -> Callable[[], None] | None:
 
 # -- connection ---------------------------------------------------------------
 
-class WSConnection:
+class _Ending:
+    """How a connection ends: the close handshake, a cut, the socket's shutdown.
+
+    The part of ``WSConnection`` that the rest of it calls when the
+    connection is to end; the fields are set by ``WSConnection.__init__``.
+    """
+
+    _sock: Any
+    _proto: ServerProtocol
+    _rt: _Runtime
+    _close_timeout: float
+    _state_lock: Any
+    _write_lock: Any
+    _outbox: collections.deque[bytes]
+    _messages: collections.deque[str | bytes]
+    _broken: bool
+    _finished: bool
+    _closing_deadline: float | None
+    _cancel_timer: Callable[[], None] | None
+    _reader: Any
+    end_reason: End | None
+
+    def receive(self, timeout: float | None = None) -> str | bytes | None:
+        raise NotImplementedError
+
+    def _pump(self, block: bool) -> None:
+        raise NotImplementedError
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received from the peer, else the one we sent."""
+        proto = self._proto
+        if proto.close_rcvd is not None:
+            return int(proto.close_rcvd.code)
+        if proto.close_sent is not None:
+            return int(proto.close_sent.code)
+        return None
+
+    @property
+    def open(self) -> bool:
+        return self._proto.state is OPEN and not self._broken
+
+    def close(self, code: int = 1000, reason: str = '') -> None:
+        """Start (or finish) the close handshake. Idempotent.
+
+        From the thread that reads: waits for the peer's answer at most the
+        close timeout, then shuts the socket down. From another thread:
+        sends the close frame and returns; the reader's ``receive`` returns
+        None when the peer answers, or at the close timeout.
+        """
+        if self._finished:
+            return
+        with self._state_lock:
+            if self._proto.state is OPEN and not self._broken:
+                # A close reason is at most 123 bytes of UTF-8.
+                reason = reason.encode('utf-8')[:123].decode('utf-8', 'ignore')
+                try:
+                    self._proto.send_close(code, reason)
+                except (ProtocolError, ValueError):   # a code one may not send
+                    self._proto.send_close(1000, reason)
+                self._outbox.extend(self._proto.data_to_send())
+                self._start_closing(LOCAL_CLOSE)
+        if not self._write_lock.acquire(timeout=self._close_timeout):
+            # A writer is stuck on a peer that does not read: give up.
+            self.abort()
+        else:
+            self._write_lock.release()
+            self._pump(block=False)
+        if self._rt.current() == self._reader:
+            while not self._finished:
+                try:
+                    self.receive(timeout=self._close_timeout)
+                except TimeoutError:
+                    self._finish(CONNECTION_LOST)
+            self._messages.clear()
+        elif self._cancel_timer is None and not self._finished:
+            self._cancel_timer = self._rt.call_later(self._close_timeout, self.abort)
+
+    def _start_closing(self, reason: End) -> None:
+        """Record why the connection ends and start the close timeout.
+
+        Call with ``_state_lock`` held.
+        """
+        if self.end_reason is None:
+            self.end_reason = reason
+        if self._closing_deadline is None:
+            self._closing_deadline = time.monotonic() + self._close_timeout
+
+    def _mark_broken(self) -> None:
+        """A write failed: drop the queue and shut the socket down.
+
+        Call without ``_state_lock`` (taken here); the writer calls it with
+        ``_write_lock`` held.
+        """
+        self._broken = True
+        if self.end_reason is None:
+            self.end_reason = CONNECTION_LOST
+        with self._state_lock:
+            self._outbox.clear()
+        self._shutdown()
+
+    def abort(self) -> None:
+        """End the TCP connection now, without a close handshake; never blocks.
+
+        For a close timeout, a writer stuck on a peer that does not read, or
+        a server that must let go of a client at once. The reader's
+        ``receive`` then returns None.
+        """
+        if self._finished:
+            return
+        self._broken = True
+        if self.end_reason is None:
+            self.end_reason = CONNECTION_LOST
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _finish(self, reason: End) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self.end_reason is None:
+            self.end_reason = reason
+        if self._cancel_timer is not None:
+            self._cancel_timer()
+        self._shutdown()
+
+
+class WSConnection(_Ending):
     """One WebSocket connection driven on the server's socket.
 
     ``receive`` is for the thread (or greenlet) serving the request only;
@@ -269,7 +421,7 @@ class WSConnection:
         #: Names of the negotiated extensions, e.g. ``['permessage-deflate']``.
         self.extensions = list(extensions or [])
         #: Why the connection ended (one of the module constants) or None.
-        self.end_reason: str | None = None
+        self.end_reason: End | None = None
         # Protocol state and the outgoing queue are guarded by _state_lock,
         # which is never held across I/O. _write_lock is held by the one
         # thread writing queued frames to the socket.
@@ -296,20 +448,6 @@ class WSConnection:
         self._drained = False
 
     # -- public API ---------------------------------------------------------
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code received from the peer, else the one we sent."""
-        proto = self._proto
-        if proto.close_rcvd is not None:
-            return int(proto.close_rcvd.code)
-        if proto.close_sent is not None:
-            return int(proto.close_sent.code)
-        return None
-
-    @property
-    def open(self) -> bool:
-        return self._proto.state is OPEN and not self._broken
 
     def receive(self, timeout: float | None = None) -> str | bytes | None:
         """Next message: ``str`` for text, ``bytes`` for binary.
@@ -395,53 +533,7 @@ class WSConnection:
         if self._broken:
             raise ConnectionClosed('WebSocket connection is broken')
 
-    def close(self, code: int = 1000, reason: str = '') -> None:
-        """Start (or finish) the close handshake. Idempotent.
-
-        From the thread that reads: waits for the peer's answer at most the
-        close timeout, then shuts the socket down. From another thread:
-        sends the close frame and returns; the reader's ``receive`` returns
-        None when the peer answers, or at the close timeout.
-        """
-        if self._finished:
-            return
-        with self._state_lock:
-            if self._proto.state is OPEN and not self._broken:
-                # A close reason is at most 123 bytes of UTF-8.
-                reason = reason.encode('utf-8')[:123].decode('utf-8', 'ignore')
-                try:
-                    self._proto.send_close(code, reason)
-                except (ProtocolError, ValueError):   # a code one may not send
-                    self._proto.send_close(1000, reason)
-                self._outbox.extend(self._proto.data_to_send())
-                self._start_closing(LOCAL_CLOSE)
-        if not self._write_lock.acquire(timeout=self._close_timeout):
-            # A writer is stuck on a peer that does not read: give up.
-            self.abort()
-        else:
-            self._write_lock.release()
-            self._pump(block=False)
-        if self._rt.current() == self._reader:
-            while not self._finished:
-                try:
-                    self.receive(timeout=self._close_timeout)
-                except TimeoutError:
-                    self._finish(CONNECTION_LOST)
-            self._messages.clear()
-        elif self._cancel_timer is None and not self._finished:
-            self._cancel_timer = self._rt.call_later(self._close_timeout, self.abort)
-
     # -- internals ----------------------------------------------------------
-
-    def _start_closing(self, reason: str) -> None:
-        """Record why the connection ends and start the close timeout.
-
-        Call with ``_state_lock`` held.
-        """
-        if self.end_reason is None:
-            self.end_reason = reason
-        if self._closing_deadline is None:
-            self._closing_deadline = time.monotonic() + self._close_timeout
 
     def _feed(self, data: bytes) -> None:
         """Run received bytes through the protocol. Call with ``_state_lock`` held."""
@@ -558,49 +650,6 @@ class WSConnection:
         sent = self._sock.send(chunk)
         if sent < len(chunk):
             self._sock.sendall(memoryview(chunk)[sent:])
-
-    def _mark_broken(self) -> None:
-        """A write failed: drop the queue and shut the socket down.
-
-        Call without ``_state_lock`` (taken here); the writer calls it with
-        ``_write_lock`` held.
-        """
-        self._broken = True
-        if self.end_reason is None:
-            self.end_reason = CONNECTION_LOST
-        with self._state_lock:
-            self._outbox.clear()
-        self._shutdown()
-
-    def abort(self) -> None:
-        """End the TCP connection now, without a close handshake; never blocks.
-
-        For a close timeout, a writer stuck on a peer that does not read, or
-        a server that must let go of a client at once. The reader's
-        ``receive`` then returns None.
-        """
-        if self._finished:
-            return
-        self._broken = True
-        if self.end_reason is None:
-            self.end_reason = CONNECTION_LOST
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _finish(self, reason: str) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        if self.end_reason is None:
-            self.end_reason = reason
-        if self._cancel_timer is not None:
-            self._cancel_timer()
-        self._shutdown()
 
 
 # -- accept -------------------------------------------------------------------
