@@ -352,14 +352,61 @@ def _available(reader: Any, sock: Any) -> int:
 
 
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL | getattr(select, 'POLLRDHUP', 0)
+_DONTWAIT = getattr(socket, 'MSG_DONTWAIT', 0)
+_PEEK_NOW = socket.MSG_PEEK | _DONTWAIT
+
+
+def _raw_socket(sock: Any) -> Any:
+    """The socket to peek at without waiting, or None where only ``poll`` is safe.
+
+    A plain socket in blocking or non-blocking mode takes ``MSG_DONTWAIT``
+    as it is; one with a timeout would first wait up to that timeout inside
+    ``recv``. gevent's socket would park the greenlet on ``EAGAIN``: its
+    underlying ``_socket.socket`` (always non-blocking) is peeked at instead.
+    Anything else (TLS sockets, whose ``recv`` takes no flags; unknown
+    wrappers) goes through ``poll``.
+    """
+    if not _DONTWAIT:
+        return None
+    cls = type(sock)
+    if cls.__name__ != 'socket':
+        return None
+    if cls.__module__ == 'socket':
+        return sock if sock.gettimeout() in (None, 0.0) else None
+    if cls.__module__ == 'gevent._socket3':
+        raw = getattr(sock, '_sock', None)
+        if raw is None:
+            return None
+        if type(raw).__name__ == '_closedsocket':
+            return raw      # its recv fails with EBADF: gone, as poll says
+        return raw if raw.gettimeout() == 0.0 else None
+    return None
 
 
 def peer_gone(sock: Any) -> bool:
     """True when the client closed this connection; never blocks.
 
     Used on a waiting long-poll whose client may have dropped it. A readable
-    socket is peeked at: end of file means gone, data means alive.
+    socket is peeked at: end of file means gone, data means alive, unless the
+    client closed behind that data.
+
+    One ``recv(MSG_PEEK | MSG_DONTWAIT)`` answers the common cases (nothing to
+    read: alive; end of file or an error: gone); only when data is waiting
+    does ``poll`` tell whether the client hung up behind it.
     """
+    raw = _raw_socket(sock)
+    if raw is not None:
+        try:
+            if raw.recv(1, _PEEK_NOW) == b'':
+                return True
+        except (BlockingIOError, InterruptedError):
+            return False    # no data, no end of file, no pending error
+        except (OSError, ValueError):
+            return True
+    return _peer_gone_poll(sock)
+
+
+def _peer_gone_poll(sock: Any) -> bool:
     try:
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN | _GONE)

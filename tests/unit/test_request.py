@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import socket
+import struct
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,7 @@ import gevent.socket as gevent_socket
 import pytest
 from geventwebsocket.websocket import Stream, WebSocket
 
+from engineio_wsgi import wsgi_servers
 from engineio_wsgi.errors import BadRequest, UnknownTransport, UnsupportedProtocolVersion
 from engineio_wsgi.request import Request, parse_request
 from engineio_wsgi.wsgi_servers import (
@@ -25,6 +28,7 @@ from engineio_wsgi.wsgi_servers import (
     UNKNOWN,
     WERKZEUG,
     ServerAdapter,
+    peer_gone,
 )
 
 pytestmark = pytest.mark.timeout(10)
@@ -180,6 +184,103 @@ def test_peer_gone_follows_the_client(pair: tuple[socket.socket, socket.socket])
     assert adapter.peer_gone() is False
     client.close()
     assert adapter.peer_gone() is True
+
+
+def _socket_pair(kind: str) -> tuple[Any, Any]:
+    """A connected (server side, client side) pair; the server side as the servers have it."""
+    if kind == 'gevent':
+        return gevent_socket.socketpair()
+    server, client = socket.socketpair()
+    if kind == 'timeout':       # a server that sets a socket timeout
+        server.settimeout(5)
+    elif kind == 'nonblocking':
+        server.setblocking(False)
+    return server, client
+
+
+PEER_KINDS = ['blocking', 'timeout', 'nonblocking', 'gevent']
+
+
+@pytest.mark.parametrize('kind', PEER_KINDS)
+def test_peer_gone_answers_at_once_and_reads_nothing(kind: str) -> None:
+    server, client = _socket_pair(kind)
+    with server, client:
+        started = time.monotonic()
+        assert peer_gone(server) is False            # nothing sent: alive, and never waits
+        assert time.monotonic() - started < 1
+        client.sendall(b'GET')
+        assert peer_gone(server) is False            # data waiting: alive
+        assert peer_gone(server) is False
+        server.setblocking(True)
+        assert server.recv(3) == b'GET'              # peeked at, never consumed
+
+
+@pytest.mark.parametrize('kind', PEER_KINDS)
+def test_peer_gone_when_the_client_closed(kind: str) -> None:
+    server, client = _socket_pair(kind)
+    with server:
+        client.close()
+        assert peer_gone(server) is True
+
+
+@pytest.mark.parametrize('kind', PEER_KINDS)
+def test_peer_gone_when_the_client_closed_behind_unread_data(kind: str) -> None:
+    server, client = _socket_pair(kind)
+    with server:
+        client.sendall(b'x')
+        client.close()
+        assert peer_gone(server) is True
+
+
+@pytest.mark.parametrize('kind', PEER_KINDS)
+def test_peer_gone_when_the_client_only_stopped_sending(kind: str) -> None:
+    server, client = _socket_pair(kind)
+    with server, client:
+        client.shutdown(socket.SHUT_WR)
+        assert peer_gone(server) is True
+
+
+@pytest.mark.parametrize('kind', PEER_KINDS)
+def test_peer_gone_on_a_socket_closed_here(kind: str) -> None:
+    server, client = _socket_pair(kind)
+    with client:
+        server.close()
+        assert peer_gone(server) is True
+
+
+@pytest.mark.parametrize('use_gevent', [False, True])
+def test_peer_gone_when_the_client_reset_the_connection(use_gevent: bool) -> None:
+    module: Any = gevent_socket if use_gevent else socket
+    listener = module.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        server, _ = listener.accept()
+        with server:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            client.close()                           # RST instead of FIN
+            deadline = time.monotonic() + 5
+            while not peer_gone(server) and time.monotonic() < deadline:
+                time.sleep(0.01)                      # the RST crosses loopback
+            assert peer_gone(server) is True
+
+
+@pytest.mark.parametrize('kind', ['blocking', 'nonblocking', 'gevent'])
+def test_peer_gone_needs_no_poll_when_nothing_is_waiting(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One system call for the usual answers: no poll object per check.
+
+    (A socket with a timeout still goes through poll: its ``recv`` would wait.)
+    """
+    def no_poll() -> None:
+        raise AssertionError('select.poll used')
+    server, client = _socket_pair(kind)
+    with server:
+        monkeypatch.setattr(wsgi_servers.select, 'poll', no_poll)
+        assert peer_gone(server) is False
+        client.close()
+        assert peer_gone(server) is True
 
 
 def test_read_ahead_is_what_the_reader_buffered_behind_the_head(
