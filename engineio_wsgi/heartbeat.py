@@ -80,6 +80,8 @@ class HeartbeatTask:
         self._beat: Heartbeat | None = None
         self._body_abort: Callable[[], None] | None = None
         self._body_deadline = 0.0
+        #: when the loop looks next (what ``step`` last returned); None: now, or never again
+        self._next_look: float | None = None
 
     def start(self) -> None:
         """Start beating; the ``open`` packet counts as sent now."""
@@ -99,21 +101,28 @@ class HeartbeatTask:
                 return
         self._wake.set()
 
-    def watch_body(self, abort: Callable[[], None], deadline: float) -> None:
+    def watch_body(self, abort: Callable[[], None], deadline: float) -> bool:
         """Call ``abort`` at ``deadline`` unless ``unwatch_body`` came first.
 
-        Caller holds the session's lock.
+        Returns True when the caller must ``wake()`` the heartbeat (after
+        releasing the lock): only when it would otherwise look later than
+        ``deadline``. A POST thus costs no wake-up while a ping or a timeout
+        is due first. Caller holds the session's lock.
         """
         assert not locks.CHECK or locks.held(self._lock)
         self._body_abort = abort
         self._body_deadline = deadline
+        return self._next_look is None or deadline < self._next_look
 
     def unwatch_body(self) -> bool:
-        """Stop watching the body; True when one was watched. Caller holds the lock."""
+        """Stop watching the body. Returns True when the caller must ``wake()``
+        the heartbeat: it was to look next for the body only (a heartbeat kept
+        only for that body can then end at once). Caller holds the lock."""
         assert not locks.CHECK or locks.held(self._lock)
-        watched = self._body_abort is not None
+        if self._body_abort is None:
+            return False
         self._body_abort = None
-        return watched
+        return self._next_look is None or self._next_look >= self._body_deadline
 
     def step(self) -> float | None:
         """Do what is due now; return the next deadline, or None when done.
@@ -131,11 +140,13 @@ class HeartbeatTask:
             abort()
         deadline = self._next_deadline(now)
         with self._lock:
-            if self._body_abort is None:
-                return deadline
-            if deadline is None:
-                return self._body_deadline
-            return min(deadline, self._body_deadline)
+            # recorded under the lock that watch_body takes: a body watched
+            # after this knows whether the loop would look in time
+            if self._body_abort is not None:
+                deadline = (self._body_deadline if deadline is None
+                            else min(deadline, self._body_deadline))
+            self._next_look = deadline
+            return deadline
 
     def _next_deadline(self, now: float) -> float | None:
         session = self._session

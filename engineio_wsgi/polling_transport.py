@@ -349,22 +349,23 @@ class PollingTransport:
             if session.state is not State.OPEN:
                 raise SessionEnded()
             duplicate = self._post_active
+            wake = False
             if not duplicate:
                 self._post_active = True
                 if abort is not None:
-                    session.heartbeat.watch_body(
+                    wake = session.heartbeat.watch_body(
                         abort, session.backend.monotonic() + session.options.http_body_timeout)
         if duplicate:
             raise DuplicateRequest()
-        if abort is not None:
+        if wake:
             session.heartbeat.wake()
 
     def end_post(self) -> None:
         session = self._session
         with self._lock:
             self._post_active = False
-            watched = session.heartbeat.unwatch_body()
-        if watched:
+            wake = session.heartbeat.unwatch_body()
+        if wake:
             session.heartbeat.wake()   # a heartbeat kept only for this POST can end
 
     # -- upgrade ----------------------------------------------------------------------

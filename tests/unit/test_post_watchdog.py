@@ -79,3 +79,58 @@ def test_an_armed_watchdog_cuts_the_read_side_once():
         server.sendall(b'HTTP/1.1 400')  # and the answer can still be written
         client.settimeout(2)
         assert client.recv(100) == b'HTTP/1.1 400'
+
+
+def make_session_with(**options: float) -> tuple[Session, FakeBackend]:
+    backend = FakeBackend()
+    opts = Options.from_kwargs(**options)
+    session = Session('sid1', PollingTransport, backend, opts, on_message=lambda *a: None,
+                      on_close=lambda *a: None, on_finished=lambda *a: None)
+    session.set_open_packet('{}')
+    session.start()
+    return session, backend
+
+
+def test_a_post_does_not_wake_a_heartbeat_that_looks_before_its_body_deadline():
+    # the ping is due in 1 s, the body's deadline is 2 s away
+    session, backend = make_session()
+    assert session.heartbeat.step() == backend.clock.now + 1.0   # the loop sleeps until the ping
+    wake = session.heartbeat._wake
+    wake.clear()
+    aborted = []
+    session.polling.begin_post(lambda: aborted.append(True))
+    assert not wake.is_set()
+    session.polling.end_post()
+    assert not wake.is_set()
+    backend.clock.advance(1.0)
+    assert session.heartbeat.step() == backend.clock.now + 0.5   # the ping went out as due
+    assert aborted == []
+
+
+def test_a_slow_body_is_cut_on_time_when_its_deadline_comes_first():
+    # a long ping interval: the body's deadline (2 s) comes first, the heartbeat is woken
+    session, backend = make_session_with(ping_interval=25.0, ping_timeout=20.0,
+                                         http_body_timeout=2.0)
+    assert session.heartbeat.step() == backend.clock.now + 25.0
+    wake = session.heartbeat._wake
+    wake.clear()
+    aborted = []
+    session.polling.begin_post(lambda: aborted.append(True))
+    assert wake.is_set()
+    wake.clear()
+    assert session.heartbeat.step() == backend.clock.now + 2.0   # it looks again for the body
+    backend.clock.advance(2.0)
+    session.heartbeat.step()
+    assert aborted == [True]
+
+
+def test_the_end_of_a_post_wakes_a_heartbeat_that_waited_for_its_body_only():
+    session, backend = make_session_with(ping_interval=25.0, ping_timeout=20.0,
+                                         http_body_timeout=2.0)
+    session.polling.begin_post(lambda: None)
+    assert session.heartbeat.step() == backend.clock.now + 2.0
+    wake = session.heartbeat._wake
+    wake.clear()
+    session.polling.end_post()
+    assert wake.is_set()                  # it looks again now, for the ping only
+    assert session.heartbeat.step() == backend.clock.now + 25.0
