@@ -95,6 +95,31 @@ def test_node_ids_are_made_in_each_worker_after_fork():
     assert master.group(1) not in tags, (master.group(1), tags)
 
 
+
+def test_node_ids_are_new_after_a_reload():
+    # HUP: gunicorn replaces its workers with new processes forked from the
+    # (preloaded) master; each must draw a node id of its own
+    server = start_gunicorn(['-k', 'gevent'], 'tests.apps.preload_tag:app', {},
+                            extra=['--preload'])
+    try:
+        master = re.search(r'preload tag (\S{4})', server.text())
+        assert master, server.text()
+        client = PollingClient(server.port)
+        client.handshake()
+        before = owner_of(client.sid)
+        os.kill(server.proc.pid, signal.SIGHUP)
+        after = before
+        deadline = time.monotonic() + 30
+        # the old worker serves until the new one is up: open sessions until one issued some
+        while after == before and time.monotonic() < deadline:
+            client = PollingClient(server.port)
+            client.handshake()
+            after = owner_of(client.sid)
+    finally:
+        server.kill()
+    assert after != before, server.text()
+    assert master.group(1) not in (before, after)
+
 class Collect:
     def __init__(self) -> None:
         self.messages: list[tuple[str, bytes]] = []
