@@ -38,7 +38,7 @@ def open_session(session: Session, request: Request,
                  start_response: StartResponse) -> Iterable[bytes]:
     """A session that starts on WebSocket: ``open`` is its first frame."""
     try:
-        conn = _accept(session.options, session.backend.name, request)
+        conn = accept(session.options, session.backend.name, request)
     except BaseException:
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
         raise
@@ -65,17 +65,17 @@ def upgrade(session: Session, request: Request,
     if polling is None or not polling.reserve_probe():
         # as the reference server does: clients take an HTTP error here for a
         # failed connection, a closed WebSocket for a redundant one
-        return _accept_and_close(options, backend.name, request, start_response,
-                                 'session is upgrading or upgraded already')
+        return accept_and_close(options, backend.name, request, start_response,
+                                'session is upgrading or upgraded already')
     try:
-        conn = _accept(options, backend.name, request)
+        conn = accept(options, backend.name, request)
     except BaseException:
         polling.resume()
         raise
     upgraded = False
     try:
-        upgraded = _probe(session, conn, backend.monotonic() + options.upgrade_timeout,
-                          backend.monotonic)
+        upgraded = probe(session, conn, backend.monotonic() + options.upgrade_timeout,
+                         backend.monotonic)
         if upgraded:
             transport = WebSocketTransport(session, conn, request.b64)
             if session.switch(transport):
@@ -108,16 +108,17 @@ def refuse_after_upgrade(request: Request, start_response: StartResponse,
     return request.adapter.finish_takeover(start_response)
 
 
-def _accept_and_close(options: Options, backend_name: str, request: Request,
-                      start_response: StartResponse, reason: str) -> Iterable[bytes]:
+def accept_and_close(options: Options, backend_name: str, request: Request,
+                     start_response: StartResponse, reason: str) -> Iterable[bytes]:
     """Complete the handshake (101), then close the WebSocket at once."""
-    conn = _accept(options, backend_name, request)
+    conn = accept(options, backend_name, request)
     logger.debug('%s second WebSocket closed: %s', request.sid, reason)
     conn.close(1008, reason)
     return request.adapter.finish_takeover(start_response)
 
 
-def _accept(options: Options, backend_name: str, request: Request) -> rfc6455.WSConnection:
+def accept(options: Options, backend_name: str, request: Request) -> rfc6455.WSConnection:
+    """Complete a WebSocket handshake on the request's socket; ``BadRequest`` if it fails."""
     try:
         return rfc6455.accept(request,
                               max_message_size=options.max_http_buffer_size,
@@ -145,8 +146,8 @@ def _writer(conn: rfc6455.WSConnection, b64: bool) -> Any:
     return write
 
 
-def _probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
-           monotonic: Any) -> bool:
+def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
+          monotonic: Any) -> bool:
     """Run the probe exchange; True once the client sent ``5``."""
     polling = session.polling
     assert polling is not None

@@ -53,7 +53,7 @@ LIVENESS_PERIOD = 3.0
 
 
 class _ProbeSide:
-    """What the probe exchange (websocket._probe) sees of a remote session."""
+    """What the probe exchange (websocket.probe) sees of a remote session."""
 
     def __init__(self, link: Link, owner: str, sid: str, relay_id: int) -> None:
         self.sid = sid
@@ -83,20 +83,20 @@ def serve(link: Link, request: Request, start_response: StartResponse,
     try:
         answer = link.call(owner, {'t': 'ws', 's': sid, 'relay': relay_id})
         if answer.get('busy'):
-            return websocket._accept_and_close(options, backend.name, request, start_response,
-                                               'session is upgrading or upgraded already')
+            return websocket.accept_and_close(options, backend.name, request, start_response,
+                                              'session is upgrading or upgraded already')
         resume = {'t': 'resume', 's': sid, 'relay': relay_id}
         try:
-            conn = websocket._accept(options, backend.name, request)
+            conn = websocket.accept(options, backend.name, request)
         except BaseException:
             link.publish_quietly(owner, resume)
             raise
         upgraded = False
         try:
             probe = _ProbeSide(link, owner, sid, relay_id)
-            upgraded = websocket._probe(probe, conn,  # type: ignore[arg-type]
-                                        backend.monotonic() + options.upgrade_timeout,
-                                        backend.monotonic)
+            upgraded = websocket.probe(probe, conn,  # type: ignore[arg-type]
+                                       backend.monotonic() + options.upgrade_timeout,
+                                       backend.monotonic)
             if upgraded:
                 link.call(owner, {'t': 'upgrade', 's': sid, 'relay': relay_id})
                 logger.info('%s upgraded to websocket, relayed for %s', sid, owner)
