@@ -5,7 +5,18 @@ from __future__ import annotations
 import enum
 
 
-class Reason(str, enum.Enum):
+class PlainStrEnum(str, enum.Enum):
+    """A ``str`` Enum whose members print as their plain string value
+    (as Python 3.11's ``StrEnum`` does, also before it)."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+
+class Reason(PlainStrEnum):
     """Why a session ended, as reported to the ``disconnect`` handler.
 
     Each member is a ``str`` equal to python-engineio's string for it, and
@@ -21,13 +32,6 @@ class Reason(str, enum.Enum):
     PAYLOAD_TOO_LARGE = 'payload too large'
     SEND_BUFFER_FULL = 'send buffer full'
     SERVER_SHUTDOWN = 'server shutdown'
-
-    # the plain string wherever the value is shown (also before Python 3.11's StrEnum)
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
 
 #: reasons after which a polling client is owed its close packet even if it has

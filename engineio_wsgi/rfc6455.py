@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import enum
 import heapq
 import itertools
 import logging
@@ -51,6 +50,7 @@ from websockets.server import ServerProtocol
 
 from . import rfc6455_fast as fast
 from .backends import detect_async_mode, threading_patched
+from .reasons import PlainStrEnum
 from .request import Request
 from .wsgi_servers import is_gevent_socket
 
@@ -69,7 +69,7 @@ __all__ = [
 
 
 
-class End(str, enum.Enum):
+class End(PlainStrEnum):
     """Why a connection ended: the values of :attr:`WSConnection.end_reason`."""
 
     PEER_CLOSE = 'peer closed'
@@ -77,13 +77,6 @@ class End(str, enum.Enum):
     MESSAGE_TOO_BIG = 'message too big'
     PROTOCOL_ERROR = 'protocol error'
     CONNECTION_LOST = 'connection lost'
-
-    # shown as the plain string (log lines, the test apps' reports)
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
 
 PEER_CLOSE = End.PEER_CLOSE

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from . import locks
 from .backends import Backend
 from .lifecycle import State
 from .options import Options
@@ -133,6 +134,70 @@ class Unconnected:
 
     def abort(self) -> None:
         pass
+
+
+class QueueWriter:
+    """A transport whose one writer task drains the session's queue.
+
+    ``send`` starts the task (never on the caller's thread: a client that
+    stops reading must not block whoever sends to it); ``_flushing``, under
+    the session's lock, is True while a task runs or is about to, so there is
+    never a second one. Subclasses give ``_write(batch)``, which raises when
+    the batch cannot be delivered; no task runs before ``attached``.
+    """
+
+    name = 'websocket'
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._lock = session.lock
+        self._flushing = True
+
+    def queued(self) -> bool:
+        """Under the session's lock (as every method so marked in ``Transport``)."""
+        assert not locks.CHECK or locks.held(self._lock)
+        if self._flushing:
+            return False
+        self._flushing = True
+        return True
+
+    def send(self) -> None:
+        self._session.backend.run_soon(self._flush)
+
+    def writing(self) -> bool:
+        assert not locks.CHECK or locks.held(self._lock)
+        return self._flushing
+
+    def _write(self, batch: list[Packet]) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        """Write the queue until it is empty; one writer at a time."""
+        session = self._session
+        outbox = session.outbox
+        while True:
+            with self._lock:
+                if not outbox or session.state is State.FINISHED:
+                    self._flushing = False
+                    done = session.state is State.CLOSING
+                    break
+                batch = list(outbox)
+                outbox.clear()
+            try:
+                self._write(batch)
+            except Exception as exc:
+                self._failed(exc)
+                return
+        if done:
+            self._delivered()
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._flushing = False
+        self._session.transport_failed(exc)
+
+    def _delivered(self) -> None:
+        self._session.delivered()
 
 
 class ProtocolViolation(Exception):

@@ -20,14 +20,13 @@ from typing import Any
 
 from . import locks, rfc6455, wsgi_servers
 from .errors import BadRequest
-from .lifecycle import State
 from .options import Options
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .reasons import Reason
 from .request import Request
 from .response import StartResponse
 from .session import Session
-from .transport import ProtocolViolation, TransportClosed
+from .transport import ProtocolViolation, QueueWriter, TransportClosed
 
 logger = logging.getLogger(__name__)
 
@@ -184,45 +183,21 @@ def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
         # messages, pongs and noops before the upgrade are ignored
 
 
-class WebSocketTransport:
-    """How a session's packets move over its WebSocket.
-
-    ``_flushing`` (guarded by the session's lock) is True while a writer task
-    runs or is about to: then no other is started.
-    """
-
-    name = 'websocket'
+class WebSocketTransport(QueueWriter):
+    """How a session's packets move over its WebSocket: the writer task of
+    ``QueueWriter`` writes each batch as frames."""
 
     def __init__(self, session: Session, conn: rfc6455.WSConnection, b64: bool) -> None:
-        self._session = session
-        self._lock = session.lock
+        super().__init__(session)
         self._conn = conn
-        self._write = _writer(conn, b64)
-        # no writer until ``attached``: it sends what is queued by then
-        self._flushing = True
+        # an attribute, not a method: the writer task calls it per batch
+        self._write = _writer(conn, b64)  # type: ignore[method-assign]
 
     # -- the transport interface (see transport.py) -------------------------------
-
-    def queued(self) -> bool:
-        """Under the session's lock (as every method so marked in transport.py)."""
-        assert not locks.CHECK or locks.held(self._lock)
-        if self._flushing:
-            return False
-        self._flushing = True
-        return True
-
-    def send(self) -> None:
-        # never on the caller's thread: a client that stops reading must not
-        # block whoever sends to it
-        self._session.backend.run_soon(self._flush)
 
     def carries_close(self, reason: Reason, linger: bool) -> bool:
         assert not locks.CHECK or locks.held(self._lock)
         return True
-
-    def writing(self) -> bool:
-        assert not locks.CHECK or locks.held(self._lock)
-        return self._flushing
 
     def attached(self, opening: Packet | None) -> None:
         if opening is not None:
@@ -248,33 +223,7 @@ class WebSocketTransport:
     def abort(self) -> None:
         self._conn.abort()
 
-    # -- writing and reading ----------------------------------------------------------
-
-    def _flush(self) -> None:
-        """Write the queue until it is empty; one writer at a time."""
-        session = self._session
-        outbox = session.outbox
-        write = self._write
-        while True:
-            with self._lock:
-                if not outbox or session.state is State.FINISHED:
-                    self._flushing = False
-                    done = session.state is State.CLOSING
-                    break
-                batch = list(outbox)
-                outbox.clear()
-            try:
-                write(batch)
-            except Exception as exc:
-                self._failed(exc)
-                return
-        if done:
-            session.delivered()
-
-    def _failed(self, exc: Exception) -> None:
-        with self._lock:
-            self._flushing = False
-        self._session.transport_failed(exc)
+    # -- reading ----------------------------------------------------------------------
 
     def serve(self) -> None:
         """Read packets until the connection or the session ends."""

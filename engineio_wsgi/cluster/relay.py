@@ -30,14 +30,13 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import locks, rfc6455
+from .. import rfc6455
 from .. import websocket_transport as websocket
 from ..errors import BadRequest, RequestError
-from ..lifecycle import State
 from ..packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from ..reasons import Reason
 from ..response import StartResponse
-from ..transport import ProtocolViolation, TransportClosed
+from ..transport import ProtocolViolation, QueueWriter, TransportClosed
 from . import wire
 from .inbox import ClusterUnavailable
 
@@ -193,37 +192,21 @@ class _Relay:
                 return
 
 
-class RemoteTransport:
+class RemoteTransport(QueueWriter):
     """The owner's side of a relayed WebSocket: the session's transport while
-    its client is connected to another process (see transport.py)."""
-
-    name = 'websocket'
+    its client is connected to another process (see transport.py); the writer
+    task of ``QueueWriter`` publishes each batch to the relaying process."""
 
     def __init__(self, link: Link, session: Session, relay_node: str,
                  relay_id: int) -> None:
+        super().__init__(session)
         self._link = link
-        self._session = session
-        self._lock = session.lock
         self.relay_node = relay_node
         self.relay_id = relay_id
-        self._flushing = True   # no delivery until ``attached``
         self._ended = False
-
-    def queued(self) -> bool:
-        assert not locks.CHECK or locks.held(self._lock)
-        if self._flushing:
-            return False
-        self._flushing = True
-        return True
-
-    def send(self) -> None:
-        self._session.backend.run_soon(self._flush)
 
     def carries_close(self, reason: Reason, linger: bool) -> bool:
         return True
-
-    def writing(self) -> bool:
-        return self._flushing
 
     def attached(self, opening: Packet | None) -> None:
         self.send()
@@ -244,31 +227,25 @@ class RemoteTransport:
         self._link.publish_quietly(self.relay_node, {'t': 'end', 's': self._session.sid,
                                                      'relay': self.relay_id})
 
-    def _flush(self) -> None:
+    def _write(self, batch: list[Packet]) -> None:
         session = self._session
-        while True:
-            with self._lock:
-                if not session.outbox or session.state is State.FINISHED:
-                    self._flushing = False
-                    done = session.state is State.CLOSING
-                    break
-                batch, _ = session.take()
-            message = {'t': 'out', 's': session.sid, 'relay': self.relay_id,
-                       'p': wire.pack(batch)}
-            try:
-                delivered = self._link.publish(self.relay_node, message)
-            except ClusterUnavailable as exc:
-                delivered = False
-                logger.debug('%s relayed batch lost: %s', session.sid, exc)
-            if not delivered:
-                with self._lock:
-                    self._flushing = False
-                self._ended = True
-                session.transport_failed(TransportClosed('the relaying process is gone'))
-                return
-        if done:
-            self._ended = True   # the close packet ends the relayed connection
-            session.delivered()
+        message = {'t': 'out', 's': session.sid, 'relay': self.relay_id,
+                   'p': wire.pack(batch)}
+        try:
+            delivered = self._link.publish(self.relay_node, message)
+        except ClusterUnavailable as exc:
+            logger.debug('%s relayed batch lost: %s', session.sid, exc)
+            delivered = False
+        if not delivered:
+            raise TransportClosed('the relaying process is gone')
+
+    def _failed(self, exc: Exception) -> None:
+        self._ended = True
+        super()._failed(exc)
+
+    def _delivered(self) -> None:
+        self._ended = True   # the close packet ends the relayed connection
+        super()._delivered()
 
 
 def owner_message(link: Link, source: str, message: wire.Message,
