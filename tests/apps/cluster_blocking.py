@@ -22,6 +22,7 @@ def on_message(sid: str, data: str | bytes) -> None:
     if isinstance(data, str) and data.startswith('block '):
         sys.stderr.write(f'blocking {sid}\n')
         sys.stderr.flush()
+        # the scenario: a handler that blocks its thread for the given time
         time.sleep(float(data.split()[1]))
         eio.send(sid, 'unblocked')
     else:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -159,12 +159,13 @@ def adapter_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     })
 
 
-def _sleep(seconds: float) -> None:
+def _wait_readable(sock: Any, seconds: float) -> None:
+    """Until the client's leaving (end of file or reset) makes the socket readable."""
     if os.environ.get('WSECHO_SPAWN') == 'gevent':
-        import gevent
-        gevent.sleep(seconds)
+        import gevent.select
+        gevent.select.select([sock], [], [], seconds)
     else:
-        time.sleep(seconds)
+        select.select([sock], [], [], seconds)
 
 
 def gone_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -173,9 +174,8 @@ def gone_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
     ident = parse_qs(request.query_string).get('id', ['-'])[0]
     adapter = request.adapter
     _log(f'PEER id={ident} gone={adapter.peer_gone()}')
-    deadline = time.monotonic() + 5
-    while not adapter.peer_gone() and time.monotonic() < deadline:
-        _sleep(0.01)
+    if adapter.sock is not None:
+        _wait_readable(adapter.sock, 5)
     _log(f'PEER id={ident} gone={adapter.peer_gone()}')
     return adapter.finish_takeover(start_response)   # silent on a closed connection
 

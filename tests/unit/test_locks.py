@@ -35,6 +35,7 @@ def test_held_by_the_greenlet_that_acquired_it_only():
     def holder():
         with lock:
             seen.append(('holder', locks.held(lock)))
+            # the scenario: yield to the other greenlet while holding the lock
             gevent.sleep(0)
             gevent.sleep(0)
 
