@@ -1,19 +1,38 @@
 """The heartbeat: pings, the ping timeout, the grace time of a closing
 session, and the deadline of a POST body still being read.
 
-It is the session's one long-lived thread (greenlet under gevent) and the
-only thing that watches for timeouts. It runs on absolute monotonic
-deadlines anchored when ``open`` is sent. ``Heartbeat`` is the pure part
-(when to ping, when the peer is late), so that a fake clock can drive it.
+Each session has its own heartbeat (``HeartbeatTask``): its own absolute
+monotonic deadlines, anchored when ``open`` is sent, its own pings and its
+own timeouts; it is the only thing that watches for timeouts.
+``Heartbeat`` is the pure part (when to ping, when the peer is late), so that
+a fake clock can drive it.
+
+The heartbeats of a backend's sessions share one carrier, the ``Scheduler``:
+one thread (greenlet under gevent), started when the first heartbeat needs it
+and ended when none is scheduled, that runs each heartbeat at its own next
+deadline. A session therefore costs no thread or greenlet of its own, and a
+handshake starts none. What the carrier runs itself never blocks: deciding
+what is due (under the session's lock, whose holders never block) and queuing
+a ping (a queue append and a hand-off to the transport). Everything that can
+take longer (closing on a ping timeout, cutting a slow POST body, ending a
+closing session whose grace time passed, the logging and callbacks these
+involve) runs on a task of its own, for that session only. So a session whose
+close is stuck delays no other session's ping: the others' pings go out at
+their deadlines plus the time the carrier takes for one round of due pings.
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 import logging
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from . import locks
+from .backends import Backend
 from .lifecycle import State
 from .packets import Packet, PacketType
 from .reasons import Reason
@@ -70,36 +89,171 @@ class Heartbeat:
         return Due.PING
 
 
+#: what the carrier returns for a heartbeat whose due work must run on its own task
+_ACT = -1.0
+
+
+class Scheduler:
+    """Runs the heartbeats of one backend's sessions, each at its own deadline.
+
+    A heap of (deadline, sequence, heartbeat) entries, one entry per scheduled
+    heartbeat (its earliest look); a heartbeat rescheduled earlier leaves its
+    old entry behind, emptied, and compacts away with the others.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._monotonic = backend.monotonic
+        # held for a few lines that never block: a real lock is fine under gevent too
+        self._lock = threading.Lock()
+        self._heap: list[list[Any]] = []
+        self._stale = 0
+        self._sequence = itertools.count()
+        self._wakeup = backend.event()
+        self._running = False
+
+    def schedule(self, task: HeartbeatTask, when: float) -> None:
+        """Run ``task`` at ``when``, unless it is to run earlier already."""
+        with self._lock:
+            entry = task._entry
+            if entry is not None:
+                if entry[0] <= when:
+                    return
+                entry[2] = None     # superseded: dropped when it reaches the top
+                self._stale += 1
+            entry = [when, next(self._sequence), task]
+            task._entry = entry
+            heapq.heappush(self._heap, entry)
+            if self._stale > 1024 and self._stale * 2 > len(self._heap):
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+                self._stale = 0
+            start = not self._running
+            self._running = True
+            first = self._heap[0] is entry
+        if start:
+            self._backend.spawn(self._carry)
+        elif first:
+            self._wakeup.set()
+
+    def cancel(self, task: HeartbeatTask) -> None:
+        """Run ``task`` no more (until scheduled again); the carrier is not woken."""
+        with self._lock:
+            entry = task._entry
+            if entry is not None:
+                entry[2] = None
+                self._stale += 1
+                task._entry = None
+
+    def scheduled_at(self, task: HeartbeatTask) -> float | None:
+        with self._lock:
+            entry = task._entry
+            return None if entry is None else entry[0]
+
+    def _carry(self) -> None:
+        while True:
+            due: list[HeartbeatTask] = []
+            with self._lock:
+                heap = self._heap
+                now = self._monotonic()
+                while heap and (heap[0][2] is None or heap[0][0] <= now):
+                    entry = heapq.heappop(heap)
+                    task = entry[2]
+                    if task is None:
+                        self._stale -= 1
+                        continue
+                    task._entry = None
+                    due.append(task)
+                if not due:
+                    if not heap:
+                        self._running = False
+                        return
+                    delay = heap[0][0] - now
+                    self._wakeup.clear()
+            if due:
+                for task in due:
+                    task._fire()
+                del due, task
+                continue
+            self._wakeup.wait(delay)
+
+
+_schedulers_lock = threading.Lock()
+
+
+def scheduler_for(backend: Backend) -> Scheduler:
+    """The one heartbeat scheduler of ``backend``."""
+    scheduler: Scheduler | None = getattr(backend, '_heartbeat_scheduler', None)
+    if scheduler is None:
+        with _schedulers_lock:
+            scheduler = getattr(backend, '_heartbeat_scheduler', None)
+            if scheduler is None:
+                scheduler = Scheduler(backend)
+                backend._heartbeat_scheduler = scheduler  # type: ignore[attr-defined]
+    return scheduler
+
+
 class HeartbeatTask:
-    """Runs one session's heartbeat. Its fields are guarded by the session's lock."""
+    """One session's heartbeat. Its fields are guarded by the session's lock;
+    ``_entry`` and the action flags by its scheduler's lock."""
+
+    __slots__ = ('_session', '_lock', '_scheduler', '_beat', '_body_abort', '_body_deadline',
+                 '_next_look', '_entry', '_acting', '_again')
 
     def __init__(self, session: Host) -> None:
         self._session = session
         self._lock = session.lock
-        self._wake = session.backend.event()
+        self._scheduler = scheduler_for(session.backend)
         self._beat: Heartbeat | None = None
         self._body_abort: Callable[[], None] | None = None
         self._body_deadline = 0.0
-        #: when the loop looks next (what ``step`` last returned); None: now, or never again
+        #: when it looks next (what ``step`` last returned); None: now, or never again
         self._next_look: float | None = None
+        self._entry: list[Any] | None = None
+        self._acting = False    # its due work runs on a task of its own
+        self._again = False     # woken meanwhile: look again when that work is done
 
     def start(self) -> None:
         """Start beating; the ``open`` packet counts as sent now."""
         session = self._session
         opts = session.options
-        self._beat = Heartbeat(session.backend.monotonic(), opts.ping_interval,
-                               opts.ping_timeout + opts.ping_grace)
-        session.backend.spawn(self._loop)
+        now = session.backend.monotonic()
+        self._beat = Heartbeat(now, opts.ping_interval, opts.ping_timeout + opts.ping_grace)
+        self._next_look = self._beat.deadline
+        self._scheduler.schedule(self, self._beat.deadline)
+
+    @property
+    def next_look(self) -> float | None:
+        """When the heartbeat runs next; None when it is not scheduled."""
+        return self._scheduler.scheduled_at(self)
 
     def wake(self) -> None:
-        """Deadlines changed: look again now."""
-        self._wake.set()
+        """Deadlines changed: look again now.
+
+        A session that ended, with no POST body left to watch, has nothing
+        more for its heartbeat: it is taken off the schedule instead, without
+        waking the carrier (a handshake closed at once costs it nothing).
+        """
+        session = self._session
+        with self._lock:
+            state = session.state
+            done = ((state is State.CLOSED or state is State.FINISHED)
+                    and self._body_abort is None)
+            if done:
+                self._next_look = None
+        if done:
+            self._scheduler.cancel(self)
+        else:
+            self._scheduler.schedule(self, session.backend.monotonic())
 
     def pong(self) -> None:
         with self._lock:
-            if self._beat is None or not self._beat.pong(self._session.backend.monotonic()):
+            beat = self._beat
+            if beat is None or not beat.pong(self._session.backend.monotonic()):
                 return
-        self._wake.set()
+            deadline = beat.deadline
+        # no look now: only make sure it looks by the next ping
+        self._scheduler.schedule(self, deadline)
 
     def watch_body(self, abort: Callable[[], None], deadline: float) -> bool:
         """Call ``abort`` at ``deadline`` unless ``unwatch_body`` came first.
@@ -130,25 +284,34 @@ class HeartbeatTask:
         A POST still reading its body is watched until it ends, also after
         the session ended: its thread must be released either way.
         """
+        return self._step(quick=False)
+
+    def _step(self, quick: bool) -> float | None:
+        """``quick``: do only what cannot block (a ping); return ``_ACT``
+        when more is due, for ``step`` to do on a task of its own."""
         now = self._session.backend.monotonic()
         with self._lock:
             abort = None
             if self._body_abort is not None and now >= self._body_deadline:
+                if quick:
+                    return _ACT
                 abort, self._body_abort = self._body_abort, None
         if abort is not None:
             logger.debug('%s POST body too slow; dropping it', self._session.sid)
             abort()
-        deadline = self._next_deadline(now)
+        deadline = self._next_deadline(now, quick)
+        if deadline == _ACT:
+            return _ACT
         with self._lock:
             # recorded under the lock that watch_body takes: a body watched
-            # after this knows whether the loop would look in time
+            # after this knows whether the heartbeat would look in time
             if self._body_abort is not None:
                 deadline = (self._body_deadline if deadline is None
                             else min(deadline, self._body_deadline))
             self._next_look = deadline
             return deadline
 
-    def _next_deadline(self, now: float) -> float | None:
+    def _next_deadline(self, now: float, quick: bool) -> float | None:
         session = self._session
         with self._lock:
             state = session.state
@@ -157,9 +320,15 @@ class HeartbeatTask:
             if state is State.CLOSING:
                 if now < session.closing_deadline:
                     return session.closing_deadline
+                if quick:
+                    return _ACT
                 action = _Action.GRACE_EXPIRED
             else:
                 assert self._beat is not None
+                if quick and now >= self._beat.deadline and (
+                        self._beat.awaiting_pong
+                        or len(session.outbox) >= session.options.max_queued_packets):
+                    return _ACT     # a timeout, or a ping that would overflow: a close
                 action = _ACTION_FOR[self._beat.due(now)]
                 deadline = self._beat.deadline
                 # a write still under way: the client reads nothing
@@ -182,19 +351,43 @@ class HeartbeatTask:
             return None
         return deadline
 
-    def _loop(self) -> None:
+    # -- run by the scheduler -------------------------------------------------------
+
+    def _fire(self) -> None:
+        """Its deadline came: on the scheduler's carrier, which must never block."""
+        scheduler = self._scheduler
+        with scheduler._lock:
+            if self._acting:
+                self._again = True
+                return
+        try:
+            deadline = self._step(quick=True)
+        except Exception:
+            deadline = _ACT     # the full step on its own task reports and ends it
+        if deadline == _ACT:
+            with scheduler._lock:
+                self._acting = True
+            self._session.backend.spawn(self._act)
+        elif deadline is not None:
+            scheduler.schedule(self, deadline)
+
+    def _act(self) -> None:
+        """Do what is due that may take time, on a task of this session's own."""
+        scheduler = self._scheduler
         monotonic = self._session.backend.monotonic
-        wake = self._wake
         try:
             while True:
-                wake.clear()
                 deadline = self.step()
-                if deadline is None:
-                    return
-                delay = deadline - monotonic()
-                if delay > 0:
-                    wake.wait(delay)
+                with scheduler._lock:
+                    again, self._again = self._again, False
+                    if not again and (deadline is None or deadline > monotonic()):
+                        self._acting = False
+                        break
+            if deadline is not None:
+                scheduler.schedule(self, deadline)
         except Exception:
+            with scheduler._lock:
+                self._acting = False
             logger.exception('%s heartbeat failed', self._session.sid)
             self._session.close(Reason.TRANSPORT_ERROR, farewell=False)
             self._session.release()

@@ -93,6 +93,7 @@ class Host(Protocol):
     lock: Any
     closing_deadline: float
     channel: Transport
+    outbox: Any
 
     def enqueue(self, packet: Packet) -> bool: ...
 

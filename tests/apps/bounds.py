@@ -70,6 +70,9 @@ def on_message(sid: str, data: str | bytes) -> None:
     eio.send(sid, data)
 
 
+_HEARTBEAT_THREADS = ('(_carry)', '(_act)')
+
+
 def _counts() -> tuple[int, int]:
     """(pool workers, threads that neither serve a request nor are a session's heartbeat)."""
     workers = others = 0
@@ -77,8 +80,9 @@ def _counts() -> tuple[int, int]:
         name = thread.name
         if name == 'engineio_wsgi-worker':
             workers += 1
-        # gunicorn gthread's request threads, and Thread-N (_heartbeat_loop)
-        if not name.startswith('ThreadPoolExecutor') and not name.endswith('(_heartbeat_loop)'):
+        # gunicorn gthread's request threads, and the heartbeats' scheduler
+        # (Thread-N (_carry)) and their timeout work (Thread-N (_act))
+        if not name.startswith('ThreadPoolExecutor') and not name.endswith(_HEARTBEAT_THREADS):
             others += 1
     return workers, others
 

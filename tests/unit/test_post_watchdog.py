@@ -94,14 +94,14 @@ def make_session_with(**options: float) -> tuple[Session, FakeBackend]:
 def test_a_post_does_not_wake_a_heartbeat_that_looks_before_its_body_deadline():
     # the ping is due in 1 s, the body's deadline is 2 s away
     session, backend = make_session()
-    assert session.heartbeat.step() == backend.clock.now + 1.0   # the loop sleeps until the ping
-    wake = session.heartbeat._wake
-    wake.clear()
+    opened = backend.clock.now
+    assert session.heartbeat.next_look == opened + 1.0
+    assert session.heartbeat.step() == opened + 1.0
     aborted = []
     session.polling.begin_post(lambda: aborted.append(True))
-    assert not wake.is_set()
+    assert session.heartbeat.next_look == opened + 1.0      # not woken
     session.polling.end_post()
-    assert not wake.is_set()
+    assert session.heartbeat.next_look == opened + 1.0
     backend.clock.advance(1.0)
     assert session.heartbeat.step() == backend.clock.now + 0.5   # the ping went out as due
     assert aborted == []
@@ -112,13 +112,10 @@ def test_a_slow_body_is_cut_on_time_when_its_deadline_comes_first():
     session, backend = make_session_with(ping_interval=25.0, ping_timeout=20.0,
                                          http_body_timeout=2.0)
     assert session.heartbeat.step() == backend.clock.now + 25.0
-    wake = session.heartbeat._wake
-    wake.clear()
     aborted = []
     session.polling.begin_post(lambda: aborted.append(True))
-    assert wake.is_set()
-    wake.clear()
-    assert session.heartbeat.step() == backend.clock.now + 2.0   # it looks again for the body
+    assert session.heartbeat.next_look == backend.clock.now    # woken: looks now
+    assert session.heartbeat.step() == backend.clock.now + 2.0   # and again for the body
     backend.clock.advance(2.0)
     session.heartbeat.step()
     assert aborted == [True]
@@ -129,8 +126,14 @@ def test_the_end_of_a_post_wakes_a_heartbeat_that_waited_for_its_body_only():
                                          http_body_timeout=2.0)
     session.polling.begin_post(lambda: None)
     assert session.heartbeat.step() == backend.clock.now + 2.0
-    wake = session.heartbeat._wake
-    wake.clear()
-    session.polling.end_post()
-    assert wake.is_set()                  # it looks again now, for the ping only
+    with session.lock:
+        assert session.heartbeat.unwatch_body() is True    # it must look again, for the ping
     assert session.heartbeat.step() == backend.clock.now + 25.0
+
+
+def test_the_end_of_a_post_leaves_a_heartbeat_that_looks_earlier_alone():
+    session, backend = make_session()
+    session.polling.begin_post(lambda: None)
+    assert session.heartbeat.step() == backend.clock.now + 1.0
+    with session.lock:
+        assert session.heartbeat.unwatch_body() is False
