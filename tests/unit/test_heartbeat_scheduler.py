@@ -150,3 +150,18 @@ def test_an_ended_session_still_watching_a_post_body_stays_scheduled() -> None:
     backend.clock.advance(2.0)
     assert session.heartbeat.step() is None
     assert aborted == [True]
+
+
+def test_sessions_park_no_thread_of_their_own() -> None:
+    backend = ThreadingBackend()
+    closed: list[tuple[str, str]] = []
+    before = threading.active_count()
+    sessions = [make(backend, f's{i}', closed, ping_interval=0.2, ping_timeout=5)
+                for i in range(200)]
+    # every one of them pings on time, carried by one thread for all
+    for session in sessions:
+        assert take_ping(session, timeout=5) is not None
+    assert threading.active_count() <= before + 1
+    for session in sessions:
+        session.end()
+    assert wait_until(lambda: threading.active_count() <= before, timeout=5)
