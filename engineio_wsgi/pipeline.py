@@ -48,6 +48,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def open_packet_rest(options: Options, can_upgrade: bool) -> str:
+    """The open packet's JSON from the comma after the sid to the end."""
+    rest = json.dumps({
+        'upgrades': ['websocket'] if can_upgrade else [],
+        'pingInterval': options.ping_interval_ms,
+        'pingTimeout': options.ping_timeout_ms,
+        'maxPayload': options.max_http_buffer_size,
+    }, separators=(',', ':'))
+    return ',' + rest[1:]
+
+
 class RequestPipeline:
     """Serves the Engine.IO requests of one ``Server``.
 
@@ -70,6 +81,8 @@ class RequestPipeline:
                                               options.ping_timeout)
         self._diagnosed = False
         self._websocket_ok: bool | None = None
+        #: the open packet's JSON after the sid, with and without the upgrade
+        self._open_rest = {can: open_packet_rest(options, can) for can in (True, False)}
         #: ``Server(cluster=...)``: requests for other processes' sessions go there
         self.cluster: ClusterLink | None = None
 
@@ -196,15 +209,9 @@ class RequestPipeline:
             self.sessions.remove(session)
             raise Forbidden(f'connect handler refused: {refusal!r}', message=refusal)
         try:
-            upgrades = (['websocket'] if request.transport == 'polling'
-                        and self._can_upgrade(request.adapter) else [])
-            session.set_open_packet(json.dumps({
-                'sid': session.sid,
-                'upgrades': upgrades,
-                'pingInterval': options.ping_interval_ms,
-                'pingTimeout': options.ping_timeout_ms,
-                'maxPayload': options.max_http_buffer_size,
-            }, separators=(',', ':')))
+            can = request.transport == 'polling' and self._can_upgrade(request.adapter)
+            # only the sid differs between handshakes: the rest is encoded once
+            session.set_open_packet('{"sid":' + json.dumps(session.sid) + self._open_rest[can])
             session.start()
         except Exception as exc:
             # accepted by the application but not running: end it as any

@@ -10,6 +10,8 @@ import pytest
 import webtest
 
 from engineio_wsgi import ConnectionRefusedError, Server, WSGIApp
+from engineio_wsgi.options import Options
+from engineio_wsgi.pipeline import open_packet_rest
 from tests import live
 
 EIO = '/engine.io/?EIO=4&transport=polling'
@@ -60,6 +62,27 @@ def wait_until(predicate, timeout=3.0):
         return bool(live.wait_until(predicate, timeout, interval=0.005))
     except AssertionError:
         return False
+
+
+def test_open_packet_is_the_json_of_its_fields_whatever_the_sid():
+    class OddIds(Server):
+        @staticmethod
+        def generate_id():
+            return 'a"b\\c\u00e9'
+
+    eio = OddIds(async_mode='threading', ping_interval=7, ping_timeout=3,
+                 max_http_buffer_size=1234)
+    # webtest gives no socket to take over: no upgrade is offered
+    res = webtest.TestApp(WSGIApp(eio)).get(EIO)
+    assert json.loads(res.body[1:].decode()) == {
+        'sid': 'a"b\\c\u00e9', 'upgrades': [], 'pingInterval': 7000,
+        'pingTimeout': 3000, 'maxPayload': 1234}
+    eio.shutdown()
+    # and where the upgrade is offered, the same packet with it
+    options = Options.from_kwargs(ping_interval=7, ping_timeout=3, max_http_buffer_size=1234)
+    assert json.loads('{"sid":"x"' + open_packet_rest(options, True)) == {
+        'sid': 'x', 'upgrades': ['websocket'], 'pingInterval': 7000,
+        'pingTimeout': 3000, 'maxPayload': 1234}
 
 
 def test_handshake_open_packet():
