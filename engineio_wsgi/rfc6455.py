@@ -190,6 +190,8 @@ _DEADLINES = _Deadlines()
 class _Runtime:
     """Locks, timers and waits suited to the socket's concurrency model."""
 
+    __slots__ = ('gevent_native', 'gevent_sock', '_gevent', '_semaphore', 'current')
+
     def __init__(self, sock: Any, backend_hint: str | None) -> None:
         # the socket decides; the hint can only add gevent (see accept())
         mode = 'gevent' if backend_hint == 'gevent' else detect_async_mode(sock)

@@ -23,6 +23,7 @@ import pytest
 from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.options import Options
 from engineio_wsgi.packets import Packet, PacketType
+from engineio_wsgi.polling_transport import PollingTransport
 from engineio_wsgi.request import Request
 from engineio_wsgi.session import Session
 from engineio_wsgi.transport import Unconnected
@@ -91,7 +92,8 @@ class WebSocketSession:
         wait_until(idle, 5, interval=0.001, message='the session idle')
 
     def objects(self) -> list[Any]:
-        return [self.session, self.session.dispatcher, self.transport, self.conn]
+        return [self.session, self.session.dispatcher, self.transport, self.conn,
+                self.conn._rt]
 
     def end(self) -> None:
         self.session.end()
@@ -122,3 +124,19 @@ def test_queues_give_their_buffers_back_once_drained(ws) -> None:
     ws.wait_idle()
     for obj in ws.objects():
         assert_lean(obj)
+
+
+def test_an_idle_polling_session_keeps_no_instance_dicts_and_no_queue_buffers() -> None:
+    """Also what an upgraded session keeps of its polling transport."""
+    options = Options.from_kwargs(ping_interval=60.0, ping_timeout=60.0)
+    session = Session('sid2', PollingTransport, ThreadingBackend(), options,
+                      on_message=lambda session, data: None,
+                      on_close=lambda session, reason: None, on_finished=lambda session: None)
+    session.set_open_packet('{"sid":"sid2"}')
+    try:
+        assert session.polling is not None
+        assert session.polling.poll() == [Packet(PacketType.OPEN, '{"sid":"sid2"}')]
+        for obj in (session, session.dispatcher, session.polling):
+            assert_lean(obj)
+    finally:
+        session.end()
