@@ -15,11 +15,14 @@ from __future__ import annotations
 import gc
 import socket
 import threading
+import types
 from collections import deque
 from typing import Any
 
 import pytest
+import webtest
 
+from engineio_wsgi import Server, WSGIApp
 from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.options import Options
 from engineio_wsgi.packets import Packet, PacketType
@@ -140,3 +143,23 @@ def test_an_idle_polling_session_keeps_no_instance_dicts_and_no_queue_buffers() 
             assert_lean(obj)
     finally:
         session.end()
+
+
+def test_the_sessions_of_a_server_share_its_callbacks() -> None:
+    """A bound method made per session (``handlers.message`` read again for
+    each) is 80 bytes each time; the sessions of one server share them."""
+    eio = Server(async_mode='threading', shutdown_timeout=0.05)
+    eio.on('message', lambda sid, data: None)
+    app = webtest.TestApp(WSGIApp(eio))
+    try:
+        for _ in range(2):
+            assert app.get('/engine.io/?EIO=4&transport=polling').body[:1] == b'0'
+        first, second = list(eio._sessions)
+
+        def methods(session: Session) -> set[int]:
+            return {id(ref) for obj in (session, session.dispatcher) for ref in fields(obj)
+                    if isinstance(ref, types.MethodType)}
+        assert methods(first)
+        assert methods(first) == methods(second)
+    finally:
+        eio.shutdown()
