@@ -26,6 +26,9 @@ _REPORTED_AT_ONCE = frozenset({Reason.SERVER_DISCONNECT, Reason.SERVER_SHUTDOWN}
 
 
 class Dispatcher:
+    __slots__ = ('_session', '_lock', '_on_message', '_on_close', '_inbox', '_running',
+                 '_notified', '_rate')
+
     def __init__(self, session: Host,
                  on_message: Callable[[Any, str | bytes], None],
                  on_close: Callable[[Any, str], None]) -> None:
@@ -33,7 +36,9 @@ class Dispatcher:
         self._lock = session.lock
         self._on_message = on_message
         self._on_close = on_close
-        self._inbox: deque[Any] = deque()
+        #: what the worker is to handle, oldest first; None while there is
+        #: nothing (an idle session keeps no buffer), made by the first message
+        self._inbox: deque[Any] | None = None
         self._running = False
         #: the end was reported: later messages are dropped
         self._notified = False
@@ -57,7 +62,7 @@ class Dispatcher:
             self._on_message(session, data)
             return
         with self._lock:
-            self._inbox.append(data)
+            self._queue().append(data)
             start = not self._running
             self._running = True
         if start:
@@ -69,7 +74,7 @@ class Dispatcher:
         assert not locks.CHECK or locks.held(self._lock)
         if not self._running:
             return False
-        self._inbox.append(_CloseLater(reason))
+        self._queue().append(_CloseLater(reason))
         return True
 
     def closed(self, reason: Reason) -> None:
@@ -77,21 +82,30 @@ class Dispatcher:
         with self._lock:
             queue_it = self._running and reason not in _REPORTED_AT_ONCE
             if queue_it:
-                self._inbox.append(_Closed(reason))
+                self._queue().append(_Closed(reason))
             else:
                 self._notified = True
-                self._inbox.clear()
+                self._inbox = None
         if not queue_it:
             self._on_close(self._session, reason)
+
+    def _queue(self) -> deque[Any]:
+        """The inbox, made on first use. Caller holds the session's lock."""
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
+        return inbox
 
     def _drain(self) -> None:
         session = self._session
         while True:
             with self._lock:
-                if not self._inbox:
+                inbox = self._inbox
+                if not inbox:
                     self._running = False
+                    self._inbox = None   # its buffer goes back until the next message
                     return
-                item = self._inbox.popleft()
+                item = inbox.popleft()
                 if isinstance(item, _Closed):
                     self._notified = True
             if isinstance(item, _CloseLater):

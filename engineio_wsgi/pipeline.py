@@ -71,6 +71,10 @@ class RequestPipeline:
         self.options = options
         self.sessions = sessions
         self.handlers = handlers
+        # made once: a bound method read per session would be one object more per session
+        self._on_message = handlers.message
+        self._on_close = handlers.disconnect
+        self._on_finished = sessions.remove
         self._backend_for = backend_for
         self._new_sid = new_sid
         #: set by ``Server.shutdown``: new handshakes are refused from then on
@@ -186,8 +190,8 @@ class RequestPipeline:
         handlers = self.handlers
         transport = polling.PollingTransport if request.transport == 'polling' else _unconnected
         session = Session(self._new_sid(), transport, self._backend_for(None), options,
-                          on_message=handlers.message, on_close=handlers.disconnect,
-                          on_finished=self.sessions.remove,
+                          on_message=self._on_message, on_close=self._on_close,
+                          on_finished=self._on_finished,
                           client=request.client_address(options.trusted_proxies))
         # limits come before the application is asked: they exist to shed load
         limited = self.sessions.add(session, options.max_sessions,

@@ -216,6 +216,9 @@ class PollingTransport:
     """How a session's packets move over long-polling requests."""
 
     name = 'polling'
+    # kept by an upgraded session too: fixed fields, no per-instance dict
+    __slots__ = ('_session', '_lock', '_wake', '_get_waiting', '_generation', '_peer_gone',
+                 '_post_active', 'paused', 'probe_taken')
 
     def __init__(self, session: Session) -> None:
         self._session = session

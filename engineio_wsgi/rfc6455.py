@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import heapq
 import itertools
 import logging
@@ -50,6 +49,7 @@ from websockets.server import ServerProtocol
 
 from . import rfc6455_fast as fast
 from .backends import detect_async_mode, threading_patched
+from .fifo import Fifo
 from .reasons import PlainStrEnum
 from .request import Request
 from .wsgi_servers import is_gevent_socket
@@ -190,6 +190,8 @@ _DEADLINES = _Deadlines()
 class _Runtime:
     """Locks, timers and waits suited to the socket's concurrency model."""
 
+    __slots__ = ('gevent_native', 'gevent_sock', '_gevent', '_semaphore', 'current')
+
     def __init__(self, sock: Any, backend_hint: str | None) -> None:
         # the socket decides; the hint can only add gevent (see accept())
         mode = 'gevent' if backend_hint == 'gevent' else detect_async_mode(sock)
@@ -271,14 +273,16 @@ class _Ending:
     connection is to end; the fields are set by ``WSConnection.__init__``.
     """
 
+    __slots__ = ()
+
     _sock: Any
     _proto: ServerProtocol
     _rt: _Runtime
     _close_timeout: float
     _state_lock: Any
     _write_lock: Any
-    _outbox: collections.deque[bytes]
-    _messages: collections.deque[str | bytes]
+    _outbox: Fifo[bytes]
+    _messages: Fifo[str | bytes]
     _broken: bool
     _finished: bool
     _closing_deadline: float | None
@@ -403,6 +407,12 @@ class WSConnection(_Ending):
     ``send`` and ``close`` may be called from anywhere.
     """
 
+    # one per WebSocket, thousands held at once: fixed fields, no per-instance dict
+    __slots__ = ('_sock', '_proto', '_rt', '_close_timeout', 'extensions', 'end_reason',
+                 '_state_lock', '_write_lock', '_outbox', '_messages', '_frag_opcode',
+                 '_frag_parts', '_broken', '_finished', '_closing_deadline', '_cancel_timer',
+                 '_reader', '_failed', '_read_ahead', '_fast_frames', '_wait_read', '_drained')
+
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
                  extensions: list[str] | None = None, read_ahead: bytes = b'',
@@ -420,8 +430,11 @@ class WSConnection(_Ending):
         # thread writing queued frames to the socket.
         self._state_lock = threading.Lock() if not runtime.gevent_native else runtime.write_lock()
         self._write_lock = runtime.write_lock()
-        self._outbox: collections.deque[bytes] = collections.deque()
-        self._messages: collections.deque[str | bytes] = collections.deque()
+        # lists, not deques: empty (as when idle) they hold no buffer (fifo.py);
+        # the writer joins the outbox whole, and the messages taken one at a
+        # time are at most what one recv() brought
+        self._outbox: Fifo[bytes] = Fifo()
+        self._messages: Fifo[str | bytes] = Fifo()
         self._frag_opcode: Any = None
         self._frag_parts: list[bytes] = []
         self._broken = False        # a write failed or the socket was aborted

@@ -12,6 +12,8 @@ Concurrency rules of this module:
   logging that could block.
 - Outgoing packets go through one ordered queue, which the transport
   drains: a GET on polling, a writer task on WebSocket (see websocket_transport.py).
+  Thousands of sessions are held at once, mostly idle: ``Session`` has fixed
+  fields (``__slots__``), and its queue holds no buffer while empty (fifo.py).
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and
   only record a time; messages reach the application off the I/O path, in
   order (dispatch.py).
@@ -23,13 +25,13 @@ Concurrency rules of this module:
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from . import locks
 from .backends import Backend
 from .dispatch import Dispatcher, RateLimit
+from .fifo import Fifo
 from .heartbeat import Heartbeat, HeartbeatTask
 from .lifecycle import ENDED_STATES, OPEN_STATES, Event, State, step
 from .options import Options
@@ -58,6 +60,8 @@ __all__ = ['DuplicateRequest', 'Heartbeat', 'ProtocolViolation', 'RateLimit', 'R
 
 class Session:
     """A session's protocol state; owned by a ``Server``, driven by its transport."""
+    __slots__ = ('sid', 'client', 'backend', 'options', 'state', 'user_data', 'lock', 'polling',
+                 'outbox', 'closing_deadline', '_on_finished', 'heartbeat', 'dispatcher', 'channel')
 
     def __init__(
         self,
@@ -81,7 +85,7 @@ class Session:
         self.user_data: dict[str, Any] = {}
         self.lock = locks.guarded(backend.lock())
         #: what the client is still to receive, oldest first; guarded by the lock
-        self.outbox: deque[Packet] = deque([Packet(PacketType.OPEN, '')])
+        self.outbox: Fifo[Packet] = Fifo([Packet(PacketType.OPEN, '')])
         #: when a closing session stops waiting for its close packet to be fetched
         self.closing_deadline = 0.0
         #: the long-polling transport the session started on, kept after an
@@ -294,7 +298,8 @@ class Session:
             packets = list(outbox)
             outbox.clear()
         else:
-            packets = [outbox.popleft() for _ in range(limit)]
+            packets = outbox[:limit]
+            del outbox[:limit]
         return packets, self.state is State.CLOSING and not outbox
 
     def check_text(self, data: str) -> None:

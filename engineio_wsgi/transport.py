@@ -148,6 +148,7 @@ class QueueWriter:
     """
 
     name = 'websocket'
+    __slots__ = ('_session', '_lock', '_flushing')
 
     def __init__(self, session: Any) -> None:
         self._session = session

@@ -187,6 +187,8 @@ class WebSocketTransport(QueueWriter):
     """How a session's packets move over its WebSocket: the writer task of
     ``QueueWriter`` writes each batch as frames."""
 
+    __slots__ = ('_conn', '_write')
+
     def __init__(self, session: Session, conn: rfc6455.WSConnection, b64: bool) -> None:
         super().__init__(session)
         self._conn = conn
