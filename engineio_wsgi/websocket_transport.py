@@ -250,12 +250,10 @@ class WebSocketTransport(QueueWriter):
         try:
             if not self._write(batch, False):
                 return False
-        except (TransportClosed, rfc6455.ConnectionClosed):
-            # the connection is over for good: the task finds it so and ends
-            # the session there, not on the sender's thread (user callbacks)
-            return False
         except Exception as exc:
-            self._failed(exc)
+            # the session ends on a worker, not on the sender's thread (the
+            # disconnect handler runs there)
+            self._session.backend.run_soon(self._failed, exc)
             return True
         with self._lock:
             if outbox:   # sent meanwhile: the task writes it, the caller goes on

@@ -21,11 +21,12 @@ from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.options import Options
 from engineio_wsgi.packets import Packet, PacketType
 from engineio_wsgi.polling_transport import PollingTransport
+from engineio_wsgi.reasons import Reason
 from engineio_wsgi.session import Session
 from engineio_wsgi.websocket_transport import WebSocketTransport
 from tests.live import wait_until
 from tests.unit.test_rfc6455_wire import Pair, open_pair
-from tests.unit.wsframes import BINARY, CLOSE, TEXT, Frame
+from tests.unit.wsframes import BINARY, CLOSE, TEXT, Frame, encode
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -211,3 +212,32 @@ def test_a_compressed_connection_frames_its_own_messages(pairs, frames_built) ->
     assert frame.rsv == 4   # RSV1: compressed, its own bytes
     inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(frame.payload + b'\x00\x00\xff\xff')
     assert inflated == b'4' + text.encode()
+
+
+@pytest.mark.parametrize('compression', [False, True])
+def test_a_send_after_the_client_closed_ends_the_session_as_transport_close(
+        pairs, compression: bool) -> None:
+    """Plain frames or compressed ones: the send finds the connection closing,
+    and the session ends (on a worker) as the reader would report it."""
+    reasons: list[Any] = []
+    accept: dict[str, Any] = {}
+    if compression:
+        accept = {'compression': True,
+                  'headers': {'SEC_WEBSOCKET_EXTENSIONS': 'permessage-deflate'}}
+    pair = open_pair(pairs[0], **accept)
+    options = Options.from_kwargs(ping_interval=60.0, ping_timeout=60.0)
+    session = Session('sid', PollingTransport, ThreadingBackend(), options,
+                      on_message=lambda *a: None,
+                      on_close=lambda _session, reason: reasons.append(reason),
+                      on_finished=lambda *a: None)
+    session.outbox.clear()
+    assert session.switch(WebSocketTransport(session, pair.conn, False))
+    pair.peer.send(encode(CLOSE, b'\x03\xe8'))
+    # the connection reads the close (as its reader would) but the reader's
+    # report is left out: the send is the first to find it
+    with pytest.raises(TimeoutError):
+        pair.conn.receive(timeout=0.3)
+    assert not pair.conn.open
+    session.enqueue(Packet(MSG, 'too late'))
+    wait_until(lambda: session.ended, message='the session ended')
+    assert reasons == [Reason.TRANSPORT_CLOSE]
