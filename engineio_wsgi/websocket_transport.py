@@ -1,15 +1,17 @@
 """The WebSocket transport: WebSocket-only sessions and the upgrade from polling.
 
 The request's own thread (or greenlet) reads the socket for the whole life of
-the WebSocket. Writes come from a writer task, started when the session's
-queue stops being empty and gone when it is empty again: the one writer, so
-frames never interleave and no thread is parked per session. It never runs
-on the connection's reader (only a WebSocket-only session's open packet is
-written there, before the connection is read). A client that stops reading
-blocks that task, which holds one of the backend's workers (in threading
-mode one of at most ``max_worker_threads``) until the session ends: its
-queue fills up ("send buffer full") or its ping times out, and the
-connection is cut.
+the WebSocket. A send to a session with nothing queued writes its frames
+itself when the socket takes them without waiting (one non-blocking
+``send``); otherwise writes come from a writer task, started when the
+session's queue stops being empty and gone when it is empty again: one writer
+at a time, so frames never interleave and no thread is parked per session.
+The task never runs on the connection's reader (only a WebSocket-only
+session's open packet is written there, before the connection is read). A
+client that stops reading blocks that task, which holds one of the backend's
+workers (in threading mode one of at most ``max_worker_threads``) until the
+session ends: its queue fills up ("send buffer full") or its ping times out,
+and the connection is cut.
 """
 
 from __future__ import annotations
@@ -216,7 +218,8 @@ def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
 
 
 class WebSocketTransport(QueueWriter):
-    """How a session's packets move over its WebSocket: the writer task of
+    """How a session's packets move over its WebSocket: the sender writes a
+    batch itself when the socket has room, else the writer task of
     ``QueueWriter`` writes each batch as frames."""
 
     def __init__(self, session: Session, conn: rfc6455.WSConnection, b64: bool) -> None:
