@@ -23,6 +23,7 @@ compression) and gevent-websocket's own WebSocket object is left unused.
 
 from __future__ import annotations
 
+import _socket
 import base64
 import binascii
 import heapq
@@ -400,7 +401,140 @@ class _Ending:
         self._shutdown()
 
 
-class WSConnection(_Ending):
+class _Writing(_Ending):
+    """How queued frames reach the socket: one writer at a time, whole frames,
+    in order; a blocking writer, and a try that never waits.
+
+    The part of ``WSConnection`` that writes its ``_outbox``; the fields are
+    set by ``WSConnection.__init__``.
+    """
+
+    _send_nowait: Callable[[bytes], int] | None
+
+    def flush(self) -> None:
+        """Write what is queued (what a non-blocking send left), waiting as needed."""
+        self._written(True)
+
+    def _written(self, block: bool) -> bool:
+        if block:
+            self._pump(block=True)
+            done = True
+        else:
+            done = self._pump_nowait()
+        if self._broken:
+            raise ConnectionClosed('WebSocket connection is broken')
+        return done
+
+    def _pump(self, block: bool) -> None:
+        """Write queued frames; one writer at a time, whole frames only.
+
+        With ``block=False`` a busy writer is left to write our frames.
+        Call without ``_state_lock`` (taken here around the queue, never
+        across I/O); takes ``_write_lock``. A blocking call takes the writer's
+        place at least once, so that it returns only once the frames queued
+        before it were written (or the connection broke).
+
+        Only the writer takes frames off the queue, and whoever queues frames
+        pumps afterwards: the queue's emptiness is read without the state lock
+        (a deque's length is read atomically) and a frame queued while the
+        writer lets go is seen by its check after the release.
+        """
+        outbox = self._outbox
+        if not block and not outbox:
+            return
+        while True:
+            if not self._write_lock.acquire(blocking=block):
+                return
+            try:
+                while outbox:
+                    chunk = self._take_chunk()
+                    if chunk is None:
+                        break
+                    if self._broken or self._finished:
+                        # After _finish the server owns the socket again (and
+                        # closes it): never touch it.
+                        continue
+                    try:
+                        if chunk:
+                            self._write(chunk)
+                        else:   # the protocol's end-of-stream marker
+                            self._sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        self._mark_broken()
+            finally:
+                self._write_lock.release()
+            if not outbox:
+                return
+            block = False
+
+    def _take_chunk(self) -> bytes | None:
+        """The next chunk to write: the queued frames joined, one system call
+        for all of them (an empty chunk, the end-of-stream marker, is kept
+        apart); None when the queue is empty. Only the writer calls it."""
+        outbox = self._outbox
+        with self._state_lock:
+            if len(outbox) > 1 and all(outbox):
+                chunk = b''.join(outbox)
+                outbox.clear()
+                return chunk
+            if outbox:
+                return outbox.popleft()
+            return None
+
+    def _pump_nowait(self) -> bool:
+        """Write queued frames without ever waiting on the peer; True when the
+        queue is empty afterwards.
+
+        False when another writer holds the socket (it writes our frames) or
+        the socket took only part of a chunk: the rest goes back to the front
+        of the queue, so that nothing overtakes it and no frame is cut into
+        by another, for a blocking :meth:`_pump` to finish. The try is a
+        ``send`` with ``MSG_DONTWAIT``: the socket's own blocking mode, seen
+        by the other threads using it, never changes.
+        """
+        send = self._send_nowait
+        outbox = self._outbox
+        if send is None:
+            return not outbox
+        while True:
+            if not self._write_lock.acquire(blocking=False):
+                return False
+            try:
+                while outbox:
+                    chunk = self._take_chunk()
+                    if chunk is None:
+                        break
+                    if self._broken or self._finished:
+                        continue
+                    try:
+                        if not chunk:
+                            self._sock.shutdown(socket.SHUT_WR)
+                            continue
+                        sent = send(chunk)
+                    except BlockingIOError:
+                        sent = 0
+                    except OSError:
+                        self._mark_broken()
+                        continue
+                    if sent < len(chunk):
+                        with self._state_lock:
+                            outbox.appendleft(chunk[sent:])
+                        return False
+            finally:
+                self._write_lock.release()
+            # frames queued by whoever found the lock taken: ours to write
+            if not outbox:
+                return True
+
+    def _write(self, chunk: bytes) -> None:
+        """All of ``chunk``: one ``send`` mostly (gevent's ``sendall`` asks the
+        kernel for the buffer size first, a second system call per frame)."""
+        sent = self._sock.send(chunk)
+        if sent < len(chunk):
+            self._sock.sendall(memoryview(chunk)[sent:])
+
+
+class WSConnection(_Writing):
     """One WebSocket connection driven on the server's socket.
 
     ``receive`` is for the thread (or greenlet) serving the request only;
@@ -452,6 +586,8 @@ class WSConnection(_Ending):
         # before the next one (see _read_waiter)
         self._wait_read = _read_waiter(sock) if runtime.gevent_sock else None
         self._drained = False
+        # one send that never waits, for a frame written from the sender's thread
+        self._send_nowait = _nowait_sender(sock, runtime.gevent_sock)
 
     # -- public API ---------------------------------------------------------
 
@@ -512,19 +648,21 @@ class WSConnection(_Ending):
         """
         self.send_many((data,))
 
-    def send_many(self, messages: Iterable[str | bytes | bytearray | memoryview]) -> None:
-        """Send several messages, in order, written together where possible."""
+    def send_many(self, messages: Iterable[str | bytes | bytearray | memoryview],
+                  block: bool = True) -> bool:
+        """Send several messages, in order, written together where possible.
+
+        ``block=False`` never waits on the peer: True when every frame was
+        written, False when some wait in the queue for :meth:`flush` (or for
+        the writer under way).
+        """
         with self._state_lock:
             if self._broken:
                 raise ConnectionClosed('WebSocket connection is broken')
             proto = self._proto
             if self._fast_frames and fast.can_encode(proto):
                 # no state of the protocol changes for a whole data frame
-                encode = fast.encode_frame
-                self._outbox.extend(
-                    encode(_TEXT_OPCODE, data.encode('utf-8')) if isinstance(data, str)
-                    else encode(_BINARY_OPCODE, data)
-                    for data in messages)
+                self._outbox.extend(map(data_frame, messages))
             else:
                 try:
                     for data in messages:
@@ -535,9 +673,27 @@ class WSConnection(_Ending):
                 except InvalidState as exc:
                     raise ConnectionClosed('WebSocket connection is closed') from exc
                 self._outbox.extend(proto.data_to_send())
-        self._pump(block=True)
-        if self._broken:
-            raise ConnectionClosed('WebSocket connection is broken')
+        return self._written(block)
+
+    def frame_encoder(self) -> Callable[[str | bytes], bytes] | None:
+        """What builds this connection's data frames (for :meth:`send_frames`),
+        or None where a frame depends on the connection: compression, or the
+        protocol's debug log of each frame. Fixed for the connection's life."""
+        proto = self._proto
+        if self._fast_frames and not proto.extensions and not proto.debug:
+            return data_frame
+        return None
+
+    def send_frames(self, frames: Iterable[bytes], block: bool = True) -> bool:
+        """Send whole data frames built by :meth:`frame_encoder`, in order
+        (the same bytes may go to many connections); ``block`` as ``send_many``."""
+        with self._state_lock:
+            if self._broken:
+                raise ConnectionClosed('WebSocket connection is broken')
+            if self._proto.state is not OPEN:
+                raise ConnectionClosed('WebSocket connection is closed')
+            self._outbox.extend(frames)
+        return self._written(block)
 
     # -- internals ----------------------------------------------------------
 
@@ -601,61 +757,37 @@ class WSConnection(_Ending):
         else:
             self._messages.append(bytes(data))
 
-    def _pump(self, block: bool) -> None:
-        """Write queued frames; one writer at a time, whole frames only.
 
-        With ``block=False`` a busy writer is left to write our frames.
-        Call without ``_state_lock`` (taken here around the queue, never
-        across I/O); takes ``_write_lock``. A blocking call takes the writer's
-        place at least once, so that it returns only once the frames queued
-        before it were written (or the connection broke).
+def data_frame(message: str | bytes | bytearray | memoryview) -> bytes:
+    """One whole unmasked data frame (text for ``str``), as the server sends it
+    without extensions."""
+    if isinstance(message, str):
+        return fast.encode_frame(_TEXT_OPCODE, message.encode('utf-8'))
+    return fast.encode_frame(_BINARY_OPCODE, message)
 
-        Only the writer takes frames off the queue, and whoever queues frames
-        pumps afterwards: the queue's emptiness is read without the state lock
-        (a deque's length is read atomically) and a frame queued while the
-        writer lets go is seen by its check after the release.
-        """
-        outbox = self._outbox
-        if not block and not outbox:
-            return
-        while True:
-            if not self._write_lock.acquire(blocking=block):
-                return
-            try:
-                while outbox:
-                    with self._state_lock:
-                        if len(outbox) > 1 and all(outbox):
-                            # whole frames joined: one system call for all of them
-                            # (an empty chunk is the end-of-stream marker: kept apart)
-                            chunk = b''.join(outbox)
-                            outbox.clear()
-                        elif outbox:
-                            chunk = outbox.popleft()
-                        else:
-                            break
-                    if self._broken or self._finished:
-                        # After _finish the server owns the socket again (and
-                        # closes it): never touch it.
-                        continue
-                    try:
-                        if chunk:
-                            self._write(chunk)
-                        else:   # the protocol's end-of-stream marker
-                            self._sock.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        self._mark_broken()
-            finally:
-                self._write_lock.release()
-            if not outbox:
-                return
-            block = False
 
-    def _write(self, chunk: bytes) -> None:
-        """All of ``chunk``: one ``send`` mostly (gevent's ``sendall`` asks the
-        kernel for the buffer size first, a second system call per frame)."""
-        sent = self._sock.send(chunk)
-        if sent < len(chunk):
-            self._sock.sendall(memoryview(chunk)[sent:])
+def _nowait_sender(sock: Any, gevent_sock: bool) -> Callable[[bytes], int] | None:
+    """``send`` on ``sock`` that never waits (raises ``BlockingIOError`` when
+    the socket has no room), or None where there is none: no ``MSG_DONTWAIT``
+    (Windows), a TLS socket, or a socket with a timeout (Python would wait)."""
+    flags = getattr(socket, 'MSG_DONTWAIT', 0)
+    if not flags or hasattr(sock, 'getpeercert'):
+        return None
+    if gevent_sock:
+        # gevent's send() waits on EAGAIN; the system socket under it is
+        # non-blocking and never does
+        raw = getattr(sock, '_sock', None)
+        if not isinstance(raw, _socket.socket):
+            return None
+        send = raw.send
+    else:
+        if not isinstance(sock, _socket.socket) or sock.gettimeout() is not None:
+            return None
+        send = sock.send
+
+    def send_nowait(data: bytes) -> int:
+        return send(data, flags)  # type: ignore[no-any-return]
+    return send_nowait
 
 
 # -- accept -------------------------------------------------------------------

@@ -1,15 +1,17 @@
 """The WebSocket transport: WebSocket-only sessions and the upgrade from polling.
 
 The request's own thread (or greenlet) reads the socket for the whole life of
-the WebSocket. Writes come from a writer task, started when the session's
-queue stops being empty and gone when it is empty again: the one writer, so
-frames never interleave and no thread is parked per session. It never runs
-on the connection's reader (only a WebSocket-only session's open packet is
-written there, before the connection is read). A client that stops reading
-blocks that task, which holds one of the backend's workers (in threading
-mode one of at most ``max_worker_threads``) until the session ends: its
-queue fills up ("send buffer full") or its ping times out, and the
-connection is cut.
+the WebSocket. A send to a session with nothing queued writes its frames
+itself when the socket takes them without waiting (one non-blocking
+``send``); otherwise writes come from a writer task, started when the
+session's queue stops being empty and gone when it is empty again: one writer
+at a time, so frames never interleave and no thread is parked per session.
+The task never runs on the connection's reader (only a WebSocket-only
+session's open packet is written there, before the connection is read). A
+client that stops reading blocks that task, which holds one of the backend's
+workers (in threading mode one of at most ``max_worker_threads``) until the
+session ends: its queue fills up ("send buffer full") or its ping times out,
+and the connection is cut.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from . import locks, rfc6455, wsgi_servers
 from .errors import BadRequest
+from .lifecycle import State
 from .options import Options
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .reasons import Reason
@@ -31,6 +34,8 @@ from .transport import ProtocolViolation, QueueWriter, TransportClosed
 logger = logging.getLogger(__name__)
 
 _PROBE = 'probe'
+_MESSAGE = PacketType.MESSAGE
+_OPEN_STATES = (State.OPEN, State.DRAINING)
 
 
 def open_session(session: Session, request: Request,
@@ -132,12 +137,41 @@ def accept(options: Options, backend_name: str, request: Request) -> rfc6455.WSC
         raise wsgi_servers.WebSocketTakenOver() from None
 
 
-def _writer(conn: rfc6455.WSConnection, b64: bool) -> Any:
-    send_many = conn.send_many
+#: the frame of the last message written: (data, b64, frame bytes). python-socketio
+#: sends one emit to a room as one send per session with the same data object,
+#: so its frame is built once; the reference keeps that object alive, so an
+#: identity match is the same message. Replaced whole (one assignment), never
+#: changed in place: safe to read from any thread.
+_last_frame: tuple[Any, bool, bytes] = (None, False, b'')
 
-    def write(batch: list[Packet]) -> None:
+
+def _message_frame(packet: Packet, b64: bool, encode: Any) -> bytes:
+    """The frame of ``packet`` (a message), shared with the last one of the same data."""
+    global _last_frame
+    data = packet.data
+    last = _last_frame
+    if last[0] is data and last[1] is b64:
+        return last[2]
+    frame: bytes = encode(encode_packet(packet, b64=b64))
+    _last_frame = (data, b64, frame)
+    return frame
+
+
+def _writer(conn: rfc6455.WSConnection, b64: bool) -> Any:
+    """``write(batch, block=True)``: the batch as frames, True once all were
+    written; with ``block=False`` it never waits, and False means frames wait
+    in the connection's queue for a ``write`` that blocks."""
+    send_many = conn.send_many
+    send_frames = conn.send_frames
+    encode = conn.frame_encoder()
+
+    def write(batch: list[Packet], block: bool = True) -> bool:
         try:
-            send_many([encode_packet(packet, b64=b64) for packet in batch])
+            if encode is None:   # frames depend on the connection (compression)
+                return send_many([encode_packet(packet, b64=b64) for packet in batch], block)
+            return send_frames([_message_frame(packet, b64, encode) if packet.type is _MESSAGE
+                                else encode(encode_packet(packet, b64=b64))
+                                for packet in batch], block)
         except rfc6455.ConnectionClosed as exc:
             if conn.end_reason in (rfc6455.PEER_CLOSE, rfc6455.CONNECTION_LOST):
                 raise TransportClosed('the client closed the WebSocket') from exc
@@ -184,7 +218,8 @@ def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
 
 
 class WebSocketTransport(QueueWriter):
-    """How a session's packets move over its WebSocket: the writer task of
+    """How a session's packets move over its WebSocket: the sender writes a
+    batch itself when the socket has room, else the writer task of
     ``QueueWriter`` writes each batch as frames."""
 
     __slots__ = ('_conn', '_write')
@@ -196,6 +231,49 @@ class WebSocketTransport(QueueWriter):
         self._write = _writer(conn, b64)  # type: ignore[method-assign]
 
     # -- the transport interface (see transport.py) -------------------------------
+
+    def send(self) -> None:
+        # The sender writes the queue itself when the socket takes all of it
+        # at once: no task, no thread switch (a broadcast to thousands of
+        # sessions, a heartbeat's ping). Whatever does not fit goes to the
+        # writer task, which never runs on the caller's thread.
+        if not self._write_now():
+            self._session.backend.run_soon(self._resume)
+
+    def _write_now(self) -> bool:
+        """One batch written without waiting, on the caller's thread, by the
+        holder of the writer's turn (``queued`` said so); True when the turn
+        is over, False when the writer task is to carry on."""
+        session = self._session
+        outbox = session.outbox
+        with self._lock:
+            # a closing session's close packet is delivered by the task
+            if session.state not in _OPEN_STATES or not outbox:
+                return False
+            batch = list(outbox)
+            outbox.clear()
+        try:
+            if not self._write(batch, False):
+                return False
+        except Exception as exc:
+            # the session ends on a worker, not on the sender's thread (the
+            # disconnect handler runs there)
+            self._session.backend.run_soon(self._failed, exc)
+            return True
+        with self._lock:
+            if outbox:   # sent meanwhile: the task writes it, the caller goes on
+                return False
+            self._flushing = False
+        return True
+
+    def _resume(self) -> None:
+        """The writer task: first what the socket did not take, then the queue."""
+        try:
+            self._write([])
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._flush()
 
     def carries_close(self, reason: Reason, linger: bool) -> bool:
         assert not locks.CHECK or locks.held(self._lock)
@@ -214,7 +292,7 @@ class WebSocketTransport(QueueWriter):
                 return
         # not here: the caller is the connection's reader, and an application
         # that keeps the queue full would keep it from reading (pongs) forever
-        self.send()
+        self._session.backend.run_soon(self._flush)
 
     def wake(self) -> None:
         pass

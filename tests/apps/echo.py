@@ -27,6 +27,9 @@ Text messages that are commands are not echoed:
     __disconnect      the server disconnects the sender from inside the handler
     __block <secs>    the handler sleeps <secs>, then sends 'unblocked'
     __send <n>        the server sends n messages 'm0' .. 'm<n-1>'
+    __sendseq <n> <size>
+                      the server sends n messages of <size> bytes, each starting
+                      with its number ('000000 xxx...'), then 'sendseq done'
     __raise           the handler raises (the session must live on)
     __sendto <n> <size> <sid>[,<sid>...]
                       the handler sends n messages of <size> bytes ('b' * size)
@@ -198,6 +201,16 @@ def on_message(sid: str, data: str | bytes) -> None:
                 count, size = _number(parts[0], int), _number(parts[1], int)
                 if count is not None and size is not None and count * size <= 100_000_000:
                     _send_to(sid, count, size, parts[2].split(','))
+                    return
+        if command == '__sendseq':
+            parts = arg.split()
+            if len(parts) == 2:
+                count, size = _number(parts[0], int), _number(parts[1], int)
+                if count is not None and size is not None and count * size <= 100_000_000:
+                    pad = 'x' * max(0, size - 7)
+                    for i in range(count):
+                        eio.send(sid, f'{i:06d} {pad}')
+                    eio.send(sid, 'sendseq done')
                     return
         if command == '__send':
             count = _number(arg, int)

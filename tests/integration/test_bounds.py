@@ -76,13 +76,17 @@ def test_disconnecting_every_websocket_starts_no_thread_per_connection(server: G
 @pytest.mark.timeout(120)
 def test_a_broadcast_to_clients_that_do_not_read_starts_no_more_writers_than_the_cap(
         server: Gunicorn):
-    # tiny receive buffers: the server's writes to these clients block at once
-    sockets = open_websockets(server, SESSIONS,
+    # tiny receive buffers: the server's writes to these clients block once
+    # the server's send buffers are full
+    sessions = 3 * CAP
+    sockets = open_websockets(server, sessions,
                               sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
     try:
         before = restart_peaks(server)
-        # 800 kB to each: more than the socket buffers between them hold
-        assert http_request(server.port, 'GET', '/__broadcast?n=8&size=100000').status == 200
+        # 6 MB to each: more than the socket buffers between them hold (the
+        # server's send buffer alone grows to 4 MB on Linux, and a send takes
+        # what fits there without waiting)
+        assert http_request(server.port, 'GET', '/__broadcast?n=10&size=600000').status == 200
         # every worker is now blocked on a client that does not read
         wait_until(lambda: stats(server)['workers'] == CAP, timeout=30,
                    message='every worker busy')
@@ -90,7 +94,7 @@ def test_a_broadcast_to_clients_that_do_not_read_starts_no_more_writers_than_the
         assert report['peak_workers'] == CAP, report
         assert report['peak_others'] - before['others'] <= CAP, report
         # the server still answers: the pool's cap holds no request thread
-        assert stats(server)['sessions'] == SESSIONS
+        assert stats(server)['sessions'] == sessions
     finally:
         for ws in sockets:
             ws.sock.close()

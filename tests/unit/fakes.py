@@ -107,10 +107,17 @@ class FakeConn:
         self.end_reason = None
         self.fail: Exception | None = None
 
-    def send_many(self, frames: list[Any]) -> None:
+    def send_many(self, frames: list[Any], block: bool = True) -> bool:
         if self.fail is not None:
             raise self.fail
         self.frames.extend(frames)
+        return True
+
+    def frame_encoder(self) -> None:
+        return None   # frames as messages, through send_many
+
+    def send_frames(self, frames: list[Any], block: bool = True) -> bool:
+        raise AssertionError('no frame encoder: send_frames is never called')
 
     def close(self, *args: Any) -> None:
         self.calls.append('close')

@@ -78,3 +78,32 @@ def test_socket_closed_while_the_reader_waits() -> None:
     assert got == ['first', None]
     assert conn.end_reason == rfc6455.CONNECTION_LOST
     client.close()
+
+
+def test_a_send_that_does_not_wait_never_switches_and_a_close_finishes_its_frame() -> None:
+    """On gevent's socket the try is the system call itself: a full socket
+    answers at once (no wait on the write watcher, no switch to another
+    greenlet); a close from another greenlet then writes the rest of the
+    partly written frame before its close frame."""
+    conn, client, frames = open_conn()
+    assert conn._send_nowait is not None
+    switched = []
+    other = gevent.spawn(switched.append, True)
+    sent = []
+    for i in range(1000):
+        message = bytes([i % 256]) * 65536
+        sent.append(message)
+        if not conn.send_many([message], block=False):
+            break
+    else:
+        pytest.fail('the socket never filled')
+    assert switched == []          # no greenlet ran meanwhile: nothing waited
+    other.join(5)
+    closer = gevent.spawn(conn.close, 1001, 'going away')
+    got = [frames.frame() for _ in range(len(sent) + 1)]
+    closer.join(5)
+    assert closer.ready() and closer.successful()
+    assert [f.payload for f in got[:-1]] == sent   # type: ignore[union-attr]
+    assert got[-1] is not None and got[-1].opcode == CLOSE
+    assert got[-1].payload == close_payload(1001, b'going away')
+    client.close()
