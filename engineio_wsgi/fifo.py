@@ -14,6 +14,7 @@ truth are the list's own, atomic as a deque's are.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeVar
 
 T = TypeVar('T')
@@ -25,3 +26,11 @@ class Fifo(list[T]):
     def popleft(self) -> T:
         """The oldest item; ``IndexError`` when empty, as a deque's."""
         return self.pop(0)
+
+    def appendleft(self, item: T) -> None:
+        """Put ``item`` first (what was taken and must go back), as a deque's."""
+        self.insert(0, item)
+
+    def extendleft(self, items: Iterable[T]) -> None:
+        """Put each of ``items`` first in turn, so they end up reversed, as a deque's."""
+        self[0:0] = reversed(list(items))

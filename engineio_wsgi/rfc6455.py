@@ -409,6 +409,8 @@ class _Writing(_Ending):
     set by ``WSConnection.__init__``.
     """
 
+    __slots__ = ()
+
     _send_nowait: Callable[[bytes], int] | None
 
     def flush(self) -> None:
@@ -545,7 +547,8 @@ class WSConnection(_Writing):
     __slots__ = ('_sock', '_proto', '_rt', '_close_timeout', 'extensions', 'end_reason',
                  '_state_lock', '_write_lock', '_outbox', '_messages', '_frag_opcode',
                  '_frag_parts', '_broken', '_finished', '_closing_deadline', '_cancel_timer',
-                 '_reader', '_failed', '_read_ahead', '_fast_frames', '_wait_read', '_drained')
+                 '_reader', '_failed', '_read_ahead', '_fast_frames', '_wait_read', '_drained',
+                 '_send_nowait')
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
