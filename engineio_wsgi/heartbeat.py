@@ -137,13 +137,19 @@ class Scheduler:
             self._wakeup.set()
 
     def cancel(self, task: HeartbeatTask) -> None:
-        """Run ``task`` no more (until scheduled again); the carrier is not woken."""
+        """Run ``task`` no more (until scheduled again). The carrier is woken
+        only when no heartbeat is left, so that it ends now instead of at the
+        deadline it sleeps towards."""
         with self._lock:
             entry = task._entry
-            if entry is not None:
-                entry[2] = None
-                self._stale += 1
-                task._entry = None
+            if entry is None:
+                return
+            entry[2] = None
+            self._stale += 1
+            task._entry = None
+            idle = self._running and self._stale >= len(self._heap)
+        if idle:
+            self._wakeup.set()
 
     def scheduled_at(self, task: HeartbeatTask) -> float | None:
         with self._lock:

@@ -165,3 +165,15 @@ def test_sessions_park_no_thread_of_their_own() -> None:
     for session in sessions:
         session.end()
     assert wait_until(lambda: threading.active_count() <= before, timeout=5)
+
+
+def test_the_carrier_ends_with_the_last_session_not_at_its_next_deadline() -> None:
+    backend = ThreadingBackend()
+    closed: list[tuple[str, str]] = []
+    before = threading.active_count()
+    sessions = [make(backend, f's{i}', closed, ping_interval=25, ping_timeout=20)
+                for i in range(3)]
+    assert threading.active_count() == before + 1      # the carrier, sleeping towards 25 s
+    for session in sessions:
+        session.end()
+    assert wait_until(lambda: threading.active_count() == before, timeout=2)
