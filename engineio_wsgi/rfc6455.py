@@ -245,24 +245,19 @@ class _Runtime:
         return bool(readable)
 
 
-def _read_waiter(sock: Any) -> Callable[[], None] | None:
-    """Wait until gevent's socket ``sock`` is readable, on its own watcher.
+def _can_wait_read(sock: Any) -> bool:
+    """Whether gevent's socket ``sock`` can wait to be readable on its own
+    watcher (``WSConnection._await_readable``).
 
     gevent's ``recv()`` tries the system call first and waits only when it
     fails with EAGAIN, an exception raised and caught per message when a
     client waits for each answer (about 2 us, several percent of an echo).
-    This is the wait gevent's ``recv()`` does after that failure; None when
-    the socket does not have it (another gevent version: plain ``recv()``).
+    Waiting first is the wait gevent's ``recv()`` does after that failure;
+    False when the socket does not have it (another gevent version: plain
+    ``recv()``).
     """
-    wait = getattr(sock, '_wait', None)
-    if wait is None or getattr(sock, '_read_event', None) is None:
-        return None
-
-    def wait_read() -> None:
-        event = sock._read_event
-        if event is not None:   # None once closed: recv() then reports it
-            wait(event)
-    return wait_read
+    return (getattr(sock, '_wait', None) is not None
+            and getattr(sock, '_read_event', None) is not None)
 
 
 # -- connection ---------------------------------------------------------------
@@ -573,7 +568,8 @@ class WSConnection(_Writing):
         self._outbox: Fifo[bytes] = Fifo()
         self._messages: Fifo[str | bytes] = Fifo()
         self._frag_opcode: Any = None
-        self._frag_parts: list[bytes] = []
+        # a list only while a fragmented message is being received
+        self._frag_parts: Any = ()
         self._broken = False        # a write failed or the socket was aborted
         self._finished = False      # reading is over, socket shut down
         self._closing_deadline: float | None = None
@@ -586,8 +582,9 @@ class WSConnection(_Writing):
         self._fast_frames = ((FAST_FRAMES if fast_frames is None else fast_frames)
                              and fast.supported(protocol))
         # gevent: once a recv() emptied the socket, wait for it to be readable
-        # before the next one (see _read_waiter)
-        self._wait_read = _read_waiter(sock) if runtime.gevent_sock else None
+        # before the next one (see _can_wait_read; a flag, not a closure: no
+        # object of its own per connection)
+        self._wait_read = runtime.gevent_sock and _can_wait_read(sock)
         self._drained = False
         # one send that never waits, for a frame written from the sender's thread
         self._send_nowait = _nowait_sender(sock, runtime.gevent_sock)
@@ -624,8 +621,10 @@ class WSConnection(_Writing):
                         return None
                     raise TimeoutError('no WebSocket message within the timeout')
                 try:
-                    if wait is None and self._drained and self._wait_read is not None:
-                        self._wait_read()
+                    if wait is None and self._drained and self._wait_read:
+                        event = self._sock._read_event
+                        if event is not None:   # None once closed: recv() then reports it
+                            self._sock._wait(event)
                     data = self._sock.recv(_RECV_SIZE)
                 except TimeoutError:
                     continue
@@ -730,7 +729,7 @@ class WSConnection(_Writing):
                 self._frag_parts.append(bytes(frame.data))
                 if frame.fin:
                     self._deliver(self._frag_opcode, b''.join(self._frag_parts))
-                    self._frag_parts = []
+                    self._frag_parts = ()
                     self._frag_opcode = None
         if proto.state is not OPEN and was_open:
             exc = proto.parser_exc

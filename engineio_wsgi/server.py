@@ -176,7 +176,14 @@ class Server:
         """The application's own data for this session (a dict). With
         ``cluster=`` it lives in the process that owns the session: ``KeyError``
         elsewhere, as for an unknown sid."""
-        return self._handlers.readable(sid).user_data
+        session = self._handlers.readable(sid)
+        data = session.user_data
+        if data is None:
+            with session.lock:   # two first askers get the same dict
+                data = session.user_data
+                if data is None:
+                    data = session.user_data = {}
+        return data
 
     def save_session(self, sid: str, session: dict[str, Any]) -> None:
         self._handlers.readable(sid).user_data = session

@@ -81,8 +81,8 @@ class Session:
         self.backend = backend
         self.options = options
         self.state = State.OPEN
-        #: the application's own data (``get_session`` / ``save_session``)
-        self.user_data: dict[str, Any] = {}
+        #: the application's data (``get_session``), made when first asked for
+        self.user_data: dict[str, Any] | None = None
         self.lock = locks.guarded(backend.lock())
         #: what the client is still to receive, oldest first; guarded by the lock
         self.outbox: Fifo[Packet] = Fifo([Packet(PacketType.OPEN, '')])

@@ -17,7 +17,7 @@ and the connection is cut.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import locks, rfc6455, wsgi_servers
@@ -157,26 +157,23 @@ def _message_frame(packet: Packet, b64: bool, encode: Any) -> bytes:
     return frame
 
 
-def _writer(conn: rfc6455.WSConnection, b64: bool) -> Any:
-    """``write(batch, block=True)``: the batch as frames, True once all were
-    written; with ``block=False`` it never waits, and False means frames wait
-    in the connection's queue for a ``write`` that blocks."""
-    send_many = conn.send_many
-    send_frames = conn.send_frames
-    encode = conn.frame_encoder()
-
-    def write(batch: list[Packet], block: bool = True) -> bool:
-        try:
-            if encode is None:   # frames depend on the connection (compression)
-                return send_many([encode_packet(packet, b64=b64) for packet in batch], block)
-            return send_frames([_message_frame(packet, b64, encode) if packet.type is _MESSAGE
-                                else encode(encode_packet(packet, b64=b64))
-                                for packet in batch], block)
-        except rfc6455.ConnectionClosed as exc:
-            if conn.end_reason in (rfc6455.PEER_CLOSE, rfc6455.CONNECTION_LOST):
-                raise TransportClosed('the client closed the WebSocket') from exc
-            raise
-    return write
+def write_batch(conn: rfc6455.WSConnection, b64: bool,
+                encode: Callable[[str | bytes], bytes] | None,
+                batch: list[Packet], block: bool = True) -> bool:
+    """The batch as frames on ``conn``, True once all were written; with
+    ``block=False`` it never waits, and False means frames wait in the
+    connection's queue for a write that blocks. ``encode``: the connection's
+    ``frame_encoder()`` (None: frames depend on the connection)."""
+    try:
+        if encode is None:
+            return conn.send_many([encode_packet(packet, b64=b64) for packet in batch], block)
+        return conn.send_frames([_message_frame(packet, b64, encode) if packet.type is _MESSAGE
+                                 else encode(encode_packet(packet, b64=b64))
+                                 for packet in batch], block)
+    except rfc6455.ConnectionClosed as exc:
+        if conn.end_reason in (rfc6455.PEER_CLOSE, rfc6455.CONNECTION_LOST):
+            raise TransportClosed('the client closed the WebSocket') from exc
+        raise
 
 
 def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
@@ -222,13 +219,17 @@ class WebSocketTransport(QueueWriter):
     batch itself when the socket has room, else the writer task of
     ``QueueWriter`` writes each batch as frames."""
 
-    __slots__ = ('_conn', '_write')
+    __slots__ = ('_conn', '_b64', '_encode')
 
     def __init__(self, session: Session, conn: rfc6455.WSConnection, b64: bool) -> None:
         super().__init__(session)
         self._conn = conn
-        # an attribute, not a method: the writer task calls it per batch
-        self._write = _writer(conn, b64)  # type: ignore[method-assign]
+        self._b64 = b64
+        # None: frames depend on the connection (compression)
+        self._encode = conn.frame_encoder()
+
+    def _write(self, batch: list[Packet], block: bool = True) -> bool:
+        return write_batch(self._conn, self._b64, self._encode, batch, block)
 
     # -- the transport interface (see transport.py) -------------------------------
 

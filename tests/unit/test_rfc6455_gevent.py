@@ -33,12 +33,12 @@ def test_gevent_sockets_have_the_read_watcher() -> None:
     falls back to plain recv() (slower, same behaviour)."""
     server, client = gevent.socket.socketpair()
     with server, client:
-        assert rfc6455._read_waiter(server) is not None
+        assert rfc6455._can_wait_read(server)
 
 
 def test_messages_one_at_a_time() -> None:
     conn, client, frames = open_conn()
-    assert conn._wait_read is not None
+    assert conn._wait_read is True
 
     def echo() -> None:
         while (message := conn.receive()) is not None:

@@ -640,10 +640,10 @@ def test_a_write_after_the_peer_closed_is_reported_as_the_client_closing(ws: Pai
     first: ``TransportClosed``, so the session ends as "transport close"."""
     from engineio_wsgi.packets import Packet, PacketType
     from engineio_wsgi.transport import TransportClosed
-    from engineio_wsgi.websocket_transport import _writer
+    from engineio_wsgi.websocket_transport import write_batch
 
     ws.peer.send(encode(CLOSE, close_payload(1000)))
     assert Receiver(ws.conn).value() is None
     assert ws.conn.end_reason == rfc6455.PEER_CLOSE
     with pytest.raises(TransportClosed):
-        _writer(ws.conn, False)([Packet(PacketType.MESSAGE, 'late')])
+        write_batch(ws.conn, False, ws.conn.frame_encoder(), [Packet(PacketType.MESSAGE, 'late')])
