@@ -406,7 +406,7 @@ class _Writing(_Ending):
 
     __slots__ = ()
 
-    _send_nowait: Callable[[bytes], int] | None
+    _nowait_sock: _socket.socket | None
 
     def flush(self) -> None:
         """Write what is queued (what a non-blocking send left), waiting as needed."""
@@ -489,9 +489,9 @@ class _Writing(_Ending):
         ``send`` with ``MSG_DONTWAIT``: the socket's own blocking mode, seen
         by the other threads using it, never changes.
         """
-        send = self._send_nowait
+        raw = self._nowait_sock
         outbox = self._outbox
-        if send is None:
+        if raw is None:
             return not outbox
         while True:
             if not self._write_lock.acquire(blocking=False):
@@ -507,7 +507,7 @@ class _Writing(_Ending):
                         if not chunk:
                             self._sock.shutdown(socket.SHUT_WR)
                             continue
-                        sent = send(chunk)
+                        sent = raw.send(chunk, _DONTWAIT)
                     except BlockingIOError:
                         sent = 0
                     except OSError:
@@ -543,7 +543,7 @@ class WSConnection(_Writing):
                  '_state_lock', '_write_lock', '_outbox', '_messages', '_frag_opcode',
                  '_frag_parts', '_broken', '_finished', '_closing_deadline', '_cancel_timer',
                  '_reader', '_failed', '_read_ahead', '_fast_frames', '_wait_read', '_drained',
-                 '_send_nowait')
+                 '_nowait_sock')
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
@@ -587,7 +587,7 @@ class WSConnection(_Writing):
         self._wait_read = runtime.gevent_sock and _can_wait_read(sock)
         self._drained = False
         # one send that never waits, for a frame written from the sender's thread
-        self._send_nowait = _nowait_sender(sock, runtime.gevent_sock)
+        self._nowait_sock = _nowait_socket(sock, runtime.gevent_sock)
 
     # -- public API ---------------------------------------------------------
 
@@ -768,28 +768,25 @@ def data_frame(message: str | bytes | bytearray | memoryview) -> bytes:
     return fast.encode_frame(_BINARY_OPCODE, message)
 
 
-def _nowait_sender(sock: Any, gevent_sock: bool) -> Callable[[bytes], int] | None:
-    """``send`` on ``sock`` that never waits (raises ``BlockingIOError`` when
-    the socket has no room), or None where there is none: no ``MSG_DONTWAIT``
-    (Windows), a TLS socket, or a socket with a timeout (Python would wait)."""
-    flags = getattr(socket, 'MSG_DONTWAIT', 0)
-    if not flags or hasattr(sock, 'getpeercert'):
+#: ``send`` flags for a try that never waits (0: the platform has none)
+_DONTWAIT = getattr(socket, 'MSG_DONTWAIT', 0)
+
+
+def _nowait_socket(sock: Any, gevent_sock: bool) -> _socket.socket | None:
+    """The system socket on which ``send(data, _DONTWAIT)`` never waits
+    (raises ``BlockingIOError`` when it has no room), or None where there is
+    none: no ``MSG_DONTWAIT`` (Windows), a TLS socket, or a socket with a
+    timeout (Python would wait)."""
+    if not _DONTWAIT or hasattr(sock, 'getpeercert'):
         return None
     if gevent_sock:
         # gevent's send() waits on EAGAIN; the system socket under it is
         # non-blocking and never does
         raw = getattr(sock, '_sock', None)
-        if not isinstance(raw, _socket.socket):
-            return None
-        send = raw.send
-    else:
-        if not isinstance(sock, _socket.socket) or sock.gettimeout() is not None:
-            return None
-        send = sock.send
-
-    def send_nowait(data: bytes) -> int:
-        return send(data, flags)  # type: ignore[no-any-return]
-    return send_nowait
+        return raw if isinstance(raw, _socket.socket) else None
+    if not isinstance(sock, _socket.socket) or sock.gettimeout() is not None:
+        return None
+    return sock
 
 
 # -- accept -------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_a_send_that_does_not_wait_never_switches_and_a_close_finishes_its_frame
     greenlet); a close from another greenlet then writes the rest of the
     partly written frame before its close frame."""
     conn, client, frames = open_conn()
-    assert conn._send_nowait is not None
+    assert conn._nowait_sock is not None
     switched = []
     other = gevent.spawn(switched.append, True)
     sent = []
