@@ -26,6 +26,7 @@ from __future__ import annotations
 import _socket
 import base64
 import binascii
+import collections
 import heapq
 import itertools
 import logging
@@ -600,7 +601,7 @@ class WSConnection(_Writing):
         """
         self._reader = self._rt.current()
         if self._messages:
-            return self._messages.popleft()
+            return self._next_message()
         if self._finished:
             return None
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -637,10 +638,23 @@ class WSConnection(_Writing):
                 ended = self._proto.state is CLOSED or (not data)
             self._pump(block=False)
             if self._messages:
-                return self._messages.popleft()
+                return self._next_message()
             if ended or self._broken:
                 self._finish(CONNECTION_LOST)
                 return None
+
+    def _next_message(self) -> str | bytes:
+        """The oldest message received. Many at once (one read of small
+        frames brings thousands) are taken from a deque, whose ``popleft``
+        does not move the rest; the queue is a bufferless ``Fifo`` again once
+        drained. Only the reader calls this and appends, so no lock."""
+        messages = self._messages
+        if type(messages) is Fifo and len(messages) > 1:
+            self._messages = messages = collections.deque(messages)  # type: ignore[assignment]
+        message = messages.popleft()
+        if not messages and type(messages) is not Fifo:
+            self._messages = Fifo()
+        return message
 
     def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send one message (text for ``str``). Thread-safe.

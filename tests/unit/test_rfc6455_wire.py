@@ -8,6 +8,7 @@ writes back. No subprocess, no WebSocket library on the client side.
 
 from __future__ import annotations
 
+import collections
 import socket
 import struct
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from engineio_wsgi import rfc6455
+from engineio_wsgi.fifo import Fifo
 from engineio_wsgi.request import Request
 from tests.unit.wsframes import (
     BINARY,
@@ -248,6 +250,24 @@ def test_masking_keys_are_honoured(ws: Pair) -> None:
 def test_several_frames_in_one_write_come_in_order(ws: Pair) -> None:
     ws.peer.send(*(encode(TEXT, f'n{i}'.encode()) for i in range(50)))
     assert [ws.conn.receive(timeout=5) for _ in range(50)] == [f'n{i}' for i in range(50)]
+
+
+def test_a_burst_of_messages_is_taken_from_a_deque_and_leaves_no_buffer(ws: Pair) -> None:
+    """Thousands of small frames arrive in one read: each is taken without
+    moving the others (a list's pop(0) would, quadratic in the burst), and the
+    drained queue holds no buffer again."""
+    count = 3000
+    ws.peer.send(b''.join(encode(TEXT, f'm{i}'.encode()) for i in range(count)))
+    first = ws.conn.receive(timeout=5)
+    assert first == 'm0'
+    got = [first]
+    # one read took them all (about 33 kB, on loopback already in the socket):
+    # the rest waits in a deque
+    assert isinstance(ws.conn._messages, collections.deque)
+    assert len(ws.conn._messages) == count - 1
+    got += [ws.conn.receive(timeout=5) for _ in range(count - 1)]
+    assert got == [f'm{i}' for i in range(count)]
+    assert type(ws.conn._messages) is Fifo and not ws.conn._messages
 
 
 def test_frame_split_byte_by_byte(ws: Pair) -> None:
