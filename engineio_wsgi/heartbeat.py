@@ -132,7 +132,12 @@ class Scheduler:
             self._running = True
             first = self._heap[0] is entry
         if start:
-            self._backend.spawn(self._carry)
+            try:
+                self._backend.spawn(self._carry)
+            except BaseException:
+                with self._lock:
+                    self._running = False   # the next schedule tries again
+                raise
         elif first:
             self._wakeup.set()
 
@@ -178,7 +183,10 @@ class Scheduler:
                     self._wakeup.clear()
             if due:
                 for task in due:
-                    task._fire()
+                    try:
+                        task._fire()
+                    except Exception:   # one session's fault must not stop the others' pings
+                        logger.exception('%s heartbeat failed', task._session.sid)
                 del due, task
                 continue
             self._wakeup.wait(delay)
@@ -255,8 +263,10 @@ class HeartbeatTask:
     def pong(self) -> None:
         with self._lock:
             beat = self._beat
-            if beat is None or not beat.pong(self._session.backend.monotonic()):
-                return
+            state = self._session.state
+            if (beat is None or state is State.CLOSED or state is State.FINISHED
+                    or not beat.pong(self._session.backend.monotonic())):
+                return   # (an ended session is off the schedule for good)
             deadline = beat.deadline
         # no look now: only make sure it looks by the next ping
         self._scheduler.schedule(self, deadline)
@@ -339,8 +349,17 @@ class HeartbeatTask:
                 deadline = self._beat.deadline
                 # a write still under way: the client reads nothing
                 stuck = session.channel.writing()
+                if quick and action is _Action.PING:
+                    # queued in the hold that saw room for it: the carrier never
+                    # meets the close of a full queue (``Session.enqueue``'s)
+                    session.outbox.append(PING)
+                    channel = session.channel
+                    send = channel.queued()
         if action is _Action.PING:
-            session.enqueue(PING)
+            if not quick:
+                session.enqueue(PING)
+            elif send:
+                channel.send()
             return deadline
         if action is _Action.TIMEOUT:
             if stuck:
@@ -373,7 +392,14 @@ class HeartbeatTask:
         if deadline == _ACT:
             with scheduler._lock:
                 self._acting = True
-            self._session.backend.spawn(self._act)
+            try:
+                self._session.backend.spawn(self._act)
+            except Exception:   # e.g. no thread can be started now
+                logger.exception('%s heartbeat: its task did not start; again in 1 s',
+                                 self._session.sid)
+                with scheduler._lock:
+                    self._acting = False
+                scheduler.schedule(self, self._session.backend.monotonic() + 1.0)
         elif deadline is not None:
             scheduler.schedule(self, deadline)
 

@@ -177,3 +177,48 @@ def test_the_carrier_ends_with_the_last_session_not_at_its_next_deadline() -> No
     for session in sessions:
         session.end()
     assert wait_until(lambda: threading.active_count() == before, timeout=2)
+
+
+class _FirstTaskFails(ThreadingBackend):
+    """A backend that cannot start the first task of a heartbeat's own (as when
+    the process is out of threads), and starts everything else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = threading.Event()
+
+    def spawn(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if getattr(fn, '__name__', '') == '_act' and not self.refused.is_set():
+            self.refused.set()
+            raise RuntimeError("can't start new thread")
+        return super().spawn(fn, *args, **kwargs)
+
+
+def test_a_heartbeat_task_that_cannot_start_is_tried_again_and_stops_no_other_ping() -> None:
+    backend = _FirstTaskFails()
+    closed: list[tuple[str, str]] = []
+    # never answers: its timeout's close needs a task of its own, refused once
+    late = make(backend, 'late', closed, ping_interval=0.05, ping_timeout=0.05)
+    alive = make(backend, 'alive', closed, ping_interval=0.1, ping_timeout=5)
+    assert backend.refused.wait(5)
+    for _ in range(3):
+        alive.heartbeat.pong()
+        assert take_ping(alive, timeout=5) is not None, 'pings stopped after a failed start'
+    assert wait_until(lambda: ('late', Reason.PING_TIMEOUT) in closed, timeout=5)
+    assert late.state is not State.OPEN
+    alive.end()
+
+
+def test_a_pong_after_the_end_does_not_put_the_session_back_on_the_schedule() -> None:
+    backend = FakeBackend()
+    session = Session('sid1', PollingTransport, backend, Options.from_kwargs(ping_interval=1.0),
+                      on_message=lambda *a: None, on_close=lambda *a: None,
+                      on_finished=lambda *a: None)
+    session.set_open_packet('{}')
+    session.start()
+    backend.clock.advance(1.0)
+    assert session.heartbeat.step() is not None     # the ping went out
+    session.end()
+    assert session.heartbeat.next_look is None
+    session.heartbeat.pong()                          # read after the end
+    assert session.heartbeat.next_look is None
