@@ -408,6 +408,7 @@ class _Writing(_Ending):
     __slots__ = ()
 
     _nowait_sock: _socket.socket | None
+    _rest_pending: bool
 
     def flush(self) -> None:
         """Write what is queued (what a non-blocking send left), waiting as needed."""
@@ -444,6 +445,7 @@ class _Writing(_Ending):
             if not self._write_lock.acquire(blocking=block):
                 return
             try:
+                self._rest_pending = False   # all written here, waiting as needed
                 while outbox:
                     chunk = self._take_chunk()
                     if chunk is None:
@@ -517,7 +519,9 @@ class _Writing(_Ending):
                     if sent < len(chunk):
                         with self._state_lock:
                             outbox.appendleft(chunk[sent:])
+                            self._rest_pending = True
                         return False
+                self._rest_pending = False
             finally:
                 self._write_lock.release()
             # frames queued by whoever found the lock taken: ours to write
@@ -544,7 +548,7 @@ class WSConnection(_Writing):
                  '_state_lock', '_write_lock', '_outbox', '_messages', '_frag_opcode',
                  '_frag_parts', '_broken', '_finished', '_closing_deadline', '_cancel_timer',
                  '_reader', '_failed', '_read_ahead', '_fast_frames', '_wait_read', '_drained',
-                 '_nowait_sock')
+                 '_nowait_sock', '_rest_pending')
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
@@ -589,6 +593,7 @@ class WSConnection(_Writing):
         self._drained = False
         # one send that never waits, for a frame written from the sender's thread
         self._nowait_sock = _nowait_socket(sock, runtime.gevent_sock)
+        self._rest_pending = False
 
     # -- public API ---------------------------------------------------------
 
@@ -636,7 +641,10 @@ class WSConnection(_Writing):
             with self._state_lock:
                 self._feed(data)
                 ended = self._proto.state is CLOSED or (not data)
-            self._pump(block=False)
+            # what a send that never waits left is the writer task's: the
+            # reader would wait on a client that does not read, reading nothing
+            if not self._rest_pending:
+                self._pump(block=False)
             if self._messages:
                 return self._next_message()
             if ended or self._broken:

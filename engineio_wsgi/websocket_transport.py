@@ -171,9 +171,18 @@ def write_batch(conn: rfc6455.WSConnection, b64: bool,
                                  else encode(encode_packet(packet, b64=b64))
                                  for packet in batch], block)
     except rfc6455.ConnectionClosed as exc:
-        if conn.end_reason in (rfc6455.PEER_CLOSE, rfc6455.CONNECTION_LOST):
-            raise TransportClosed('the client closed the WebSocket') from exc
-        raise
+        error = _transport_error(conn, exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def _transport_error(conn: rfc6455.WSConnection, exc: rfc6455.ConnectionClosed) -> Exception:
+    """``TransportClosed`` when the client closed or left (the session ends as
+    "transport close"), else ``exc`` itself."""
+    if conn.end_reason in (rfc6455.PEER_CLOSE, rfc6455.CONNECTION_LOST):
+        return TransportClosed('the client closed the WebSocket')
+    return exc
 
 
 def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
@@ -268,9 +277,13 @@ class WebSocketTransport(QueueWriter):
         return True
 
     def _resume(self) -> None:
-        """The writer task: first what the socket did not take, then the queue."""
+        """The writer task: first what the socket did not take (also when the
+        connection is closing: a close frame may wait behind it), then the queue."""
         try:
-            self._write([])
+            self._conn.flush()
+        except rfc6455.ConnectionClosed as exc:
+            self._failed(_transport_error(self._conn, exc))
+            return
         except Exception as exc:
             self._failed(exc)
             return

@@ -100,6 +100,26 @@ def test_what_a_full_socket_does_not_take_waits_whole_and_in_order(ws: Pair) -> 
     assert read_frames(ws, 1)[0].payload == b'after'
 
 
+def test_the_reader_leaves_a_partly_written_frame_to_the_writer(ws: Pair) -> None:
+    """A message from a client that is not reading is still read: the rest of
+    a frame that a send which never waits left is not written by the reader
+    (which would wait on that client), but by the blocking writer after."""
+    sent = fill(ws)
+    ws.peer.send(encode(TEXT, b'hello from the client'))
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(ws.conn.receive(timeout=5)))
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive(), 'the reader waited on the client'
+    assert got == ['hello from the client']
+    writer = threading.Thread(target=ws.conn.flush)
+    writer.start()
+    frames = read_frames(ws, len(sent))
+    writer.join(10)
+    assert not writer.is_alive()
+    assert [f.payload for f in frames] == sent
+
+
 def test_a_close_while_a_frame_is_partly_written_finishes_it_first(ws: Pair) -> None:
     sent = fill(ws)
     closer = threading.Thread(target=ws.conn.close, args=(1001, 'going away'))
@@ -212,6 +232,27 @@ def test_a_compressed_connection_frames_its_own_messages(pairs, frames_built) ->
     assert frame.rsv == 4   # RSV1: compressed, its own bytes
     inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(frame.payload + b'\x00\x00\xff\xff')
     assert inflated == b'4' + text.encode()
+
+
+def test_the_writer_task_finishes_a_partly_written_frame_and_the_close_reply_behind_it(
+        sockets: tuple[socket.socket, socket.socket]) -> None:
+    """The client's close frame comes while a frame is partly written: the
+    writer task writes the rest, then the protocol's close reply, although the
+    connection no longer takes new messages."""
+    session, pair = websocket_session(sockets)
+    sent = fill(pair)
+    pair.peer.send(encode(CLOSE, b'\x03\xe8'))
+    with pytest.raises(TimeoutError):   # read as its reader would; then waits for the end
+        pair.conn.receive(timeout=0.3)
+    assert not pair.conn.open
+    writer = threading.Thread(target=session.channel._resume)
+    writer.start()
+    frames = read_frames(pair, len(sent) + 1)
+    writer.join(10)
+    assert not writer.is_alive()
+    assert [f.payload for f in frames[:len(sent)]] == sent
+    assert (frames[-1].opcode, frames[-1].payload) == (CLOSE, b'\x03\xe8')
+    session.end()
 
 
 @pytest.mark.parametrize('compression', [False, True])
