@@ -113,6 +113,10 @@ class FakeConn:
         self.frames.extend(frames)
         return True
 
+    def flush(self) -> None:
+        if self.fail is not None:   # a write that a send which never waits left
+            raise self.fail
+
     def frame_encoder(self) -> None:
         return None   # frames as messages, through send_many
 
