@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,9 @@ from .options import OriginPolicy
 from .request import Request
 
 _DEFAULT_PORTS = {'http': '80', 'https': '443', 'ws': '80', 'wss': '443'}
+#: a list of HTTP header names (RFC 9110 tokens), as Access-Control-Request-Headers has
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_HEADER_NAMES = re.compile(rf'[ \t]*{_TOKEN}(?:[ \t]*,[ \t]*{_TOKEN})*[ \t]*')
 
 
 class CorsPolicy:
@@ -52,7 +56,9 @@ class CorsPolicy:
         if preflight:
             headers.append(('Access-Control-Allow-Methods', 'GET, POST, OPTIONS'))
             requested = request.access_control_request_headers
-            if requested and '\r' not in requested and '\n' not in requested:
+            # header names only (tokens, comma-separated): anything else is not
+            # echoed into a response header
+            if requested and _HEADER_NAMES.fullmatch(requested):
                 headers.append(('Access-Control-Allow-Headers', requested))
         return headers
 

@@ -304,6 +304,8 @@ ENGINEIO_PATHS = ('/engine.io/', '/engine.io', '/engine.io/x/y')
 @example(req=_req('POST', b'4x', '99999999999'))
 @example(req=_req('POST', b'4x', None, HTTP_TRANSFER_ENCODING='chunked'))
 @example(req=_req('OPTIONS', HTTP_ORIGIN='http://ok.example'))
+@example(req=_req('OPTIONS', HTTP_ORIGIN='http://ok.example',
+                  HTTP_ACCESS_CONTROL_REQUEST_HEADERS='\u0100'))
 @example(req=_req('GET', HTTP_ORIGIN='http://evil.example'))
 def test_random_requests_get_documented_answers(pipeline, seen, req):
     eio, app = pipeline

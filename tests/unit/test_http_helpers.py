@@ -83,6 +83,22 @@ def test_preflight_headers():
     assert headers['Access-Control-Allow-Headers'] == 'content-type, x-token'
 
 
+@pytest.mark.parametrize('requested, echoed', [
+    ('x-token', 'x-token'),
+    ('content-type,x-requested-with', 'content-type,x-requested-with'),
+    (' content-type , x-token ', ' content-type , x-token '),
+    ('\u0100', None),                  # not a header name (and not Latin-1)
+    ('x-a\r\nSet-Cookie: a=b', None),  # a header of its own
+    ('x a', None),
+    ('x-a,,x-b', None),
+    (',', None),
+])
+def test_preflight_echoes_only_a_list_of_header_names(requested, echoed):
+    env = {**ENV, 'HTTP_ACCESS_CONTROL_REQUEST_HEADERS': requested}
+    headers = dict(CorsPolicy('*', True).headers(req('http://a.com', env), preflight=True))
+    assert headers.get('Access-Control-Allow-Headers') == echoed
+
+
 def test_cookie_parts():
     assert cookie_parts({'name': 'io'}) == ('io', '; Path=/; HttpOnly; SameSite=Lax')
     assert cookie_parts({'name': 'x', 'samesite': 'None', 'secure': True, 'httponly': False}) == (
