@@ -36,6 +36,23 @@ def make(backend: ThreadingBackend, sid: str, closed: list[tuple[str, str]],
     return session
 
 
+def started_on_fake_clock(**options: float) -> tuple[Session, FakeBackend]:
+    """A started polling session whose heartbeat runs on a fake clock."""
+    backend = FakeBackend()
+    session = Session('sid1', PollingTransport, backend, Options.from_kwargs(**options),
+                      on_message=lambda *a: None, on_close=lambda *a: None,
+                      on_finished=lambda *a: None)
+    session.set_open_packet('{}')
+    session.start()
+    return session, backend
+
+
+def started_since(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads alive now that were not in ``before`` (other tests' threads
+    still ending do not count)."""
+    return [t for t in threading.enumerate() if t not in before]
+
+
 def take_ping(session: Session, timeout: float) -> float | None:
     """Wait for a ping in the session's queue; take the queue; when it came."""
     found: list[float] = []
@@ -121,12 +138,7 @@ def test_a_session_stuck_in_its_timeout_delays_no_other_ping(stuck_handler: _Stu
 
 
 def test_an_ended_session_leaves_the_schedule_without_a_look() -> None:
-    backend = FakeBackend()
-    session = Session('sid1', PollingTransport, backend, Options.from_kwargs(ping_interval=1.0),
-                      on_message=lambda *a: None, on_close=lambda *a: None,
-                      on_finished=lambda *a: None)
-    session.set_open_packet('{}')
-    session.start()
+    session, backend = started_on_fake_clock(ping_interval=1.0)
     assert session.heartbeat.next_look == backend.clock.now + 1.0
     session.close(Reason.CLIENT_DISCONNECT)
     assert session.state is State.FINISHED
@@ -135,13 +147,7 @@ def test_an_ended_session_leaves_the_schedule_without_a_look() -> None:
 
 
 def test_an_ended_session_still_watching_a_post_body_stays_scheduled() -> None:
-    backend = FakeBackend()
-    session = Session('sid1', PollingTransport, backend,
-                      Options.from_kwargs(ping_interval=25.0, http_body_timeout=2.0),
-                      on_message=lambda *a: None, on_close=lambda *a: None,
-                      on_finished=lambda *a: None)
-    session.set_open_packet('{}')
-    session.start()
+    session, backend = started_on_fake_clock(ping_interval=25.0, http_body_timeout=2.0)
     aborted: list[bool] = []
     session.polling.begin_post(lambda: aborted.append(True))
     session.close(Reason.TRANSPORT_ERROR)
@@ -155,28 +161,28 @@ def test_an_ended_session_still_watching_a_post_body_stays_scheduled() -> None:
 def test_sessions_park_no_thread_of_their_own() -> None:
     backend = ThreadingBackend()
     closed: list[tuple[str, str]] = []
-    before = threading.active_count()
+    before = set(threading.enumerate())
     sessions = [make(backend, f's{i}', closed, ping_interval=0.2, ping_timeout=5)
                 for i in range(200)]
     # every one of them pings on time, carried by one thread for all
     for session in sessions:
         assert take_ping(session, timeout=5) is not None
-    assert threading.active_count() <= before + 1
+    assert len(started_since(before)) <= 1
     for session in sessions:
         session.end()
-    assert wait_until(lambda: threading.active_count() <= before, timeout=5)
+    assert wait_until(lambda: not started_since(before), timeout=5)
 
 
 def test_the_carrier_ends_with_the_last_session_not_at_its_next_deadline() -> None:
     backend = ThreadingBackend()
     closed: list[tuple[str, str]] = []
-    before = threading.active_count()
+    before = set(threading.enumerate())
     sessions = [make(backend, f's{i}', closed, ping_interval=25, ping_timeout=20)
                 for i in range(3)]
-    assert threading.active_count() == before + 1      # the carrier, sleeping towards 25 s
+    [carrier] = started_since(before)      # sleeping towards 25 s
     for session in sessions:
         session.end()
-    assert wait_until(lambda: threading.active_count() == before, timeout=2)
+    assert wait_until(lambda: not carrier.is_alive(), timeout=2)
 
 
 class _FirstTaskFails(ThreadingBackend):
@@ -210,12 +216,7 @@ def test_a_heartbeat_task_that_cannot_start_is_tried_again_and_stops_no_other_pi
 
 
 def test_a_pong_after_the_end_does_not_put_the_session_back_on_the_schedule() -> None:
-    backend = FakeBackend()
-    session = Session('sid1', PollingTransport, backend, Options.from_kwargs(ping_interval=1.0),
-                      on_message=lambda *a: None, on_close=lambda *a: None,
-                      on_finished=lambda *a: None)
-    session.set_open_packet('{}')
-    session.start()
+    session, backend = started_on_fake_clock(ping_interval=1.0)
     backend.clock.advance(1.0)
     assert session.heartbeat.step() is not None     # the ping went out
     session.end()

@@ -60,6 +60,17 @@ def read_frames(pair: Pair, count: int) -> list[Frame]:
     return frames
 
 
+def written_by(write: Any, pair: Pair, count: int) -> list[Frame]:
+    """Run the blocking ``write`` on a thread of its own while the client reads
+    ``count`` frames; the frames, once the writer has returned."""
+    writer = threading.Thread(target=write)
+    writer.start()
+    frames = read_frames(pair, count)
+    writer.join(10)
+    assert not writer.is_alive(), 'the writer did not return'
+    return frames
+
+
 def fill(pair: Pair) -> list[bytes]:
     """Send 64 kB binary messages without waiting until the socket is full;
     the messages sent (the last one only partly written)."""
@@ -87,11 +98,7 @@ def test_what_a_full_socket_does_not_take_waits_whole_and_in_order(ws: Pair) -> 
     # queued behind the rest of the partly written one, never written into it
     assert ws.conn.send_many(['small one', 'small two'], block=False) is False
     assert ws.conn.send_frames([rfc6455.data_frame('frame three')], block=False) is False
-    writer = threading.Thread(target=ws.conn.flush)
-    writer.start()
-    frames = read_frames(ws, len(sent) + 3)
-    writer.join(10)
-    assert not writer.is_alive()
+    frames = written_by(ws.conn.flush, ws, len(sent) + 3)
     assert [f.payload for f in frames[:len(sent)]] == sent
     assert [(f.opcode, f.payload) for f in frames[len(sent):]] == [
         (TEXT, b'small one'), (TEXT, b'small two'), (TEXT, b'frame three')]
@@ -112,11 +119,7 @@ def test_the_reader_leaves_a_partly_written_frame_to_the_writer(ws: Pair) -> Non
     reader.join(5)
     assert not reader.is_alive(), 'the reader waited on the client'
     assert got == ['hello from the client']
-    writer = threading.Thread(target=ws.conn.flush)
-    writer.start()
-    frames = read_frames(ws, len(sent))
-    writer.join(10)
-    assert not writer.is_alive()
+    frames = written_by(ws.conn.flush, ws, len(sent))
     assert [f.payload for f in frames] == sent
 
 
@@ -245,11 +248,7 @@ def test_the_writer_task_finishes_a_partly_written_frame_and_the_close_reply_beh
     with pytest.raises(TimeoutError):   # read as its reader would; then waits for the end
         pair.conn.receive(timeout=0.3)
     assert not pair.conn.open
-    writer = threading.Thread(target=session.channel._resume)
-    writer.start()
-    frames = read_frames(pair, len(sent) + 1)
-    writer.join(10)
-    assert not writer.is_alive()
+    frames = written_by(session.channel._resume, pair, len(sent) + 1)
     assert [f.payload for f in frames[:len(sent)]] == sent
     assert (frames[-1].opcode, frames[-1].payload) == (CLOSE, b'\x03\xe8')
     session.end()
