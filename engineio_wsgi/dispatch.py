@@ -109,7 +109,7 @@ class Dispatcher:
                 if isinstance(item, _Closed):
                     self._notified = True
             if isinstance(item, _CloseLater):
-                session.close(item.reason, linger=True)
+                session.close(item.reason)
             elif isinstance(item, _Closed):
                 self._on_close(session, item.reason)
             elif not self._notified:

@@ -30,7 +30,6 @@ from .errors import (
     UnknownSid,
 )
 from .handlers import AppHandlers
-from .lifecycle import State
 from .options import Options
 from .reasons import Reason
 from .registry import Refusal, SessionRegistry
@@ -149,8 +148,7 @@ class RequestPipeline:
         if session is None or session.ended:
             self._several.unknown_sid(request.sid)  # type: ignore[arg-type]
             raise UnknownSid('no such session')
-        if session.state is State.CLOSING and not (
-                request.method == 'GET' and request.transport == session.transport == 'polling'):
+        if not session.admits(request.method == 'GET' and request.transport == 'polling'):
             raise UnknownSid('session has ended')
         if request.transport == 'polling' and session.transport != 'polling':
             raise BadRequest('polling request for a WebSocket session')

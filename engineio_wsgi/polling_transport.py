@@ -252,9 +252,9 @@ class PollingTransport:
     def send(self) -> None:
         self._wake.set()
 
-    def carries_close(self, reason: Reason, linger: bool) -> bool:
+    def carries_close(self, reason: Reason) -> bool:
         assert not locks.CHECK or locks.held(self._lock)
-        return self._get_waiting or linger or reason in LINGERING_REASONS
+        return self._get_waiting or reason in LINGERING_REASONS
 
     def writing(self) -> bool:
         assert not locks.CHECK or locks.held(self._lock)
@@ -276,6 +276,10 @@ class PollingTransport:
         ``peer_gone`` tells whether this GET's client has dropped the
         connection. A second GET while one waits raises ``DuplicateRequest``,
         unless the waiting one was abandoned: then the new one takes over.
+        While the session drains (a parse error: its close follows the
+        messages received before it), the GET waits for the close, so that
+        it brings the replies and the close packet together: no later GET
+        is served.
         """
         session = self._session
         generation = self._claim(peer_gone)
@@ -292,7 +296,8 @@ class PollingTransport:
                         return [NOOP]   # taken over by a newer GET
                     if self.paused or session.channel is not self:
                         return [NOOP]
-                    ready = bool(session.outbox)
+                    # a draining session's replies wait for its close packet
+                    ready = bool(session.outbox) and session.state is not State.DRAINING
                     if ready and checked:
                         packets, finish = session.take(limit)
                         return packets

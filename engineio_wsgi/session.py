@@ -118,6 +118,17 @@ class Session:
         """Closed for good: nothing more is delivered."""
         return self.state in ENDED_STATES
 
+    def admits(self, polling_get: bool) -> bool:
+        """Whether a new request for this session is served; else it gets
+        400 code 1 (unknown sid). Only an open session takes requests, but
+        a closing one on polling still hands its close packet (and what is
+        queued before it) to a GET; a draining one (after a parse error)
+        takes none: it is gone for the client."""
+        state = self.state
+        if state is _OPEN:
+            return True
+        return state is State.CLOSING and polling_get and self.channel.name == 'polling'
+
     # -- life cycle -------------------------------------------------------------
 
     def _step(self, event: Event) -> None:
@@ -134,8 +145,7 @@ class Session:
         """Start the heartbeat; the ``open`` packet counts as sent now."""
         self.heartbeat.start()
 
-    def close(self, reason: Reason, *, farewell: bool = True, abort: bool = False,
-              linger: bool = False) -> bool:
+    def close(self, reason: Reason, *, farewell: bool = True, abort: bool = False) -> bool:
         """End the session; never blocks on a client. False if it had ended already.
 
         The client is told with a close packet, after what is queued, where
@@ -144,15 +154,13 @@ class Session:
         ``farewell=False``: the transport is broken, nothing more is written.
         ``abort=True`` (with it) cuts the connection at once: a client that
         stopped reading, whose writer a graceful close would wait on.
-        ``linger=True``: a polling client is owed its close packet, the
-        session waits for its next GET, as after a server disconnect.
         """
         send = False
         with self.lock:
             if self.state not in OPEN_STATES:
                 return False
             channel = self.channel
-            if farewell and channel.carries_close(reason, linger):
+            if farewell and channel.carries_close(reason):
                 self.outbox.append(CLOSE)
                 self._step(Event.CLOSE)
                 send = channel.queued()
@@ -175,9 +183,12 @@ class Session:
     def close_after_dispatch(self, reason: Reason) -> None:
         """End the session once the messages received so far were handled.
 
-        What the application sends while handling them reaches the client
-        before the close packet. From now on nothing more from the client
-        reaches the application.
+        From now on the session takes no new request (``admits``) and
+        nothing more from the client reaches the application. A GET already
+        waiting, or the WebSocket, gets what the application sends while
+        handling those messages, then the close packet; a polling client
+        with no GET waiting gets nothing more (PROTOCOL.md: after a parse
+        error the session is gone at once).
         """
         with self.lock:
             if self.state is not State.OPEN:
@@ -186,7 +197,7 @@ class Session:
             # the dispatch worker closes the session when it gets there
             later = self.dispatcher.close_later(reason)
         if not later:
-            self.close(reason, linger=True)
+            self.close(reason)
 
     def end(self) -> None:
         """Drop the session now, whatever its state: nothing more is sent,

@@ -44,9 +44,9 @@ class Transport(Protocol):
     def send(self) -> None:
         """Deliver the queue; never blocks the caller on the client."""
 
-    def carries_close(self, reason: Reason, linger: bool) -> bool:
+    def carries_close(self, reason: Reason) -> bool:
         """Under the lock: whether a close packet queued now can still reach
-        the client (``linger``: the client is owed one anyway)."""
+        the client."""
 
     def writing(self) -> bool:
         """Under the lock: a write to the client is under way (one that a
@@ -97,8 +97,7 @@ class Host(Protocol):
 
     def enqueue(self, packet: Packet) -> bool: ...
 
-    def close(self, reason: Reason, *, farewell: bool = True, abort: bool = False,
-              linger: bool = False) -> bool: ...
+    def close(self, reason: Reason, *, farewell: bool = True, abort: bool = False) -> bool: ...
 
     def grace_expired(self) -> None: ...
 
@@ -118,8 +117,8 @@ class Unconnected:
     def send(self) -> None:
         pass
 
-    def carries_close(self, reason: Reason, linger: bool) -> bool:
-        return linger or reason in LINGERING_REASONS
+    def carries_close(self, reason: Reason) -> bool:
+        return reason in LINGERING_REASONS
 
     def writing(self) -> bool:
         return False

@@ -289,7 +289,7 @@ class WebSocketTransport(QueueWriter):
             return
         self._flush()
 
-    def carries_close(self, reason: Reason, linger: bool) -> bool:
+    def carries_close(self, reason: Reason) -> bool:
         assert not locks.CHECK or locks.held(self._lock)
         return True
 

@@ -544,6 +544,13 @@ class PollingClient:
                              message=f'disconnect handler call for {sid}')
         assert reasons == [reason]
 
+    def expect_gone(self, reason: str, timeout: float = 5.0) -> None:
+        """The session ended at once (a parse error): the very next GET answers
+        400 code 1, without waiting for anything, and the disconnect handler
+        ran with ``reason``."""
+        expect_error(self.get(timeout=timeout), 400, 1)
+        self.expect_reason(reason, timeout)
+
     def expect_closed(self, timeout: float = 5.0, reason: str | None = None) -> None:
         """The session is over: a GET now answers 400 code 1. With ``reason``:
         see ``expect_reason``."""
@@ -586,6 +593,13 @@ def disconnect_reasons(server: LiveServer, sid: str) -> list[str]:
     """Reasons the echo app's disconnect handler logged for ``sid`` (tests/apps/echo.py
     writes ``echo: disconnect <sid> <reason>``)."""
     prefix = f'echo: disconnect {sid} '
+    return [line[len(prefix):] for line in server.log().splitlines() if line.startswith(prefix)]
+
+
+def messages_received(server: LiveServer, sid: str) -> list[str]:
+    """The messages the echo app's handler logged for ``sid``, in order, as it
+    writes them (``echo: message <sid> <repr>``: ``'a'`` for the text ``a``)."""
+    prefix = f'echo: message {sid} '
     return [line[len(prefix):] for line in server.log().splitlines() if line.startswith(prefix)]
 
 

@@ -178,7 +178,7 @@ class OwnerSide:
         try:
             if session is None or session.ended:
                 raise UnknownSid('no such session')
-            if session.state is State.CLOSING and session.transport != 'polling':
+            if not session.admits(polling_get=True):
                 raise UnknownSid('session has ended')
             if session.transport != 'polling' or session.polling is None:
                 raise BadRequest('polling request for a WebSocket session')
@@ -216,7 +216,7 @@ class OwnerSide:
         answer ``busy`` (it is accepted and closed there, as locally)."""
         if session is None or session.ended:
             raise UnknownSid('no such session')
-        if session.state is State.CLOSING:
+        if not session.admits(polling_get=False):
             raise UnknownSid('session has ended')
         polling_transport = session.polling
         if polling_transport is None or not polling_transport.reserve_probe():

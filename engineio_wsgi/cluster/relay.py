@@ -205,7 +205,7 @@ class RemoteTransport(QueueWriter):
         self.relay_id = relay_id
         self._ended = False
 
-    def carries_close(self, reason: Reason, linger: bool) -> bool:
+    def carries_close(self, reason: Reason) -> bool:
         return True
 
     def attached(self, opening: Packet | None) -> None:

@@ -111,16 +111,29 @@ def test_duplicate_get_across_processes_closes_the_session(pair):
     expect_error(on(b.port, owner).get(), 400, 1)
 
 
-def test_bad_post_refused_before_the_owner_and_session_closed(pair):
+def test_bad_post_through_another_process_ends_the_session_at_once(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
     other = on(b.port, owner)
     expect_error(other.post(body=b'4ok\x1e9bad'), 400, 3)
-    # the packet before the bad one reached the application, its echo comes before 1
-    packets = on(a.port, owner).poll()
-    assert [(p.type, p.data) for p in packets] == [(MESSAGE, 'ok'), (CLOSE, '')]
+    # gone at once (PROTOCOL.md): the next GET is refused, on either process
     expect_error(other.get(), 400, 1)
+    expect_error(on(a.port, owner).get(), 400, 1)
+
+
+def test_bad_post_a_get_waiting_elsewhere_gets_the_reply_then_the_close(pair):
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    waiting = Background(on(b.port, owner).poll, 10.0)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    expect_error(on(b.port, owner).post(body=b'4ok\x1e9bad'), 400, 3)
+    # the packet before the bad one reached the application; its echo, then 1
+    packets = waiting.result(10.0)
+    assert [(p.type, p.data) for p in packets] == [(MESSAGE, 'ok'), (CLOSE, '')]
+    expect_error(on(a.port, owner).get(), 400, 1)
 
 
 def test_post_over_max_payload_is_413_and_closes(pair):

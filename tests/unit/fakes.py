@@ -68,7 +68,7 @@ class FakeTransport:
     def send(self) -> None:
         self.calls.append('send')
 
-    def carries_close(self, reason: Any, linger: bool) -> bool:
+    def carries_close(self, reason: Any) -> bool:
         return self.carries
 
     def writing(self) -> bool:

@@ -536,7 +536,7 @@ def test_methods_that_need_the_session_lock_refuse_to_run_without_it():
     with pytest.raises(AssertionError):
         session.take()
     with pytest.raises(AssertionError):
-        session.polling.carries_close(Reason.SERVER_DISCONNECT, False)
+        session.polling.carries_close(Reason.SERVER_DISCONNECT)
     with pytest.raises(AssertionError):
         session.dispatcher.close_later(Reason.PARSE_ERROR)
     with session.lock:

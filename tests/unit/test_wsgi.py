@@ -197,6 +197,8 @@ def test_bad_packets_close_the_session_but_earlier_ones_arrive(body):
     res = app.post(EIO + '&sid=' + sid, body.encode(), content_type='text/plain',
                    expect_errors=True)
     assert error(res) == (400, 3)
+    # gone at once: the next GET is refused, even before the earlier packet is handled
+    assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
     assert wait_until(lambda: closed)
     assert received == ['ok']
     assert closed == [(sid, 'parse error')]
@@ -209,6 +211,7 @@ def test_invalid_utf8_and_empty_body_are_parse_errors():
         res = app.post(EIO + '&sid=' + sid, body, content_type='text/plain', expect_errors=True)
         assert error(res) == (400, 3)
         assert closed == [(sid, 'parse error')]
+        assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
 
 
 def test_octet_stream_post_is_refused_and_closes():
