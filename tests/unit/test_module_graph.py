@@ -115,13 +115,14 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def upward_imports(graph: dict[str, set[str]], layers: dict[str, set[str]]) -> list[str]:
-    """Each import of a module of a higher layer, as a sentence."""
+    """Each import of a module of a higher layer, as a sentence (a module in
+    no layer is left to ``test_each_module_is_in_one_layer``)."""
     rank = {module: (index, name)
             for index, (name, modules) in enumerate(layers.items()) for module in modules}
     found = []
     for module in sorted(graph):
         for dep in sorted(graph[module]):
-            if rank[dep][0] < rank[module][0]:
+            if module in rank and dep in rank and rank[dep][0] < rank[module][0]:
                 found.append(f'{module} (layer {rank[module][1]!r}) imports {dep}, '
                              f'of the higher layer {rank[dep][1]!r}')
     return found
