@@ -270,7 +270,10 @@ class _Ending:
     connection is to end; the fields are set by ``WSConnection.__init__``.
     """
 
-    __slots__ = ()
+    # each class of the three holds the slots of the fields it declares
+    __slots__ = ('_sock', '_proto', '_rt', '_close_timeout', '_state_lock', '_write_lock',
+                 '_outbox', '_messages', '_broken', '_finished', '_closing_deadline',
+                 '_cancel_timer', '_reader', 'end_reason')
 
     _sock: Any
     _proto: ServerProtocol
@@ -405,7 +408,7 @@ class _Writing(_Ending):
     set by ``WSConnection.__init__``.
     """
 
-    __slots__ = ()
+    __slots__ = ('_nowait_sock', '_rest_pending')
 
     _nowait_sock: _socket.socket | None
     _rest_pending: bool
@@ -544,11 +547,9 @@ class WSConnection(_Writing):
     """
 
     # one per WebSocket, thousands held at once: fixed fields, no per-instance dict
-    __slots__ = ('_sock', '_proto', '_rt', '_close_timeout', 'extensions', 'end_reason',
-                 '_state_lock', '_write_lock', '_outbox', '_messages', '_frag_opcode',
-                 '_frag_parts', '_broken', '_finished', '_closing_deadline', '_cancel_timer',
-                 '_reader', '_failed', '_read_ahead', '_fast_frames', '_wait_read', '_drained',
-                 '_nowait_sock', '_rest_pending')
+    # (the fields of _Ending and _Writing are in their own slots)
+    __slots__ = ('extensions', '_frag_opcode', '_frag_parts', '_failed', '_read_ahead',
+                 '_fast_frames', '_wait_read', '_drained')
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,

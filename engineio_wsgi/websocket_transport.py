@@ -237,8 +237,8 @@ class WebSocketTransport(QueueWriter):
         # None: frames depend on the connection (compression)
         self._encode = conn.frame_encoder()
 
-    def _write(self, batch: list[Packet], block: bool = True) -> bool:
-        return write_batch(self._conn, self._b64, self._encode, batch, block)
+    def _write(self, batch: list[Packet]) -> None:
+        write_batch(self._conn, self._b64, self._encode, batch)
 
     # -- the transport interface (see transport.py) -------------------------------
 
@@ -263,7 +263,7 @@ class WebSocketTransport(QueueWriter):
             batch = list(outbox)
             outbox.clear()
         try:
-            if not self._write(batch, False):
+            if not write_batch(self._conn, self._b64, self._encode, batch, block=False):
                 return False
         except Exception as exc:
             # the session ends on a worker, not on the sender's thread (the
