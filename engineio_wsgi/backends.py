@@ -248,6 +248,27 @@ def detect_async_mode(sock: Any = None) -> str:
     return 'threading'
 
 
+def mode_mismatch(mode: str, sock: Any, server: str) -> tuple[bool, str] | None:
+    """What is wrong with running ``mode`` where this request runs (on
+    ``server``, its name), or None. Called in the request's own thread or
+    greenlet. ``(True, text)``: it cannot work, every request is refused;
+    ``(False, text)``: it works, but another mode fits better.
+    """
+    here = detect_async_mode(sock)
+    if mode == 'gevent' and here != 'gevent':
+        return True, (
+            f'async_mode="gevent", but {server} runs this request on a thread, not on '
+            f'gevent: gevent waits would stall it. Fix: Server(async_mode="threading") '
+            f'(or leave async_mode unset: it is detected), or serve with gevent '
+            f'(gunicorn -k gevent). Engine.IO requests are refused until then.')
+    if mode == 'threading' and threading_patched():
+        return False, (
+            f'async_mode="threading" in a process gevent has monkey-patched ({server}): '
+            f'threads are greenlets here, and body timeouts are not enforced. '
+            f'Fix: Server(async_mode="gevent") (or leave async_mode unset).')
+    return None
+
+
 def threading_patched() -> bool:
     """True when gevent made ``threading`` cooperative (its locks are greenlet-safe)."""
     return _module_patched('threading')

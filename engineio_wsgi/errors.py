@@ -86,6 +86,13 @@ class ServiceUnavailable(RequestError):
     message = 'Server unavailable'
 
 
+class ServerMisconfigured(RequestError):
+    """The server cannot serve Engine.IO as configured (logged with the fix)."""
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    code = 3
+    message = 'Server misconfigured (see its log)'
+
+
 class TooManyRequests(RequestError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = 3

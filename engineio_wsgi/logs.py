@@ -5,6 +5,12 @@ handler. ``Server(logger=<logging.Logger>)`` hangs that whole hierarchy under
 the given logger, so that its level, filters, handlers and propagation apply
 to the library's records, as python-engineio does with the logger it is given.
 This is process-wide: the last server created with a logger decides.
+
+Under gunicorn, when nothing would show the library's records (no handler on
+the way to the root: the application configured no logging, and gunicorn
+sets up only its own loggers), ``route_to_server_log`` hangs the hierarchy
+under gunicorn's error log, at WARNING unless a level was set: warnings then
+carry gunicorn's format instead of Python's bare last-resort line.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import sys
 from typing import Any
 
 PACKAGE = 'engineio_wsgi'
+#: the server's own log that records go to when nothing else shows them
+SERVER_LOG = 'gunicorn.error'
+_routed = False
 
 
 def configure(logger: bool | logging.Logger) -> logging.Logger:
@@ -40,23 +49,47 @@ def use_logger(target: logging.Logger | None) -> None:
                                  f'itself; pass a logger of the application')
             walk = walk.parent
         parent = target
+    global _routed
+    _routed = False
     if package.parent is not parent:
         package.parent = parent
         # loggers cache whether a level is enabled; setLevel clears every cache
         package.setLevel(package.level)
 
 
+def _server_log() -> logging.Logger | None:
+    """gunicorn's error log when it is set up in this process, else None."""
+    if 'gunicorn' not in sys.modules:
+        return None
+    server_log = logging.getLogger(SERVER_LOG)
+    return server_log if server_log.handlers else None
+
+
+def route_to_server_log() -> None:
+    """Called at the first request: if nothing shows the library's records,
+    send them to gunicorn's error log (see the module's docstring)."""
+    global _routed
+    package = logging.getLogger(PACKAGE)
+    server_log = _server_log()
+    if _routed or server_log is None or package.hasHandlers():
+        return
+    _routed = True
+    package.parent = server_log
+    if package.level == logging.NOTSET:
+        package.setLevel(logging.WARNING)
+    else:
+        package.setLevel(package.level)   # clears the loggers' cached levels
+
+
 def visible(logger: logging.Logger) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     """Where lines that people must see go (start-up lines, configuration
     warnings): ``logger``, or, when nothing would show its lines (no handler
     anywhere, as under gunicorn, which sets up only its own loggers),
-    gunicorn's error log, where people look."""
-    if logger.hasHandlers() or 'gunicorn' not in sys.modules:
+    gunicorn's error log, where people look, also at INFO."""
+    server_log = _server_log()
+    if server_log is None or (logger.hasHandlers() and not _routed):
         return logger
-    gunicorn_log = logging.getLogger('gunicorn.error')
-    if not gunicorn_log.handlers:
-        return logger
-    return _Prefixed(gunicorn_log, {})
+    return _Prefixed(server_log, {})
 
 
 class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from . import logs
 from . import polling_transport as polling
 from . import websocket_transport as websocket
-from .backends import Backend
+from .backends import Backend, mode_mismatch
 from .cors import CorsPolicy
 from .errors import (
     BadHandshakeMethod,
     BadRequest,
     Forbidden,
     RequestError,
+    ServerMisconfigured,
     ServiceUnavailable,
     TooManyRequests,
     UnknownSid,
@@ -83,6 +84,8 @@ class RequestPipeline:
         self._several = SeveralProcessesCheck(options.transports, options.ping_interval,
                                               options.ping_timeout)
         self._diagnosed = False
+        #: why this server cannot serve as configured (found at the first request)
+        self._misconfigured: str | None = None
         self._websocket_ok: bool | None = None
         #: the open packet's JSON after the sid, with and without the upgrade
         self._open_rest = {can: open_packet_rest(options, can) for can in (True, False)}
@@ -107,6 +110,8 @@ class RequestPipeline:
         headers: Headers = []
         allowed = self._cors.allows(request)
         try:
+            if self._misconfigured is not None:
+                raise ServerMisconfigured(self._misconfigured)
             if request.origin is not None and allowed:
                 # errors carry the CORS headers the request would have had
                 headers = self._cors.headers(request, request.raw_method == 'OPTIONS')
@@ -236,6 +241,7 @@ class RequestPipeline:
     def _diagnose(self, adapter: ServerAdapter) -> None:
         """Say once, at the first request, what this server can serve and why not."""
         self._diagnosed = True
+        logs.route_to_server_log()
         self._several.first_request()
         try:
             info = adapter.describe()
@@ -245,6 +251,14 @@ class RequestPipeline:
         self._websocket_ok = info.can_websocket
         log = logs.visible(logger)
         backend = self._backend_for(None).name
+        wrong = mode_mismatch(backend, adapter.sock, info.name)
+        if wrong is not None:
+            fatal, text = wrong
+            if fatal:
+                log.error('%s', text)
+                self._misconfigured = text
+                return
+            log.warning('%s', text)
         if not info.concurrent and backend == 'threading':
             log.error(
                 '%s serves one request at a time: while a long-poll waits (up to the ping '
