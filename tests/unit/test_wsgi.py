@@ -280,6 +280,26 @@ def test_invalid_utf8_and_empty_body_are_parse_errors():
         assert closed == [(sid, 'parse error')]
 
 
+@pytest.mark.parametrize('declared', [
+    '\u00b2', '1\u00b2', '\u0666', '\u0661\u0662', '\uff16', ' 6', '6 ', '+6', '1_0', '0x6',
+    '6.0', '-6', '6\n',
+])
+def test_a_content_length_not_of_ascii_digits_is_a_bad_request(declared):
+    # str.isdigit() and int() take '²', Arabic-Indic and fullwidth digits
+    eio, _, received, closed = make()
+    app = webtest.TestApp(WSGIApp(eio), lint=False)   # webtest's lint refuses such a length
+    sid = handshake(app)['sid']
+    request = webtest.TestRequest.blank(EIO + '&sid=' + sid, method='POST', body=b'4hello',
+                                        content_type='text/plain')
+    request.environ['CONTENT_LENGTH'] = declared
+    res = app.do_request(request, expect_errors=True)
+    assert error(res) == (400, 3)
+    assert closed == [(sid, 'parse error')]
+    assert received == []
+    assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
+    eio.shutdown()
+
+
 def test_octet_stream_post_is_refused_and_closes():
     eio, app, _, closed = make()
     sid = handshake(app)['sid']
