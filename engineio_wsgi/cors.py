@@ -8,7 +8,7 @@ from typing import Any
 
 from .callables import takes_args
 from .options import OriginPolicy
-from .request import Request
+from .request import Request, valid_origin
 
 _DEFAULT_PORTS = {'http': '80', 'https': '443', 'ws': '80', 'wss': '443'}
 #: a list of HTTP header names (RFC 9110 tokens), as Access-Control-Request-Headers has
@@ -35,8 +35,15 @@ class CorsPolicy:
             self._allowed = frozenset(_normalize(o) for o in allowed)
 
     def allows(self, request: Request) -> bool:
+        """True for a request without Origin or with an allowed one; an Origin
+        that check 4 refuses is never allowed (nor shown to a callable), so it
+        never gets CORS headers echoing it."""
         origin = request.origin
-        if origin is None or self.disabled or self._any:
+        if origin is None:
+            return True
+        if not valid_origin(origin):
+            return False
+        if self.disabled or self._any:
             return True
         if self._same_origin:
             return _normalize(origin) == _normalize(request.own_origin)

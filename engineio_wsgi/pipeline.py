@@ -108,6 +108,8 @@ class RequestPipeline:
         if not self._diagnosed:
             self._diagnose(request.adapter)
         headers: Headers = []
+        # False for an Origin check 4 refuses as well as for one not allowed:
+        # neither is ever echoed in a response header
         allowed = self._cors.allows(request)
         try:
             if self._misconfigured is not None:

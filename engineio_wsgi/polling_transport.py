@@ -120,7 +120,8 @@ def read_body(request: Request, options: Options, session: Session) -> bytes:
     declared = request.content_length
     length: int | None
     if declared:
-        if not declared.isdigit():
+        # ASCII digits only: str.isdigit() is also true for '²' or '٣'
+        if not (declared.isascii() and declared.isdigit()):
             session.close(Reason.PARSE_ERROR)
             raise BadRequest('Content-Length is not a number')
         length = int(declared)

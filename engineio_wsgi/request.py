@@ -24,6 +24,12 @@ _SINGLE = frozenset({'EIO', 'transport', 'sid'})
 _ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[A-Za-z0-9.\-_~%!$&'()*+,;=:\[\]]+|null")
 
 
+def valid_origin(origin: str) -> bool:
+    """Check 4 of PROTOCOL.md: a serialized origin (``scheme://host[:port]``) or
+    ``null``. What passes is printable ASCII, so it can be echoed in a header."""
+    return _ORIGIN.fullmatch(origin) is not None
+
+
 def _header_tokens(value: str) -> list[str]:
     return [part.strip().lower() for part in value.split(',') if part.strip()]
 
@@ -181,7 +187,7 @@ def parse_request(request: Request, enabled: tuple[str, ...]) -> Request:
     if transport not in TRANSPORTS or transport not in enabled:
         raise UnknownTransport('transport missing, unknown or not enabled')
     origin = request.origin
-    if origin is not None and not _ORIGIN.fullmatch(origin):
+    if origin is not None and not valid_origin(origin):
         raise BadRequest('Origin header has invalid characters')
     b64 = query.get('b64', '')
     request.transport = transport

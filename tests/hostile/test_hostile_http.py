@@ -233,7 +233,7 @@ def test_content_length_smaller_than_the_body(bystanders: Bystanders, hostile_se
     bystanders.check()
 
 
-@pytest.mark.parametrize('value', ['abc', '-1', '1e3', '0x10', '', '5, 5', '+6',
+@pytest.mark.parametrize('value', ['abc', '-1', '1e3', '0x10', '', '5, 5', '+6', '\xb2', '1\xb2',
                                    '99999999999999999999999'])
 def test_content_length_not_a_number(bystanders: Bystanders, hostile_server, value):
     c = opened(hostile_server)

@@ -513,6 +513,23 @@ def test_post_over_max_payload_refused_by_content_length(client: PollingClient) 
     client.expect_closed(reason='payload too large')
 
 
+@pytest.mark.parametrize('declared', ['\xb2', '\xb9', '1\xb2'])
+def test_content_length_of_digits_that_are_not_ascii(server: LiveServer, client: PollingClient,
+                                                     declared: str) -> None:
+    """Latin-1 superscripts (one byte each on the wire): str.isdigit() is true
+    for them, int() refuses them. werkzeug hands them to the application, which
+    answers 400 code 3 as for any bad length; gunicorn and gevent.pywsgi refuse
+    the request themselves, so the session never sees it."""
+    resp = client.post(body=b'4hello', headers={'Content-Length': declared})
+    if server.kind == 'werkzeug':
+        expect_error(resp, 400, 3)
+        client.expect_closed(reason='parse error')
+    else:
+        assert resp.status == 400 and not resp.content_type.startswith('application/json'), resp
+        client.send('still open')
+        assert client.receive(1) == ['still open']
+
+
 def test_chunked_post_over_max_payload(client: PollingClient) -> None:
     size = MAX_PAYLOAD + 10
     body = b'4' + b'y' * (size - 1)

@@ -6,6 +6,15 @@ of the WSGI call, never in a hang; and the server must end up with no session
 and no thread left. The profile is fixed (derandomized, bounded examples) so
 that CI sees the same inputs every run.
 
+Header values are drawn as arbitrary text as well as near the valid ones
+(``Origin``, ``Content-Length`` in other digits, with a sign or spaces), and
+each request goes to one of several servers that differ only in
+``cors_allowed_origins``: the same origin, ``'*'``, lists, and callables
+taking the origin or the origin and the environ. Every response header must be
+one a WSGI server can write (latin-1, no control character), and an Origin
+that is malformed or not allowed is never echoed (no ``Access-Control-*``
+header), while an allowed one gets its CORS headers on errors too.
+
 The same requests also run with a real connection socket in the environ (one
 end of a socket pair, as ``gunicorn.socket``; the other end plays the
 client), so that the WebSocket takeover, the check for a client that went away
@@ -17,10 +26,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -53,11 +64,49 @@ def fallback(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b'fallback']
 
 
-def run_pipeline(http_body_timeout: float) -> Iterator[tuple[Server, WSGIApp]]:
+# -- the servers: one per cors_allowed_origins policy ------------------------------
+
+OK_ORIGIN = 'http://ok.example'
+OWN_ORIGIN = 'http://127.0.0.1:5000'     # the Host of every fuzzed request
+#: origins a callable policy was asked about (each checked, then cleared, per example)
+asked: list[str] = []
+
+
+def one_arg_rule(origin: str) -> bool:
+    return origin in (OK_ORIGIN, 'null')
+
+
+def two_arg_rule(origin: str, environ: dict[str, Any]) -> bool:
+    return origin == OK_ORIGIN or (origin.startswith('https://')
+                                   and environ.get('REQUEST_METHOD') == 'GET')
+
+
+def one_arg(origin: str) -> bool:
+    asked.append(origin)
+    return one_arg_rule(origin)
+
+
+def two_arg(origin: str, environ: dict[str, Any]) -> bool:
+    asked.append(origin)
+    return two_arg_rule(origin, environ)
+
+
+POLICIES: dict[str, Any] = {
+    'same-origin': None,
+    'star': '*',
+    'list': [OK_ORIGIN],
+    'list-with-star': [OK_ORIGIN, '*'],
+    'callable-origin': one_arg,
+    'callable-origin-environ': two_arg,
+}
+RULES: dict[Any, Callable[..., bool]] = {one_arg: one_arg_rule, two_arg: two_arg_rule}
+
+
+def make_server(http_body_timeout: float, cors: Any) -> Server:
     eio = Server(async_mode='threading', ping_interval=0.2, ping_timeout=0.2, upgrade_timeout=1.0,
                  shutdown_timeout=0.1, max_http_buffer_size=2000, http_body_timeout=http_body_timeout,
                  max_sessions=300, max_sessions_per_client=250, message_rate_limit=(40, 1),
-                 cors_allowed_origins=['http://ok.example'], max_queued_packets=100)
+                 cors_allowed_origins=cors, max_queued_packets=100)
 
     @eio.on('message')
     def on_message(sid: str, data: str | bytes) -> None:
@@ -67,29 +116,38 @@ def run_pipeline(http_body_timeout: float) -> Iterator[tuple[Server, WSGIApp]]:
             eio.send(sid, data)
         except ValueError:       # text with \x1e to a polling session
             pass
+    return eio
 
+
+Pipelines = dict[str, tuple[Server, WSGIApp]]
+
+
+def run_pipelines(http_body_timeout: float) -> Iterator[Pipelines]:
     threads_before = threading.active_count()
-    yield eio, WSGIApp(eio, fallback)
+    servers = {name: make_server(http_body_timeout, cors) for name, cors in POLICIES.items()}
+    yield {name: (eio, WSGIApp(eio, fallback)) for name, eio in servers.items()}
     # every session the fuzzing opened ends by itself (heartbeat), before any shutdown
-    wait_until(lambda: eio.session_count() == 0, timeout=10, message='all fuzzed sessions ended')
-    eio.shutdown()
+    wait_until(lambda: all(eio.session_count() == 0 for eio in servers.values()), timeout=10,
+               message='all fuzzed sessions ended')
+    for eio in servers.values():
+        eio.shutdown()
     wait_until(lambda: threading.active_count() <= threads_before + 1, timeout=10,
                message=f'threads back to {threads_before} + 1')
 
 
 @pytest.fixture(scope='module')
-def pipeline() -> Iterator[tuple[Server, WSGIApp]]:
-    """A server whose requests come without a socket (no WebSocket possible)."""
-    yield from run_pipeline(http_body_timeout=0.5)
+def pipelines() -> Iterator[Pipelines]:
+    """Servers whose requests come without a socket (no WebSocket possible)."""
+    yield from run_pipelines(http_body_timeout=0.5)
 
 
 @pytest.fixture(scope='module')
-def socket_pipeline() -> Iterator[tuple[Server, WSGIApp]]:
-    """A server whose requests all come with a socket, from the first on.
+def socket_pipelines() -> Iterator[Pipelines]:
+    """Servers whose requests all come with a socket, from the first on.
     The body timeout is below the 0.4 s a session without pongs lives, so
     that the watchdog, not the heartbeat, ends a body that stops half-way
     (test_body_watchdog_outlives_a_session_closed_meanwhile covers the other order)."""
-    yield from run_pipeline(http_body_timeout=0.25)
+    yield from run_pipelines(http_body_timeout=0.25)
 
 
 @pytest.fixture(scope='module')
@@ -99,6 +157,17 @@ def seen() -> Iterator[dict[int, int]]:
     counts: dict[int, int] = {}
     yield counts
     assert {200, 204, 400, 403, 413} <= set(counts), counts
+
+
+@pytest.fixture(scope='module')
+def cors_seen() -> Iterator[dict[str, int]]:
+    """'<policy> echoed' / '<policy> not echoed' -> count (requests with an
+    Origin to Engine.IO paths); at the end: each policy both echoed an
+    Origin and refused one."""
+    counts: dict[str, int] = {}
+    yield counts
+    expected = {f'{name} {what}' for name in POLICIES for what in ('echoed', 'not echoed')}
+    assert expected <= set(counts), sorted(counts.items())
 
 
 @pytest.fixture(scope='module')
@@ -204,15 +273,37 @@ packet_text = st.one_of(
 payloads = st.lists(packet_text, max_size=12).map(lambda ps: '\x1e'.join(ps).encode('utf-8'))
 bodies = st.one_of(payloads, st.binary(max_size=300), st.just(b'4' + b'x' * 2500))
 
-content_lengths = st.one_of(st.none(), st.just('actual'), st.just('actual+5'),
-                            st.sampled_from(['', '0', '-1', 'abc', '1e3', '99999999999', ' 3']),
-                            st.integers(0, 5000).map(str))
+# ten digits 0-9 in scripts str.isdigit() (and some of them int()) takes
+DIGITS = ['0123456789', '\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669',
+          '\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19',
+          '\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079',
+          '\u0966\u0967\u0968\u0969\u096a\u096b\u096c\u096d\u096e\u096f']
+# the body's real length (plus a delta), in some digits, between a prefix and a suffix
+near_lengths = st.builds(
+    lambda prefix, digits, delta, suffix: ('actual', prefix, digits, delta, suffix),
+    st.sampled_from(['', '', ' ', '\t', '+', '-', '0', '00']), st.sampled_from(DIGITS),
+    st.sampled_from([0, 0, 0, 1, -1, 5]), st.sampled_from(['', '', ' ', '\n', '.0', '_0', ',5']))
+content_lengths = st.one_of(st.none(), st.just('actual'), st.just('actual+5'), near_lengths,
+                            st.sampled_from(['', '0', '-1', 'abc', '1e3', '99999999999', ' 3',
+                                             '\u00b2', '1_0', '+5', '\u0661\u0662', '0x10']),
+                            st.integers(0, 5000).map(str), st.text(max_size=12))
+
+# origins near valid ones: another case, a default or other port, a path, a
+# character no header may carry, spaces
+near_origins = st.builds(
+    lambda prefix, base, suffix: prefix + base + suffix,
+    st.sampled_from(['', '', '', ' ', '\x01', 'x']),
+    st.sampled_from([OK_ORIGIN, 'HTTP://OK.EXAMPLE', OWN_ORIGIN, 'http://127.0.0.1', 'null',
+                     'https://any.example', 'http://evil.example', 'http://[::1]:5000']),
+    st.sampled_from(['', '', '', ':80', ':5000', '/', '/path', ' ', '\r\n', '\x00', '\x7f',
+                     '\u00e9', '\u0100', '\ufeff', '%0d%0a']))
+origins = st.one_of(
+    st.sampled_from([OK_ORIGIN, 'http://evil.example', 'null', OWN_ORIGIN, 'https://any.example',
+                     'http://ok.example:80', 'x\r\ny', '']),
+    st.sampled_from([OK_ORIGIN, OWN_ORIGIN, 'https://any.example']),
+    near_origins, near_origins, st.text(max_size=30))
 
 headers = st.fixed_dictionaries({}, optional={
-    'HTTP_ORIGIN': st.one_of(st.sampled_from(['http://ok.example', 'http://evil.example', 'null',
-                                              'http://ok.example', 'http://evil.example',
-                                              'http://127.0.0.1:5000', 'x\r\ny', '']),
-                             st.text(max_size=30)),
     'CONTENT_TYPE': st.sampled_from(['text/plain;charset=UTF-8', 'application/octet-stream',
                                      'text/html', '', 'application/octet-stream; x=1']),
     'HTTP_TRANSFER_ENCODING': st.sampled_from(['chunked', 'gzip, chunked', 'identity']),
@@ -235,6 +326,8 @@ requests = st.fixed_dictionaries({
     'headers': headers,
     'body': bodies,
     'content_length': content_lengths,
+    'origin': st.one_of(st.none(), origins, origins),
+    'cors': st.sampled_from(sorted(POLICIES)),
 })
 
 
@@ -248,36 +341,129 @@ def build_query(parts: list[tuple[str, str, bool]], sid: str | None) -> str:
     return '&'.join(items)
 
 
-def _req(method: str, body: bytes = b'', length: str | None = 'actual', **headers: Any) -> dict:
+def _req(method: str, body: bytes = b'', length: Any = 'actual', cors: str = 'list',
+         **headers: Any) -> dict:
     return {'method': method, 'path': '/engine.io/', 'body': body, 'content_length': length,
             'query': [('EIO', '4', False), ('transport', 'polling', False), ('sid', SID, False)],
-            'headers': headers}
+            'headers': headers, 'cors': cors}
 
 
 def environ_for(req: dict[str, Any], sid: str | None) -> dict[str, Any]:
     body = req['body']
     environ = base_environ(req['method'], req['path'], build_query(req['query'], sid), body)
+    if req.get('origin') is not None:
+        environ['HTTP_ORIGIN'] = req['origin']
     environ.update(req['headers'])
     length = req['content_length']
     if length == 'actual':
         environ['CONTENT_LENGTH'] = str(len(body))
     elif length == 'actual+5':
         environ['CONTENT_LENGTH'] = str(len(body) + 5)
+    elif isinstance(length, tuple):
+        _, prefix, digits, delta, suffix = length
+        number = ''.join(digits[int(d)] for d in str(max(0, len(body) + delta)))
+        environ['CONTENT_LENGTH'] = prefix + number + suffix
     elif length is not None:
         environ['CONTENT_LENGTH'] = length
     return environ
 
 
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: what the test takes for an Origin that may be echoed at all (looser than
+#: check 4: printable ASCII, a scheme); whatever else is never echoed
+ECHOABLE = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*://[\x21-\x7e]+|null')
+#: origins that pass check 4 (serialized origins): echoed whenever allowed
+WELL_FORMED = {OK_ORIGIN, 'HTTP://OK.EXAMPLE', 'http://ok.example:80', OWN_ORIGIN,
+               'http://127.0.0.1', 'http://127.0.0.1:80', 'null', 'https://any.example',
+               'https://any.example:80', 'http://evil.example', 'http://evil.example:80',
+               'http://[::1]:5000', 'http://[::1]:5000:80'}
+_DEFAULT_PORT = {'http': '80', 'https': '443'}
+
+
+def _same_origin(a: str, b: str) -> bool:
+    """RFC 6454 comparison: case-insensitive, a default port is the same as none."""
+    def plain(origin: str) -> str:
+        origin = origin.lower()
+        scheme = origin.partition('://')[0]
+        port = _DEFAULT_PORT.get(scheme)
+        return origin[:-len(port) - 1] if port and origin.endswith(':' + port) else origin
+    return plain(a) == plain(b)
+
+
+def policy_allows(policy: Any, origin: str, environ: dict[str, Any]) -> bool:
+    """The policy's verdict on an origin that passes check 4 (PROTOCOL.md, CORS)."""
+    if policy is None:
+        return _same_origin(origin, OWN_ORIGIN)
+    if policy == '*' or (isinstance(policy, list) and '*' in policy):
+        return True
+    if isinstance(policy, list):
+        return any(_same_origin(origin, allowed) for allowed in policy)
+    rule = RULES[policy]
+    return rule(origin) if rule is one_arg_rule else rule(origin, environ)
+
+
+def check_headers(response_headers: list) -> None:
+    """Each header one a WSGI server can write: a token name, a latin-1 value
+    without control characters (a tab aside)."""
+    for name, value in response_headers:
+        assert isinstance(name, str) and isinstance(value, str), (name, value)
+        assert HEADER_NAME.fullmatch(name), name
+        value.encode('latin-1')
+        assert not any(unicodedata.category(c) == 'Cc' and c != '\t' for c in value), (name, value)
+
+
+def check_cors(req: dict[str, Any], environ: dict[str, Any], code: int, response_headers: list,
+               cors_seen: dict[str, int] | None) -> None:
+    """An Origin is echoed only when well formed and allowed; then on errors too."""
+    cors = [(n, v) for n, v in response_headers if n.lower().startswith('access-control-')
+            or (n.lower() == 'vary' and 'origin' in v.lower())]
+    origin = environ.get('HTTP_ORIGIN')
+    if origin is None or req['path'] not in ENGINEIO_PATHS:
+        assert cors == [], (cors, environ)
+        return
+    policy = POLICIES[req['cors']]
+    allowed = ECHOABLE.fullmatch(origin) is not None and policy_allows(policy, origin, environ)
+    if not allowed:
+        assert cors == [], f'refused Origin {origin!r} echoed: {cors}'
+        assert code in (400, 403), (code, environ)
+    elif cors or origin in WELL_FORMED:
+        expected = [('Access-Control-Allow-Origin', origin), ('Vary', 'Origin'),
+                    ('Access-Control-Allow-Credentials', 'true')]
+        if environ['REQUEST_METHOD'] == 'OPTIONS':     # a preflight, answered or refused
+            assert cors[:4] == expected + [('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')]
+            requested = environ.get('HTTP_ACCESS_CONTROL_REQUEST_HEADERS')
+            echoed = [('Access-Control-Allow-Headers', requested)]
+            if requested and re.fullmatch(r'[A-Za-z0-9-]+(, ?[A-Za-z0-9-]+)*', requested):
+                assert cors[4:] == echoed, (cors, environ)
+            else:
+                assert cors[4:] in ([], echoed), (cors, environ)
+        else:
+            assert cors == expected, (cors, environ)
+    else:
+        # allowed by the policy but refused by check 4 (e.g. a path after the host)
+        assert code == 400, (code, environ)
+    if cors_seen is not None:
+        key = f"{req['cors']} {'echoed' if cors else 'not echoed'}"
+        cors_seen[key] = cors_seen.get(key, 0) + 1
+
+
+def check_asked() -> None:
+    """A cors_allowed_origins callable is only ever asked about a well-formed Origin."""
+    strays = [o for o in asked if not ECHOABLE.fullmatch(o)]
+    asked.clear()
+    assert strays == [], f'a cors_allowed_origins callable was asked about {strays!r}'
+
+
 def check_answer(req: dict[str, Any], environ: dict[str, Any], sid: str | None, status: str,
-                 response_headers: list, response_body: bytes, calls: int) -> int:
+                 response_headers: list, response_body: bytes, calls: int,
+                 cors_seen: dict[str, int] | None = None) -> int:
     """The answer is one PROTOCOL.md documents; returns the status code."""
     assert calls == 1, f'start_response called {calls} times for {environ}'
     code = int(status.split()[0])
     assert code in STATUSES, f'undocumented status {status} for {environ}'
-    for name, value in response_headers:
-        assert isinstance(name, str) and isinstance(value, str)
-        assert not any(c in name + value for c in '\r\n\x00'), (name, value)
-        value.encode('latin-1')
+    check_headers(response_headers)
+    check_cors(req, environ, code, response_headers, cors_seen)
+    check_asked()
     if req['path'] not in ENGINEIO_PATHS:
         assert (code, response_body) == (200, b'fallback')
         return code
@@ -307,11 +493,14 @@ ENGINEIO_PATHS = ('/engine.io/', '/engine.io', '/engine.io/x/y')
 @example(req=_req('OPTIONS', HTTP_ORIGIN='http://ok.example',
                   HTTP_ACCESS_CONTROL_REQUEST_HEADERS='\u0100'))
 @example(req=_req('GET', HTTP_ORIGIN='http://evil.example'))
-def test_random_requests_get_documented_answers(pipeline, seen, req):
-    eio, app = pipeline
+@example(req=_req('GET', cors='star', HTTP_ORIGIN='http://a\x01b'))
+@example(req=_req('POST', b'4hello', '\u00b2'))
+@example(req=_req('POST', b'4hello', ('actual', '', DIGITS[1], 0, '')))
+def test_random_requests_get_documented_answers(pipelines, seen, cors_seen, req):
+    eio, app = pipelines[req['cors']]
     sid = open_session(app, eio)
     environ = environ_for(req, sid)
-    code = check_answer(req, environ, sid, *call(app, environ))
+    code = check_answer(req, environ, sid, *call(app, environ), cors_seen=cors_seen)
     seen[code] = seen.get(code, 0) + 1
 
 
@@ -351,6 +540,8 @@ socket_requests = st.one_of(
         'headers': st.just(UPGRADE),
         'body': websocket_bodies,
         'content_length': st.none(),
+        'origin': st.one_of(st.none(), origins),
+        'cors': st.sampled_from(sorted(POLICIES)),
     }),
     st.fixed_dictionaries({
         'method': st.sampled_from(['GET', 'POST']),
@@ -359,6 +550,7 @@ socket_requests = st.one_of(
         'headers': st.just({}),
         'body': payloads,
         'content_length': st.just('actual'),
+        'cors': st.sampled_from(sorted(POLICIES)),
     }),
 )
 
@@ -413,8 +605,8 @@ class Client:
               'headers': UPGRADE, 'content_length': None,
               'body': wsframes.encode(wsframes.TEXT, b'2probe') + wsframes.encode(wsframes.TEXT, b'5')},
          plan='send-eof', queued=True)
-def test_random_requests_on_a_real_socket(socket_pipeline, socket_seen, req, plan, queued):
-    eio, app = socket_pipeline
+def test_random_requests_on_a_real_socket(socket_pipelines, socket_seen, req, plan, queued):
+    eio, app = socket_pipelines[req['cors']]
     sid = open_session(app, eio, queued, with_socket=True)
     environ = environ_for(req, sid)
     server_end, client_end = socket.socketpair()
@@ -455,6 +647,7 @@ def test_random_requests_on_a_real_socket(socket_pipeline, socket_seen, req, pla
             socket_seen['watchdog'] = socket_seen.get('watchdog', 0) + 1
         if plan == 'gone' and req['method'] == 'GET' and code == 200:
             socket_seen['gone'] = socket_seen.get('gone', 0) + 1
+    check_asked()
     socket_seen[outcome] = socket_seen.get(outcome, 0) + 1
 
 
@@ -468,8 +661,8 @@ def _socket_environ(method: str, query: str, server_end: socket.socket, **extra:
     return environ
 
 
-def test_handshake_to_a_gone_client_ends_like_a_dropped_connection(socket_pipeline):
-    eio, app = socket_pipeline
+def test_handshake_to_a_gone_client_ends_like_a_dropped_connection(socket_pipelines):
+    eio, app = socket_pipelines['list']
     server_end, client_end = socket.socketpair()
     client_end.close()
     environ = _socket_environ('GET', 'EIO=4&transport=websocket', server_end, **UPGRADE)

@@ -163,6 +163,75 @@ def test_errors_carry_the_cors_headers_the_request_would_have_had():
     assert res.headers['Access-Control-Allow-Origin'] == 'http://a.com'
 
 
+# Origins check 4 refuses, each with characters no response header may carry
+# or that are not in a serialized origin
+INVALID_ORIGINS = ['http://a\x01b', 'http://a b', 'http://\u00e9.example', 'http://\u0100.example',
+                   'http://a.example\r\nX-Injected: 1', 'http://a.example/path', '']
+
+
+def _cors_headers(res):
+    return [(name, value) for name, value in res.headerlist
+            if name.lower().startswith('access-control-') or name.lower() == 'vary']
+
+
+def _policies(origin, asked):
+    """cors_allowed_origins values that would allow ``origin`` if it were valid;
+    the callables note each origin they are asked about in ``asked``."""
+    def one(o):
+        asked.append(o)
+        return True
+
+    def two(o, environ):
+        asked.append(o)
+        return True
+    return ['*', [origin], ['http://x.example', '*'], one, two]
+
+
+@pytest.mark.parametrize('origin', INVALID_ORIGINS)
+@pytest.mark.parametrize('method, query, expected', [
+    ('GET', EIO, (400, 3)),                                     # check 4
+    ('GET', EIO + '&sid=nope', (400, 3)),                       # 4 before 6
+    ('POST', EIO, (400, 3)),                                    # 4 before 8
+    ('OPTIONS', EIO, (400, 3)),                                 # a preflight too
+    ('GET', '/engine.io/?EIO=3&transport=polling', (400, 5)),   # an earlier check
+    ('GET', '/engine.io/?EIO=4&transport=x', (400, 0)),
+])
+def test_an_invalid_origin_is_never_echoed(origin, method, query, expected):
+    asked = []
+    for allowed in _policies(origin, asked):
+        eio, _, _, _ = make(cors_allowed_origins=allowed)
+        # lint off: it refuses the response header this test looks for
+        app = webtest.TestApp(WSGIApp(eio), lint=False)
+        res = app.request(query, method=method, expect_errors=True,
+                          headers={'Origin': origin, 'Access-Control-Request-Headers': 'x-a'})
+        assert error(res) == expected, (allowed, res)
+        assert _cors_headers(res) == [], (allowed, res.headerlist)
+        assert eio.session_count() == 0
+    assert asked == [], 'a cors_allowed_origins callable saw an invalid Origin'
+
+
+@pytest.mark.parametrize('allowed', [
+    '*', ['http://a.com'], ['http://x.example', '*'], None,
+    lambda origin: origin == 'http://a.com',
+    lambda origin, environ: origin == 'http://a.com' and 'HTTP_ORIGIN' in environ,
+])
+@pytest.mark.parametrize('method, query, expected', [
+    ('GET', EIO + '&sid=nope', (400, 1)),
+    ('POST', EIO, (400, 2)),
+    ('GET', '/engine.io/?EIO=3&transport=polling', (400, 5)),
+    ('GET', '/engine.io/?EIO=4&transport=x', (400, 0)),
+    ('GET', '/engine.io/?EIO=4&EIO=4&transport=polling', (400, 3)),
+])
+def test_errors_for_an_allowed_origin_carry_its_cors_headers(allowed, method, query, expected):
+    eio, app, _, _ = make(cors_allowed_origins=allowed)
+    # None allows the same origin only: the request's Host is a.com
+    res = app.request(query, method=method, expect_errors=True,
+                      headers={'Origin': 'http://a.com', 'Host': 'a.com'})
+    assert error(res) == expected
+    assert _cors_headers(res) == [('Access-Control-Allow-Origin', 'http://a.com'),
+                                  ('Vary', 'Origin'), ('Access-Control-Allow-Credentials', 'true')]
+
+
 def test_preflight_opens_nothing():
     eio, app, _, _ = make(cors_allowed_origins=['http://a.com'])
     res = app.options(EIO, headers={'Origin': 'http://a.com',
@@ -212,6 +281,26 @@ def test_invalid_utf8_and_empty_body_are_parse_errors():
         assert error(res) == (400, 3)
         assert closed == [(sid, 'parse error')]
         assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
+
+
+@pytest.mark.parametrize('declared', [
+    '\u00b2', '1\u00b2', '\u0666', '\u0661\u0662', '\uff16', ' 6', '6 ', '+6', '1_0', '0x6',
+    '6.0', '-6', '6\n',
+])
+def test_a_content_length_not_of_ascii_digits_is_a_bad_request(declared):
+    # str.isdigit() and int() take '²', Arabic-Indic and fullwidth digits
+    eio, _, received, closed = make()
+    app = webtest.TestApp(WSGIApp(eio), lint=False)   # webtest's lint refuses such a length
+    sid = handshake(app)['sid']
+    request = webtest.TestRequest.blank(EIO + '&sid=' + sid, method='POST', body=b'4hello',
+                                        content_type='text/plain')
+    request.environ['CONTENT_LENGTH'] = declared
+    res = app.do_request(request, expect_errors=True)
+    assert error(res) == (400, 3)
+    assert closed == [(sid, 'parse error')]
+    assert received == []
+    assert error(app.get(EIO + '&sid=' + sid, expect_errors=True)) == (400, 1)
+    eio.shutdown()
 
 
 def test_octet_stream_post_is_refused_and_closes():
