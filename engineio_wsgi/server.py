@@ -23,6 +23,7 @@ from .pipeline import RequestPipeline
 from .reasons import Reason
 from .registry import SessionRegistry
 from .response import StartResponse
+from .wsgi_servers import telling_close
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ class Server:
     def handle_request(self, environ: dict[str, Any],
                        start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point for Engine.IO requests."""
-        return self._pipeline.handle(environ, start_response)
+        return self._pipeline.handle(environ, telling_close(environ, start_response))
 
     def _backend_for(self, sock: Any) -> Backend:
         return self._backend or self._decide_backend(sock)

@@ -35,6 +35,9 @@ gunicorn, ``gthread``, ``gevent`` (and ``sync``) workers
     connection closed; the access log says 101.
 
 gevent.pywsgi (also gunicorn's ``GeventPyWSGIWorker``)
+    A request saying ``Connection: close`` has its connection closed after
+    the response, which does not say so unless the application does
+    (:func:`telling_close` does; gunicorn and werkzeug say it themselves).
     Socket: not in the environ. For a request asking for an upgrade,
     ``environ['wsgi.input']`` is the handler's buffered reader itself, for
     other requests a ``gevent.pywsgi.Input`` whose ``rfile`` is that reader;
@@ -75,6 +78,7 @@ __all__ = [
     'WebSocketTakenOver',
     'is_gevent_socket',
     'peer_gone',
+    'telling_close',
 ]
 
 logger = logging.getLogger(__name__)
@@ -337,6 +341,35 @@ class ServerAdapter:
                 f'socket, so WebSocket is unavailable; {_ADVICE}'
             )
         return ServerInfo(name, why_not is None, why_not, concurrent)
+
+
+def telling_close(environ: dict[str, Any], start_response: Any) -> Any:
+    """``start_response``, made to add ``Connection: close`` where the server
+    closes the connection after the response without saying so.
+
+    That is gevent.pywsgi, for a request that asked for ``Connection: close``
+    (RFC 9112, 9.6: the server should say it too). A client that is not told
+    may send its next request on the closed connection: Node's keep-alive
+    agent does, even after asking for the close (node-fetch asks on every
+    request), and that request fails with "socket hang up". pywsgi honours a
+    ``Connection: close`` from the application; gunicorn and werkzeug say it
+    themselves and are left alone (gunicorn drops the header, werkzeug would
+    send it twice).
+    """
+    asked = environ.get('HTTP_CONNECTION')
+    if not asked or 'close' not in (token.strip().lower() for token in asked.split(',')):
+        return start_response
+    if ServerAdapter(environ).kind != PYWSGI:
+        return start_response
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if not status.startswith('101') and not any(
+                name.lower() == 'connection' for name, _ in headers):
+            headers = [*headers, ('Connection', 'close')]
+        if exc_info is None:
+            return start_response(status, headers)
+        return start_response(status, headers, exc_info)
+    return start
 
 
 def _available(reader: Any, sock: Any) -> int:

@@ -19,6 +19,8 @@ from engineio_wsgi.cluster.link import FORWARD_TIMEOUT
 from tests.live import (
     CLOSE,
     MESSAGE,
+    NOOP,
+    PING,
     ROOT,
     Background,
     Packet,
@@ -109,6 +111,42 @@ def test_duplicate_get_across_processes_closes_the_session(pair):
     expect_error(second, 400, 3)
     assert [p.type for p in first.result(5.0)] == [CLOSE]
     expect_error(on(b.port, owner).get(), 400, 1)
+
+
+def test_client_close_through_another_process_ends_a_get_waiting_there(pair):
+    """The close packet, forwarded like the GET waiting on the owner for
+    another process: that GET gets a noop, then the sid is unknown everywhere."""
+    a, b = pair
+    owner = PollingClient(a.port)
+    owner.handshake()
+    waiting = Background(on(b.port, owner).get, 10.0)
+    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    on(b.port, owner).post_ok(Packet(CLOSE))
+    resp = waiting.result(5.0)
+    assert resp.status == 200 and resp.body == NOOP.encode(), resp
+    for port in (a.port, b.port):
+        expect_error(on(port, owner).get(), 400, 1)
+
+
+def test_polling_heartbeat_through_another_process(redis_server, gunicorns):
+    """Pings fetched and pongs posted through a process that does not own the
+    session keep it alive; without a pong the owner's timeout ends it, and the
+    GET waiting through the other process gets the close packet."""
+    env = {'EIO_CLUSTER': redis_server.url, 'EIO_PING_INTERVAL': '0.5',
+           'EIO_PING_TIMEOUT': '1.5'}
+    a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
+    owner = PollingClient(a.port)
+    owner.handshake()
+    other = on(b.port, owner)
+    for _ in range(3):
+        assert other.poll(timeout=5.0) == [Packet(PING)]
+        other.pong()
+    assert state(a.port, owner.sid)['exists']
+    assert other.poll(timeout=5.0) == [Packet(PING)]
+    assert other.poll(timeout=5.0) == [Packet(CLOSE)]      # no pong: the timeout's close
+    for port in (a.port, b.port):
+        expect_error(on(port, owner).get(), 400, 1)
 
 
 def test_bad_post_through_another_process_ends_the_session_at_once(pair):

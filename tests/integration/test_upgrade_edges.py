@@ -189,6 +189,19 @@ def test_upgrade_packet_without_a_probe_completes_the_upgrade(server, polling, s
     expect_error(polling.get(timeout=5), 400, 3)
 
 
+def test_upgrade_packet_sent_right_behind_the_probe(server, polling, sockets):
+    """A client need not wait for ``3probe`` before it sends ``5``: ``2probe``,
+    ``5`` and a message in one write. The probe is answered first, then the
+    message, on the WebSocket; polling is refused from then on."""
+    raw = connect(server, sockets, polling.sid)
+    assert raw.status == 101, raw.head
+    raw.send_raw(ws_frame(0x1, b'2probe') + ws_frame(0x1, b'5') + ws_frame(0x1, b'4right behind'))
+    assert text_frame(raw) == '3probe'
+    assert text_frame(raw) == '4right behind'
+    expect_error(polling.get(timeout=5), 400, 3)
+    echo_on(raw, 'still on the websocket')
+
+
 def test_probe_closed_before_2probe_leaves_the_session_on_polling(server, polling, sockets):
     raw = connect(server, sockets, polling.sid)
     assert raw.status == 101

@@ -17,6 +17,7 @@ import engineio
 import pytest
 import websocket  # websocket-client
 
+from tests.hostile.tools import RawWebSocket, close_code
 from tests.live import (
     KINDS,
     LiveServer,
@@ -134,6 +135,8 @@ def test_websocket_only_session_opens_with_the_open_packet(connect):
     assert set(info) == {'sid', 'upgrades', 'pingInterval', 'pingTimeout', 'maxPayload'}
     assert info['upgrades'] == []
     assert (info['pingInterval'], info['pingTimeout']) == (1000, 1000)
+    assert info['maxPayload'] == 1_000_000
+    assert isinstance(info['sid'], str) and info['sid']
 
 
 def test_echo_text_binary_and_base64_frames(connect):
@@ -247,6 +250,37 @@ def test_websocket_for_an_unknown_sid_is_refused(server, kind):
         websocket.create_connection(ws_url(server, sid='nope'), timeout=5)
     assert info.value.status_code == 400
     assert json.loads(info.value.resp_body)['code'] == 1
+
+
+BAD_HANDSHAKE_QUERIES = [
+    ('transport=websocket', 5),                # EIO missing
+    ('EIO=abc&transport=websocket', 5),        # EIO not 4
+    ('EIO=4', 0),                              # transport missing
+    ('EIO=4&transport=abc', 0),                # transport unknown
+]
+
+
+@pytest.mark.parametrize(('query', 'code'), BAD_HANDSHAKE_QUERIES,
+                         ids=[q for q, _ in BAD_HANDSHAKE_QUERIES])
+def test_websocket_handshake_with_a_bad_eio_or_transport_is_refused(server, kind, query, code):
+    """A real WebSocket handshake, refused by the query as a polling request
+    would be: the HTTP error before any 101; with gevent-websocket (its 101 goes
+    out before the app runs) a close frame at once and no Engine.IO packet.
+    No session opens either way."""
+    connects = server.log().count('echo: connect ')
+    raw = RawWebSocket(server.port, query)
+    try:
+        if kind in GWS:
+            assert raw.status == 101, raw.head
+            frames, eof = raw.read_until_end(timeout=5)
+            assert [f[0] for f in frames] == [0x8] and close_code(frames) == 1008, frames
+            assert eof, 'the refused WebSocket stayed open'
+        else:
+            assert raw.status == 400, raw.head
+            assert json.loads(raw.body())['code'] == code, raw.body()
+    finally:
+        raw.close()
+    assert server.log().count('echo: connect ') == connects, 'a refused handshake opened a session'
 
 
 # -- the upgrade ------------------------------------------------------------------
