@@ -126,7 +126,7 @@ def decode(payload: bytes) -> Message:
     kind = message.get('t')
     fields = KINDS.get(kind) if isinstance(kind, str) else None
     if fields is None:
-        shown = kind if isinstance(kind, str) else None
+        shown = kind[:20] if isinstance(kind, str) else None   # never a sender's screenful
         raise MalformedMessage(f'unknown message type {str(kind)[:20]!r}', kind=shown)
     required, optional = fields
     for name in required + optional:
@@ -175,6 +175,11 @@ def _packets(items: Any) -> list[Packet]:
                 raise ValueError('binary packet: invalid base64') from None
         elif data is not None and not isinstance(data, str):
             raise ValueError('packet data: expected text')
+        elif data is not None and not data.isascii():
+            try:
+                data.encode('utf-8')
+            except UnicodeEncodeError:   # lone surrogates: no client could be sent it
+                raise ValueError('packet data: text without a UTF-8 form') from None
         packets.append(Packet(kind, data))
     return packets
 
@@ -204,7 +209,10 @@ def _flag(value: Any) -> bool:
 
 
 def _reason(value: Any) -> Reason:
-    return Reason(_text(value))   # ValueError for a string that is no Reason
+    try:
+        return Reason(value)
+    except ValueError:
+        raise ValueError('expected a reason') from None   # not the sender's text: the log's
 
 
 def _status(value: Any) -> int:

@@ -18,9 +18,11 @@ import webtest
 from engineio_wsgi import WSGIApp
 from engineio_wsgi.cluster.connect import redis_client
 from engineio_wsgi.cluster.inbox import OncePer, channel
-from engineio_wsgi.cluster.wire import encode, frame
+from engineio_wsgi.cluster.wire import MalformedMessage, decode, encode, frame, unframe
+from engineio_wsgi.packets import Packet as EioPacket
 from engineio_wsgi.packets import PacketType
 from engineio_wsgi.polling_transport import PollingTransport
+from engineio_wsgi.reasons import Reason
 from engineio_wsgi.server import Server
 from engineio_wsgi.session import Session
 from tests.live import Packet, PollingClient, expect_error, http_request, wait_until
@@ -56,6 +58,55 @@ def open_session(eio: Server) -> str:
 def records(caplog, level: int) -> list[logging.LogRecord]:
     return [r for r in caplog.records
             if r.levelno == level and r.name.startswith('engineio_wsgi.cluster')]
+
+
+SID = 'AbCd' + 'x' * 16
+
+
+@pytest.mark.parametrize(('message', 'kind', 'problem'), [
+    ({'t': 'post', 's': SID, 'p': []}, 'post', "'r' missing"),
+    ({'t': 'post', 'r': True, 's': SID, 'p': []}, 'post', "'r': expected a number"),
+    ({'t': 'post', 'r': 1, 's': 'short', 'p': []}, 'post', "'s': expected a sid"),
+    ({'t': 'post', 'r': 1, 's': SID, 'p': [[9, 'x']]}, 'post', "'p': packet type"),
+    ({'t': 'post', 'r': 1, 's': SID, 'p': [[4, '!!', 1]]}, 'post', 'invalid base64'),
+    ({'t': 'post', 'r': 1, 's': SID, 'p': [[2, 'aGk=', 1]]}, 'post', 'binary packet'),
+    ({'t': 'post', 'r': 1, 's': SID, 'p': [[4, 7]]}, 'post', 'expected text'),
+    ({'t': 'post', 'r': 1, 's': SID, 'p': [[4, '\ud800']]}, 'post', 'UTF-8'),
+    ({'t': 'post', 'r': 1, 's': SID, 'p': [], 'e': 5}, 'post', "'e': expected text"),
+    ({'t': 'send', 's': SID, 'p': [[1, None]]}, 'send', 'only messages'),
+    ({'t': 'close', 's': SID, 'why': 'x' * 1000}, 'close', "'why': expected a reason"),
+    ({'t': 'reply', 'r': 1, 'ok': False}, 'reply', 'without status and code'),
+    ({'t': 'reply', 'r': 1, 'ok': False, 'status': 999, 'code': 3}, 'reply', "'status'"),
+    ({'t': 'reply', 'r': 1, 'ok': True, 'p': []}, 'reply', 'packets without a sid'),
+    ({'t': 'out', 's': SID, 'relay': '1', 'p': []}, 'out', "'relay': expected a number"),
+    ({'t': 'y' * 1000}, 'y' * 20, 'unknown message type'),
+    ({'r': 1}, None, 'unknown message type'),
+])
+def test_decoding_refuses_every_field_that_is_not_as_the_kind_needs(message, kind, problem):
+    with pytest.raises(MalformedMessage) as caught:
+        decode(encode(message))   # json.dumps writes a lone surrogate as \ud800
+    assert caught.value.kind == kind
+    assert problem in str(caught.value)
+    assert len(str(caught.value)) < 100     # never the sender's text at length
+
+
+@pytest.mark.parametrize('data', [b'[1]', b'not json', b'\xff\xfe', b'[' * 100_000])
+def test_a_payload_that_is_no_json_object_is_malformed(data):
+    with pytest.raises(MalformedMessage) as caught:
+        decode(data)
+    assert caught.value.kind is None
+
+
+def test_a_decoded_message_is_ready_to_apply():
+    message = decode(encode({'t': 'post', 'r': 3, 's': SID, 'p': [[4, 'aGk=', 1], [4, 'h\u00e9']],
+                             'e': 'bad packet'}))
+    assert message['p'] == [EioPacket(PacketType.MESSAGE, b'hi'),
+                            EioPacket(PacketType.MESSAGE, 'h\u00e9')]
+    assert decode(encode({'t': 'gone', 's': SID, 'relay': 2, 'why': 'transport close'}))[
+        'why'] is Reason.TRANSPORT_CLOSE
+    assert unframe(frame('AbCd', 2**64 - 1, 5, b'{}')) == ('AbCd', 2**64 - 1, 5, b'{}')
+    with pytest.raises(MalformedMessage, match='cut short'):
+        unframe(frame('AbCd', 1, 5, b'')[:-1])
 
 
 def test_a_malformed_message_is_one_warning_per_sender_and_minute(owner, redis_server, caplog):
