@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 class Link(Protocol):
     options: Options
     sessions: SessionRegistry
-    #: malformed messages dropped so far
-    dropped: int
 
     def backend(self) -> Backend: ...
 

@@ -30,8 +30,9 @@ class Emitter:
         owner = owner_of(sid)
         if owner is None:
             return False   # no process of a cluster issues such a sid
-        # the node id is this process's (drawn after any fork), the sender's
-        # sequence numbers the process's own: in order, never twice
+        # the node id is this process's (drawn after any fork), the sequence
+        # numbers and the incarnation they count under the process's own: in
+        # order, never twice, none taken for an older process's
         return Sender(self.client, node_id()).send(owner, wire.encode(message))
 
     def send(self, sid: str, data: str | bytes) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import polling_transport as polling
-from ..errors import BadRequest
+from ..errors import BadRequest, UnknownSid
 from ..packets import DecodeError, Packet, PacketType, decode_payload
 from ..reasons import Reason
 from ..response import respond
@@ -71,10 +71,12 @@ def _get(link: Link, request: Request, owner: str, headers: Headers) -> bytes:
     adapter = request.adapter
     peer_gone = None if adapter.sock is None else adapter.peer_gone
     answer = link.call(owner, {'t': 'get', 's': sid}, peer_gone)
-    packets = wire.unpack(answer.get('p'))
+    packets = answer.get('p')
+    if packets is None:
+        raise UnknownSid('the owner answered a long-poll without packets')
     if peer_gone is not None and wire.carries_data(packets) and peer_gone():
         # nobody would read them: back to the owner's queue
-        link.publish_quietly(owner, {'t': 'return', 's': sid, 'p': answer.get('p')})
+        link.publish_quietly(owner, {'t': 'return', 's': sid, 'p': wire.pack(packets)})
         packets = [NOOP]
     return polling.payload_body(packets, request, link.options, headers)
 

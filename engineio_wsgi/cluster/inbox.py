@@ -24,11 +24,17 @@ per node:
 
 Never twice: redis-py retries a command once after a connection error, and a
 ``PUBLISH`` whose reply was lost may have been delivered. Each message carries
-its sender's node id and a sequence number; the inbox drops a number it has
-already seen from that sender.
+its sender's node id, the sender's incarnation and a sequence number; the
+inbox drops a number it has already seen from that (node id, incarnation).
+The incarnation is 64 random bits drawn at a process's first message (and
+anew in a forked child, with the sequence starting over): node ids are only
+24 bits and drawn again by every new process, so a new process (a restarted
+worker, an ``Emitter`` in a cron job) may draw the node id of one the inbox
+remembers; its first messages are not taken for old ones.
 
-Wire format: ``b'E1'``, the 4-character sender node id, the sequence number
-(8 bytes, big-endian), then the payload bytes as given.
+The frame (wire.py) is read here; a frame or payload that does not decode is
+dropped, counted, and logged at WARNING with its kind and sender, at most
+once a minute per sender (whoever can publish could otherwise fill the log).
 """
 
 from __future__ import annotations
@@ -37,24 +43,27 @@ import collections
 import logging
 import os
 import random
-import struct
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+from .wire import MalformedMessage, frame, unframe
 
 logger = logging.getLogger(__name__)
 
 PREFIX = 'engineio_wsgi'
-MAGIC = b'E1'
-NODE_LENGTH = 4
-_HEADER = struct.Struct('>Q')
-HEADER_LENGTH = len(MAGIC) + NODE_LENGTH + _HEADER.size
-#: senders whose last sequence number an inbox remembers
+#: senders (node id, incarnation) whose last sequence number an inbox remembers
 MAX_SENDERS = 10_000
+#: seconds between two warnings about one sender's malformed messages
+WARNING_PERIOD = 60.0
 
 
-#: one sequence per process (its node id): every Sender of the process shares
-#: it, and publishes one message at a time, so sequence order is publish order
+#: one incarnation and one sequence per process: every Sender of the process
+#: shares them, and publishes one message at a time, so sequence order is
+#: publish order; the incarnation is drawn at the first message
+_incarnation: int | None = None
 _seq = 0
 #: made at first use, not at import or fork: with gunicorn's --preload both
 #: happen before the gevent worker patches threading, and an unpatched lock
@@ -64,8 +73,9 @@ _publish_lock: Any = None
 
 
 def _forget_sequence() -> None:
-    global _seq, _publish_lock
-    _seq = 0     # a forked child is another node
+    global _incarnation, _seq, _publish_lock
+    _incarnation = None   # a forked child is another process: its own
+    _seq = 0
     _publish_lock = None
 
 
@@ -90,24 +100,6 @@ def channel(node: str, prefix: str = PREFIX) -> str:
     return f'{prefix}#{node}'
 
 
-def encode(source: str, seq: int, payload: bytes) -> bytes:
-    if len(source) != NODE_LENGTH or not source.isascii():
-        raise ValueError(f'node id {source!r}: expected {NODE_LENGTH} ASCII characters')
-    return MAGIC + source.encode('ascii') + _HEADER.pack(seq) + payload
-
-
-def decode(data: bytes) -> tuple[str, int, bytes] | None:
-    """(source, seq, payload), or None for anything that is not a message."""
-    if not isinstance(data, bytes) or len(data) < HEADER_LENGTH or not data.startswith(MAGIC):
-        return None
-    try:
-        source = data[len(MAGIC):len(MAGIC) + NODE_LENGTH].decode('ascii')
-    except UnicodeDecodeError:
-        return None
-    (seq,) = _HEADER.unpack_from(data, len(MAGIC) + NODE_LENGTH)
-    return source, seq, data[HEADER_LENGTH:]
-
-
 def _connection_errors() -> tuple[type[BaseException], ...]:
     import redis.exceptions
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -126,11 +118,13 @@ class Sender:
         """True when the target's inbox received it; False when no inbox of
         that node listens (the node is gone). Raises ``ClusterUnavailable``
         when Redis cannot be reached."""
-        global _seq
+        global _incarnation, _seq
         errors = _connection_errors()
         with _lock():
+            if _incarnation is None:
+                _incarnation = secrets.randbits(64)
             _seq += 1
-            data = encode(self.node, _seq, payload)
+            data = frame(self.node, _incarnation, _seq, payload)
             try:
                 receivers = self.client.publish(channel(target, self.prefix), data)
             except errors as exc:
@@ -141,11 +135,37 @@ class Sender:
 Handler = Callable[[str, bytes], None]
 
 
+class OncePer:
+    """Says yes to a key at most once per ``period`` seconds; remembers at
+    most ``size`` keys (the longest unseen go first)."""
+
+    def __init__(self, period: float, size: int = MAX_SENDERS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.period = period
+        self.size = size
+        self.clock = clock
+        self._last: collections.OrderedDict[Any, float] = collections.OrderedDict()
+
+    def __call__(self, key: Any) -> bool:
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.period:
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        if len(self._last) > self.size:
+            self._last.popitem(last=False)
+        return True
+
+
 class Inbox:
     """This node's inbox: a thread (a greenlet under gevent) that listens and
     calls ``handler(source_node, payload)`` for each message, in order.
 
-    The handler runs on the listener: it must not block (hand work off).
+    The handler runs on the listener: it must not block (hand work off). It
+    raises ``wire.MalformedMessage`` for a payload that is not a message
+    (logged here, as a frame that does not decode is); any other exception
+    it raises is a bug, logged with its traceback.
     When Redis goes away the listener reconnects with capped exponential
     backoff (with jitter) until ``stop()``.
     """
@@ -164,7 +184,9 @@ class Inbox:
         self.dropped_malformed = 0
         self.dropped_duplicate = 0
         self.reconnects = 0
-        self._last_seq: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._last_seq: collections.OrderedDict[tuple[str, int], int] = \
+            collections.OrderedDict()
+        self._warn = OncePer(WARNING_PERIOD)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -221,22 +243,34 @@ class Inbox:
         self.subscribed.clear()
 
     def _deliver(self, data: Any) -> None:
-        decoded = decode(data)
-        if decoded is None:
-            self.dropped_malformed += 1
-            return
-        source, seq, payload = decoded
-        last = self._last_seq.get(source)
-        if last is not None and seq <= last:
-            self.dropped_duplicate += 1
-            return
-        self._last_seq[source] = seq
-        self._last_seq.move_to_end(source)
-        if len(self._last_seq) > MAX_SENDERS:
-            self._last_seq.popitem(last=False)
-        self.received += 1
+        sender = None
         try:
-            self.handler(source, payload)
+            message = unframe(data)
+            sender = message.sender
+            key = (sender, message.incarnation)
+            last = self._last_seq.get(key)
+            if last is not None and message.seq <= last:
+                self.dropped_duplicate += 1
+                return
+            self._last_seq[key] = message.seq
+            self._last_seq.move_to_end(key)
+            if len(self._last_seq) > MAX_SENDERS:
+                self._last_seq.popitem(last=False)
+            self.received += 1
+            self.handler(sender, message.payload)
+        except MalformedMessage as exc:
+            self.dropped_malformed += 1
+            self._malformed(exc, sender or exc.sender)
         except Exception:
             logger.exception('cluster inbox %s: the handler failed on a message from %s',
-                             self.node, source)
+                             self.node, sender)
+
+    def _malformed(self, exc: MalformedMessage, sender: str | None) -> None:
+        if not self._warn(sender):
+            return
+        logger.warning('cluster node %s dropped a malformed message (kind %s) from %s: %s '
+                       '(more from this sender within %.0f s are dropped unlogged; '
+                       'dropped so far: %d)', self.node,
+                       'unknown' if exc.kind is None else repr(exc.kind),
+                       'an unknown sender' if sender is None else f'node {sender!r}',
+                       exc, self._warn.period, self.dropped_malformed)

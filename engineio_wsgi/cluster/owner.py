@@ -18,6 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from .. import polling_transport as polling
@@ -34,6 +35,21 @@ if TYPE_CHECKING:
     from .contract import Link
 
 logger = logging.getLogger(__name__)
+
+
+class OwnerFailed(RequestError):
+    """A bug on the owner while it applied a request served elsewhere: that
+    request is answered 500, as a bug in a local request is."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    message = 'Internal server error'
+
+
+def _failed(source: str, message: wire.Message) -> wire.Message:
+    """The answer to a request whose applying failed (a bug: logged here,
+    with its traceback; call it from an ``except`` block)."""
+    logger.exception('%s %r request from %s failed', message['s'], message['t'], source)
+    return wire.refusal(message['r'], OwnerFailed('the owner failed'))
 
 
 class OwnerSide:
@@ -71,9 +87,9 @@ class OwnerSide:
         elif kind == 'upgrade':
             self.answer(source, message, self.upgrade)
         elif kind == 'get':
-            self.backend().spawn(self.serve_get, source, message)
+            self.backend().spawn(self.guarded, self.serve_get, source, message)
         elif kind == 'return':
-            self.put_back(sid, wire.unpack(message['p']))
+            self.put_back(sid, message['p'])
         elif kind == 'begin':
             self.answer(source, message, self.begin_post)
         elif kind in wire.SESSION_KINDS:
@@ -85,7 +101,7 @@ class OwnerSide:
             # disconnect handler) runs off the listener, in order per session
             self.in_order.run(sid, self.apply, source, message)
         else:
-            raise ValueError(f'unknown message type {kind!r}')
+            raise RuntimeError(f'no owner side for {kind!r} messages')
 
     def apply(self, source: str, message: wire.Message) -> None:
         """A message about one session (see ``wire.SESSION_KINDS``), in order."""
@@ -96,33 +112,41 @@ class OwnerSide:
         elif kind in ('in', 'bad', 'gone'):
             relay.owner_message(self.link, source, message, self._sessions.get(sid))
         elif kind == 'send':
-            self._apply_send(sid, wire.unpack(message['p']))
+            self._apply_send(sid, message['p'])
         else:
             session = self._sessions.get(sid)
             if session is not None:
                 session.close(Reason.SERVER_DISCONNECT if kind == 'disconnect'
-                              else Reason(message['why']))
+                              else message['why'])
 
     def answer(self, source: str, message: wire.Message,
                apply: Callable[..., wire.Message | None]) -> None:
-        """Apply a request at once and publish its answer (off the listener)."""
+        """Apply a request at once and publish its answer (off the listener);
+        a bug is logged with its traceback and answered 500."""
         try:
             extra = apply(self._sessions.get(message['s']), message, source)
             answer: wire.Message = {'t': 'reply', 'r': message['r'], 'ok': True, **(extra or {})}
         except RequestError as exc:
             answer = wire.refusal(message['r'], exc)
-        except (ValueError, KeyError, TypeError) as exc:
-            answer = wire.refusal(message['r'], BadRequest(f'malformed request: {exc}'))
+        except Exception:
+            answer = _failed(source, message)
         self.backend().run_soon(self.publish_quietly, source, answer)
+
+    def guarded(self, serve: Callable[[str, wire.Message], None], source: str,
+                message: wire.Message) -> None:
+        """``serve(source, message)`` on a task of its own: a bug is logged
+        with its traceback and its request answered 500."""
+        try:
+            serve(source, message)
+        except Exception:
+            self.publish_quietly(source, _failed(source, message))
 
     def _apply_send(self, sid: str, packets: list[Packet]) -> None:
         session = self._sessions.get(sid)
         if session is None or session.closed:
             logger.debug('%s send() from another process to an ended session ignored', sid)
             return
-        for packet in packets:
-            if packet.type is not PacketType.MESSAGE:
-                raise ValueError('only messages are sent')
+        for packet in packets:   # messages only (wire.decode checked)
             if isinstance(packet.data, str):
                 try:
                     session.check_text(packet.data)
@@ -166,10 +190,9 @@ class OwnerSide:
             raise UnknownSid('no such session')
         if session.transport != 'polling' or session.polling is None:
             raise BadRequest('polling request for a WebSocket session')
-        packets = wire.unpack(message['p'])
         error = message.get('e')
-        polling.receive_payload(session, packets,
-                                DecodeError(error) if isinstance(error, str) else None)
+        polling.receive_payload(session, message['p'],
+                                None if error is None else DecodeError(error))
 
     def serve_get(self, source: str, message: wire.Message) -> None:
         """A long-poll served by ``source`` for a session of this node."""
@@ -313,8 +336,5 @@ class InOrder:
                 fn, args = queued.popleft()
             try:
                 fn(*args)
-            except (ValueError, KeyError, TypeError) as exc:
-                self._link.dropped += 1
-                logger.debug('cluster: malformed message for %s dropped: %s', sid, exc)
-            except Exception:
+            except Exception:   # a bug: what reaches here was decoded and checked
                 logger.exception('cluster: a message for %s failed', sid)

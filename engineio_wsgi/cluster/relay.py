@@ -260,14 +260,14 @@ def owner_message(link: Link, source: str, message: wire.Message,
         return
     kind = message['t']
     if kind == 'gone':
-        session.transport_closed(Reason(message['why']))
+        session.transport_closed(message['why'])
         return
     try:
         if kind == 'bad':
-            raise DecodeError(str(message.get('e')))
-        for packet in wire.unpack(message['p']):
+            raise DecodeError(message.get('e', 'undecodable packet'))
+        for packet in message['p']:
             session.receive(packet)
-    except (DecodeError, ProtocolViolation, ValueError) as exc:   # RateLimited included
+    except (DecodeError, ProtocolViolation) as exc:   # RateLimited included
         logger.debug('%s bad relayed packet: %s', session.sid, exc)
         session.bad_input(exc)
 

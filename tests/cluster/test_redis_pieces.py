@@ -1,6 +1,7 @@
 """The Redis pieces of the scale-out (engineio_wsgi.cluster) against a real
 redis-server: connecting from cluster= values, node ids made after fork, and
-the per-node inbox (order, fail fast, never twice, a Redis restart)."""
+the per-node inbox (order, fail fast, never twice, nothing dropped for a new
+process that draws a remembered node id, a Redis restart)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import time
 import pytest
 
 from engineio_wsgi.cluster.connect import ClusterConfigError, redis_client
-from engineio_wsgi.cluster.inbox import ClusterUnavailable, Inbox, Sender, channel, encode
+from engineio_wsgi.cluster.inbox import ClusterUnavailable, Inbox, Sender, channel
 from engineio_wsgi.cluster.node import node_id, owner_of
+from engineio_wsgi.cluster.wire import frame
 from tests.cluster.services import RedisServer
 from tests.integration.gunicorn_runner import start_gunicorn
 from tests.live import ROOT, PollingClient, wait_until
@@ -234,14 +236,72 @@ def test_a_message_published_twice_is_delivered_once_and_garbage_is_dropped(redi
     inbox = _inbox(redis_server, 'dup1', got)
     client = redis_client(redis_server.url)
     try:
-        first = encode('SNDR', 7, b'once')
-        for data in (first, first, b'garbage', b'E1', encode('SNDR', 6, b'older'),
-                     encode('SNDR', 8, b'next')):
+        first = frame('SNDR', 99, 7, b'once')
+        for data in (first, first, b'garbage', b'E2', frame('SNDR', 99, 6, b'older'),
+                     frame('SNDR', 99, 8, b'next')):
             assert client.publish(channel('dup1'), data) == 1
         wait_until(lambda: inbox.dropped_malformed == 2 and len(got.payloads()) == 2,
                    timeout=5, message='every message handled')
         assert got.payloads() == [b'once', b'next']
         assert inbox.dropped_duplicate == 2
+    finally:
+        inbox.stop()
+        client.close()
+
+
+_SENDER_PROCESS = r'''
+import os, sys
+from engineio_wsgi.cluster.connect import redis_client
+from engineio_wsgi.cluster.inbox import Sender
+url, target, node, how = sys.argv[1:]
+sender = Sender(redis_client(url), node)
+
+def send(label, count):
+    sent = [sender.send(target, f'{label} {i}'.encode()) for i in range(count)]
+    assert sent == [True] * count, sent
+
+if how == 'first':
+    send('first', 3)
+elif how == 'then':
+    send('then', 4)
+else:   # the same Sender, then in a forked child (gunicorn --preload)
+    send('first', 3)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            send('then', 4)
+        finally:
+            os._exit(0 if sys.exc_info()[0] is None else 1)
+    sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+'''
+
+
+def _senders(redis_server: RedisServer, *steps: str) -> None:
+    for how in steps:
+        out = subprocess.run([sys.executable, '-c', _SENDER_PROCESS, redis_server.url, 'dd01',
+                              'SNDR', how], cwd=ROOT, env={**os.environ, 'PYTHONPATH': ROOT},
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize('steps', [('first', 'then'), ('fork',)],
+                         ids=['a new process', 'a forked child'])
+def test_a_new_process_with_a_node_id_the_inbox_remembers_loses_nothing(redis_server, steps):
+    # node ids are 24 bits: a new process (a restarted worker, an Emitter in a
+    # cron job) may draw one an inbox remembers; here both processes are 'SNDR'
+    got = Collect()
+    inbox = _inbox(redis_server, 'dd01', got)
+    client = redis_client(redis_server.url)
+    try:
+        _senders(redis_server, *steps)
+        # the inbox handles one channel's messages in publish order: once this
+        # one is in, every message before it was delivered or dropped
+        assert Sender(client, node_id()).send('dd01', b'marker') is True
+        wait_until(lambda: b'marker' in got.payloads(), timeout=5, message='the marker')
+        assert got.payloads() == [b'first 0', b'first 1', b'first 2', b'then 0', b'then 1',
+                                  b'then 2', b'then 3', b'marker']
+        assert inbox.dropped_duplicate == 0
+        assert [source for source, _ in got.messages] == ['SNDR'] * 7 + [node_id()]
     finally:
         inbox.stop()
         client.close()
