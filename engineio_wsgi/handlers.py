@@ -6,9 +6,11 @@ exception is logged and never reaches the transport that carried the event.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .callables import takes_args
@@ -29,6 +31,12 @@ class AppHandlers:
     ``reachable`` holds a session from before the connect handler until the
     disconnect handler returned, whatever the session's state, so that
     ``get_session`` and ``transport`` work inside the disconnect handler.
+
+    While the application ends a session itself (``holding``), the engine's
+    disconnect event for it waits: a client that leaves the moment it reads
+    the server's goodbye ends the session on the reader's thread, and the
+    application's own disconnect handler, run after that goodbye was sent,
+    must still find the session (python-socketio's ``Server.disconnect``).
     """
 
     def __init__(self) -> None:
@@ -36,6 +44,10 @@ class AppHandlers:
         self.by_event: dict[str, Handler] = {}
         self.disconnect_takes_reason = True
         self.reachable: dict[str, Session] = {}
+        #: sid -> [holders, the disconnect event that waits for them]
+        self._held: dict[str, list[Any]] = {}
+        # held only around the table: never while calling the application
+        self._held_lock = threading.Lock()
 
     def register(self, event: str, fn: Handler) -> None:
         if event not in EVENTS:
@@ -76,6 +88,37 @@ class AppHandlers:
             logger.exception('%s message handler failed', session.sid)
 
     def disconnect(self, session: Session, reason: str) -> None:
+        """The session ended: report it, unless the application is ending it
+        itself right now (``holding``): then once it is done."""
+        if self._held:
+            with self._held_lock:
+                held = self._held.get(session.sid)
+                if held is not None:
+                    held[1] = (session, reason)
+                    return
+        self._report_disconnect(session, reason)
+
+    @contextlib.contextmanager
+    def holding(self, sid: str) -> Iterator[None]:
+        """The application ends session ``sid`` in this block: the engine's
+        disconnect event for it, if it comes meanwhile, runs when the block
+        is left (on the thread leaving it)."""
+        with self._held_lock:
+            held = self._held.setdefault(sid, [0, None])
+            held[0] += 1
+        try:
+            yield
+        finally:
+            with self._held_lock:
+                held[0] -= 1
+                waiting = None
+                if held[0] == 0:
+                    del self._held[sid]
+                    waiting = held[1]
+            if waiting is not None:
+                self._report_disconnect(*waiting)
+
+    def _report_disconnect(self, session: Session, reason: str) -> None:
         handler = self.by_event.get('disconnect')
         try:
             if handler is None:

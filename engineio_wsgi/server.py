@@ -160,6 +160,14 @@ class Server:
             if session is not None:
                 session.close(Reason.SERVER_DISCONNECT)
 
+    def disconnecting(self, sid: str) -> contextlib.AbstractContextManager[None]:
+        """A block in which the application ends session ``sid`` itself (sends
+        its goodbye, runs its own disconnect handling): if the client's end
+        arrives meanwhile, the ``disconnect`` event waits until the block is
+        left, so the session stays readable (``get_session``) inside it.
+        ``engineio_wsgi.socketio.Server.disconnect`` uses it."""
+        return self._handlers.holding(sid)
+
     def _remote(self, sid: str) -> bool:
         """Whether ``sid`` belongs to another process of this server's cluster."""
         cluster = self._cluster

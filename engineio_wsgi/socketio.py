@@ -56,6 +56,20 @@ class Server(socketio.Server):  # type: ignore[misc]
     def _engineio_server_class(self) -> type[EngineServer]:
         return EngineServer
 
+    def disconnect(self, sid: str, namespace: str | None = None,
+                   ignore_queue: bool = False) -> None:
+        """python-socketio's ``disconnect``: it sends the DISCONNECT packet,
+        then runs the disconnect handler. A client that closes on reading
+        that packet ends the Engine.IO session meanwhile; the engine holds
+        that end back until this returns, so the handler reads the session
+        (and Flask-SocketIO its request context) whatever the client does."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or '/')
+        if eio_sid is None:
+            super().disconnect(sid, namespace=namespace, ignore_queue=ignore_queue)
+            return
+        with self.eio.disconnecting(eio_sid):
+            super().disconnect(sid, namespace=namespace, ignore_queue=ignore_queue)
+
     def instrument(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             "the Socket.IO Admin UI instrumentation (sio.instrument()) patches python-engineio's "
