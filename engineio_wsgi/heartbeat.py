@@ -77,6 +77,11 @@ class Heartbeat:
         self.deadline = now + self.interval
         return True
 
+    def late(self, now: float) -> bool:
+        """The peer is past its pong's deadline, whether or not the ping went
+        out on time (a late carrier): nothing changes."""
+        return now >= self.deadline + (0.0 if self.awaiting_pong else self.timeout)
+
     def due(self, now: float) -> Due | None:
         """What is due now, if anything."""
         if now < self.deadline:
@@ -259,6 +264,14 @@ class HeartbeatTask:
             self._scheduler.cancel(self)
         else:
             self._scheduler.schedule(self, session.backend.monotonic())
+
+    def late(self) -> bool:
+        """The client is past its pong's deadline (PROTOCOL.md: the session
+        ends at that deadline, not later), though this heartbeat may not
+        have looked yet (a busy carrier)."""
+        with self._lock:
+            beat = self._beat
+            return beat is not None and beat.late(self._session.backend.monotonic())
 
     def pong(self) -> None:
         with self._lock:

@@ -123,10 +123,14 @@ class Session:
         400 code 1 (unknown sid). Only an open session takes requests, but
         a closing one on polling still hands its close packet (and what is
         queued before it) to a GET; a draining one (after a parse error)
-        takes none: it is gone for the client."""
+        takes none: it is gone for the client. An open session whose pong
+        is overdue ends now (ping timeout), should its heartbeat be late."""
         state = self.state
         if state is _OPEN:
-            return True
+            if not self.heartbeat.late():
+                return True
+            self.close(Reason.PING_TIMEOUT)
+            return False
         return state is State.CLOSING and polling_get and self.channel.name == 'polling'
 
     # -- life cycle -------------------------------------------------------------

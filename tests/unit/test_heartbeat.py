@@ -31,3 +31,13 @@ def test_unsolicited_pong_changes_nothing():
     hb = Heartbeat(opened_at=0.0, interval=1.0, timeout=0.5)
     assert hb.pong(0.5) is False
     assert hb.deadline == 1.0
+
+
+def test_late_is_past_the_pong_deadline_whether_or_not_the_ping_went_out():
+    beat = Heartbeat(0.0, 1.0, 0.5)
+    assert not beat.late(1.49)        # the ping is due at 1.0, nobody looked yet
+    assert beat.late(1.5)             # its pong could not have come in time
+    assert beat.due(1.0) is Due.PING  # the ping goes out on time
+    assert not beat.late(1.49) and beat.late(1.5)
+    assert beat.pong(1.2)
+    assert not beat.late(2.6) and beat.late(2.7)   # next ping at 2.2, pong by 2.7

@@ -633,8 +633,6 @@ def test_shutdown_drops_sessions_whose_clients_never_come_back():
     assert wait_until(lambda: _threads() <= before, timeout=2)
 
 
-@pytest.mark.xfail(strict=True, reason='the request path does not look at the ping deadline: '
-                   'a GET that comes after it, before the heartbeat ran, is answered 200')
 def test_a_poll_past_the_ping_deadline_is_refused_though_the_heartbeat_is_late():
     """PROTOCOL.md (Heartbeat): a client that polls pingInterval + pingTimeout
     after the handshake gets 400, also when the heartbeat's own look at that
