@@ -3,7 +3,7 @@ serve requests for the sessions it owns (see link.py).
 
 * ``post``, relayed packets (``in``), ``send``, ``disconnect``: applied off
   the inbox listener, in order per session (they may run the application's
-  handlers);
+  handlers); a relayed pong on the listener, at once (the heartbeat's);
 * ``begin``: a POST elsewhere holds the session's POST slot while its body is
   read there;
 * ``get``: a long-poll on a task of its own; ``ack`` at once, the drain when
@@ -92,6 +92,11 @@ class OwnerSide:
             self.put_back(sid, message['p'])
         elif kind == 'begin':
             self.answer(source, message, self.begin_post)
+        elif kind == 'in' and relay.carries_pong(message):
+            # the heartbeat's, taken as a local WebSocket's reader takes it: on
+            # the I/O path, never behind the application's work (which runs
+            # in order per session, on the shared workers)
+            relay.owner_message(self.link, source, message, self._sessions.get(sid))
         elif kind in wire.SESSION_KINDS:
             if kind == 'post':
                 self.end_post(sid)   # the body has been read

@@ -211,6 +211,17 @@ class RemoteTransport(QueueWriter):
     def attached(self, opening: Packet | None) -> None:
         self.send()
 
+    def send(self) -> None:
+        # A task of its own, not one of the shared workers: those may all be
+        # running the application's handlers (threading: max_worker_threads),
+        # and a ping must reach the client meanwhile, as a local WebSocket's
+        # does. A publish never waits on a client, so the task is short; one
+        # at most per session at a time (``queued``).
+        try:
+            self._session.backend.spawn(self._flush)
+        except Exception:   # e.g. no thread can be started now: a shared one, later
+            self._session.backend.run_soon(self._flush)
+
     def wake(self) -> None:
         pass
 
@@ -246,6 +257,13 @@ class RemoteTransport(QueueWriter):
     def _delivered(self) -> None:
         self._ended = True   # the close packet ends the relayed connection
         super()._delivered()
+
+
+def carries_pong(message: wire.Message) -> bool:
+    """Whether a relay's ``in`` message is a pong (the relay publishes each
+    client packet on its own); raises ``ValueError`` when it is malformed."""
+    packets = wire.unpack(message['p'])
+    return len(packets) == 1 and packets[0].type is PacketType.PONG
 
 
 def owner_message(link: Link, source: str, message: wire.Message,

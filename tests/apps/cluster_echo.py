@@ -7,11 +7,13 @@ environment, read at import time:
     EIO_PING_INTERVAL    optional: seconds (float)
     EIO_PING_TIMEOUT     optional: seconds (float)
     EIO_HTTP_BODY_TIMEOUT optional: seconds (float)
+    EIO_MAX_WORKER_THREADS optional: the max_worker_threads option (int)
     EIO_LOG_LEVEL        optional: configure logging to stderr at this level
 
 Messages: every message is sent back to its sender, except the text
 messages ``close`` (the server disconnects the session) and ``whoami`` (the
-reply is the node id of the process that owns the session).
+reply is the node id of the process that owns the session). ``block:<s>``
+is sent back after its handler held its worker for ``<s>`` seconds.
 
 Routes outside ``/engine.io/``: ``/__node`` answers this process's node id,
 ``/__sessions`` the number of sessions it owns (both text/plain),
@@ -50,6 +52,9 @@ def _options() -> dict[str, Any]:
         value = os.environ.get(env_name, '').strip()
         if value:
             options[option] = float(value)
+    workers = os.environ.get('EIO_MAX_WORKER_THREADS', '').strip()
+    if workers:
+        options['max_worker_threads'] = int(workers)
     return options
 
 
@@ -62,6 +67,9 @@ def on_message(sid: str, data: str | bytes) -> None:
         eio.disconnect(sid)
     elif data == 'whoami':
         eio.send(sid, sids.process_tag())
+    elif isinstance(data, str) and data.startswith('block:'):
+        eio.sleep(float(data[len('block:'):]))
+        eio.send(sid, data)
     else:
         eio.send(sid, data)
 

@@ -143,10 +143,15 @@ def test_500_messages_each_way_through_round_robin_nginx(redis_server, gunicorns
         client.disconnect()
 
 
-def upgrade(ws) -> None:
+def upgrade_only(ws) -> None:
+    """The upgrade alone: an echo could meet a ping on the way."""
     ws.send('2probe')
     assert ws.recv(timeout=5) == '3probe'
     ws.send('5')
+
+
+def upgrade(ws) -> None:
+    upgrade_only(ws)
     ws.send('4hello')
     assert ws.recv(timeout=5) == '4hello'
 
@@ -178,26 +183,61 @@ def test_relaying_process_killed_the_owner_ends_the_session(pair):
                    and sessions(a.port) == 0, 5.0, message='session ended on its owner')
 
 
+#: pings every 0.4 s, 0.6 s to answer. The bound that holds: a ping crosses
+#: two Redis hops to the client and its pong two back, a few milliseconds
+#: (tens at worst on a loaded machine); neither waits for the application's
+#: work (the pong is taken on the owner's inbox listener, the ping published
+#: by a task of its own), so 0.6 s is room enough.
+TIGHT_HEARTBEAT = {'EIO_PING_INTERVAL': '0.4', 'EIO_PING_TIMEOUT': '0.6'}
+
+
 def test_heartbeat_through_the_relay(redis_server, gunicorns):
-    # pings every second, and 1.5 s to answer: room for a busy machine
-    env = {'EIO_CLUSTER': redis_server.url, 'EIO_PING_INTERVAL': '1',
-           'EIO_PING_TIMEOUT': '1.5'}
+    env = {'EIO_CLUSTER': redis_server.url, **TIGHT_HEARTBEAT}
     a, b = gunicorns(2, GEVENT, app='tests.apps.cluster_echo:app', env=env)
     owner = PollingClient(a.port)
     owner.handshake()
     with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
-        # the upgrade alone: an echo could meet a ping on the way
-        ws.send('2probe')
-        assert ws.recv(timeout=5) == '3probe'
-        ws.send('5')
+        upgrade_only(ws)
         # the owner's pings reach the client through b, its pongs the owner
         for _ in range(4):
-            assert ws.recv(timeout=5) == '2'
+            assert ws.recv(timeout=3) == '2'
             ws.send('3')
         assert state(a.port, owner.sid)['exists']
         # no pong: the owner's ping timeout closes the session, and b the socket
-        assert ws.recv(timeout=5) == '2'
-        assert ws.recv(timeout=5) == '1'
+        assert ws.recv(timeout=3) == '2'
+        assert ws.recv(timeout=3) == '1'
         with pytest.raises(ConnectionClosed):
-            ws.recv(timeout=5)
+            ws.recv(timeout=3)
     wait_until(lambda: sessions(a.port) == 0, 5.0, message='session ended on its owner')
+
+
+def test_a_relayed_heartbeat_waits_for_no_worker_the_handlers_hold(redis_server, gunicorns):
+    """Threading mode: every shared worker of the owner (max_worker_threads)
+    runs a handler that blocks; the relayed session's pings still reach its
+    client and its pongs the owner, as a local WebSocket's do (PROTOCOL.md,
+    Heartbeat: pongs on the I/O path, never behind the application)."""
+    env = {'EIO_CLUSTER': redis_server.url, 'EIO_MAX_WORKER_THREADS': '2', **TIGHT_HEARTBEAT}
+    a, b = gunicorns(2, WORKERS['gthread'], app='tests.apps.cluster_echo:app', env=env)
+    owner = PollingClient(a.port)
+    owner.handshake()
+    with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
+        upgrade_only(ws)
+        # both workers held for 4 s by other sessions' handlers
+        for _ in range(2):
+            busy = PollingClient(a.port)
+            busy.handshake()
+            busy.send('block:4')
+        # a third session's message waits for a worker: its echo tells when one was free
+        witness = PollingClient(a.port)
+        witness.handshake()
+        witness.send('after the blocks')
+        echoed = Background(witness.receive, 1, 15.0)
+        # five pings answered: 2 s, twice pingInterval + pingTimeout
+        for _ in range(5):
+            assert ws.recv(timeout=3) == '2'
+            ws.send('3')
+        pings_done = time.monotonic()
+        assert state(a.port, owner.sid)['exists']
+        assert echoed.result(15.0) == ['after the blocks']
+        assert echoed.finished_at is not None and echoed.finished_at > pings_done, \
+            'a worker was free before the pings were done: nothing was shown'

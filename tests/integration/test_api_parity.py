@@ -254,7 +254,14 @@ def test_send_packet_to_an_ended_session_is_ignored(engine: Engine) -> None:
     client, sid = _polling(engine)
     _client_close(client)
     engine.wait_ended(sid)
+    other, other_sid = _polling(engine)
     engine.eio.send_packet(sid, engineio.packet.Packet(engineio.packet.MESSAGE, 'late'))
+    # the ended session is not brought back, for the application or the client
+    assert _raises_key_error(lambda: engine.eio.transport(sid)), engine.name
+    assert client.get().status == 400, engine.name
+    # and the message went to no other session
+    engine.eio.send_packet(other_sid, engineio.packet.Packet(engineio.packet.MESSAGE, 'next'))
+    assert other.receive(1) == ['next'], engine.name
 
 
 def test_queue_empty_exception_matches_create_queue(engine: Engine) -> None:

@@ -53,8 +53,9 @@ def started_since(before: set[threading.Thread]) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t not in before]
 
 
-def take_ping(session: Session, timeout: float) -> float | None:
-    """Wait for a ping in the session's queue; take the queue; when it came."""
+def take_ping(session: Session, timeout: float, message: str = 'a ping') -> float:
+    """Wait for a ping in the session's queue; take the queue; when it came.
+    AssertionError (saying ``message``) when none came within ``timeout``."""
     found: list[float] = []
 
     def ping_queued() -> bool:
@@ -65,8 +66,7 @@ def take_ping(session: Session, timeout: float) -> float | None:
                 return True
         return False
 
-    if not wait_until(ping_queued, timeout=timeout, interval=0.005):
-        return None
+    wait_until(ping_queued, timeout=timeout, interval=0.005, message=message)
     return found[0]
 
 
@@ -108,7 +108,6 @@ def test_each_session_pings_on_its_own_schedule() -> None:
     slow = make(backend, 'slow', closed, ping_interval=0.6, ping_timeout=5)
     first_fast = take_ping(fast, timeout=5)
     first_slow = take_ping(slow, timeout=5)
-    assert first_fast is not None and first_slow is not None
     assert 0.1 <= first_fast - opened < 0.1 + LATE
     assert 0.6 <= first_slow - opened < 0.6 + LATE
     fast.end()
@@ -126,8 +125,7 @@ def test_a_session_stuck_in_its_timeout_delays_no_other_ping(stuck_handler: _Stu
     for _ in range(5):
         alive.heartbeat.pong()
         last = time.monotonic()
-        came = take_ping(alive, timeout=5)
-        assert came is not None, 'no ping while another session was stuck'
+        came = take_ping(alive, timeout=5, message='a ping while another session was stuck')
         assert came - last < 0.1 + LATE
     assert not stuck_handler.unblock.is_set()      # still stuck all along
     assert stuck.state is State.CLOSED              # no GET waiting: nothing carries a close
@@ -166,7 +164,7 @@ def test_sessions_park_no_thread_of_their_own() -> None:
                 for i in range(200)]
     # every one of them pings on time, carried by one thread for all
     for session in sessions:
-        assert take_ping(session, timeout=5) is not None
+        take_ping(session, timeout=5, message=f'a ping of {session.sid}')
     assert len(started_since(before)) <= 1
     for session in sessions:
         session.end()
@@ -209,7 +207,7 @@ def test_a_heartbeat_task_that_cannot_start_is_tried_again_and_stops_no_other_pi
     assert backend.refused.wait(5)
     for _ in range(3):
         alive.heartbeat.pong()
-        assert take_ping(alive, timeout=5) is not None, 'pings stopped after a failed start'
+        take_ping(alive, timeout=5, message='a ping after a failed start')
     assert wait_until(lambda: ('late', Reason.PING_TIMEOUT) in closed, timeout=5)
     assert late.state is not State.OPEN
     alive.end()
