@@ -37,10 +37,11 @@ Text messages that are commands are not echoed:
                       then 'sendto done' to the sender
 
 A request for ``/__stats`` (outside the Engine.IO path) answers JSON
-``{"sessions", "threads", "greenlets", "rss_kb", "thread_names"}``: open
-sessions, live threads (``threading.active_count()``), live greenlets when
-gevent is loaded (else 0), the resident memory of the process in kB, and the
-live threads counted by name with trailing digits removed.
+``{"sessions", "threads", "greenlets", "rss_kb", "thread_names", "lock_checks"}``:
+open sessions, live threads (``threading.active_count()``), live greenlets when
+gevent is loaded (else 0), the resident memory of the process in kB, the
+live threads counted by name with trailing digits removed, and whether the
+server asserts its lock rules (``engineio_wsgi.locks.CHECK``).
 
 A request for ``/__session?sid=<sid>`` answers JSON ``{"exists", "state",
 "transport", "upgrading", "get_waiting", "post_active", "queued"}``: what the
@@ -67,6 +68,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import engineio_wsgi
+from engineio_wsgi import locks
 
 
 def _env_float(name: str) -> float | None:
@@ -250,7 +252,8 @@ def _thread_names() -> dict[str, int]:
 
 def stats() -> dict[str, Any]:
     return {'sessions': eio.session_count(), 'threads': threading.active_count(),
-            'greenlets': _greenlets(), 'rss_kb': _rss_kb(), 'thread_names': _thread_names()}
+            'greenlets': _greenlets(), 'rss_kb': _rss_kb(), 'thread_names': _thread_names(),
+            'lock_checks': locks.CHECK}
 
 
 def session_state(sid: str) -> dict[str, Any]:
