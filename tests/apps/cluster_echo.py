@@ -68,6 +68,7 @@ def on_message(sid: str, data: str | bytes) -> None:
     elif data == 'whoami':
         eio.send(sid, sids.process_tag())
     elif isinstance(data, str) and data.startswith('block:'):
+        # the scenario: a handler that holds its worker for this long
         eio.sleep(float(data[len('block:'):]))
         eio.send(sid, data)
     else:

@@ -60,6 +60,15 @@ def wait_gone(redis_server, node_id: str) -> None:
         client.close()
 
 
+def held_by_owner(request, timeout: float | None, owner_port: int, sid: str) -> Background:
+    """``request`` (a GET sent through a process that does not own the
+    session) in the background, once the owner reports that it holds it."""
+    pending = Background(request, timeout)
+    wait_until(lambda: state(owner_port, sid)['get_waiting'], 5.0,
+               message='the owner holds the forwarded GET')
+    return pending
+
+
 def on(port: int, client: PollingClient) -> PollingClient:
     """The same session, its requests sent to the process on ``port``."""
     other = PollingClient(port)
@@ -91,9 +100,7 @@ def test_get_forwarded_waits_for_the_owners_packets_in_order(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
-    waiting = Background(on(b.port, owner).poll, 10.0)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    waiting = held_by_owner(on(b.port, owner).poll, 10.0, a.port, owner.sid)
     on(a.port, owner).send(*[f'm{i}' for i in range(5)])
     packets = waiting.result(10.0)
     assert [p.data for p in packets if p.type == MESSAGE] == [f'm{i}' for i in range(5)]
@@ -103,10 +110,7 @@ def test_duplicate_get_across_processes_closes_the_session(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
-    first = Background(on(b.port, owner).poll, 10.0)
-    # wait until the owner holds the GET forwarded by b
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    first = held_by_owner(on(b.port, owner).poll, 10.0, a.port, owner.sid)
     second = on(a.port, owner).get()
     expect_error(second, 400, 3)
     assert [p.type for p in first.result(5.0)] == [CLOSE]
@@ -119,9 +123,7 @@ def test_client_close_through_another_process_ends_a_get_waiting_there(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
-    waiting = Background(on(b.port, owner).get, 10.0)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    waiting = held_by_owner(on(b.port, owner).get, 10.0, a.port, owner.sid)
     on(b.port, owner).post_ok(Packet(CLOSE))
     resp = waiting.result(5.0)
     assert resp.status == 200 and resp.body == NOOP.encode(), resp
@@ -164,9 +166,7 @@ def test_bad_post_a_get_waiting_elsewhere_gets_the_reply_then_the_close(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
-    waiting = Background(on(b.port, owner).poll, 10.0)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    waiting = held_by_owner(on(b.port, owner).poll, 10.0, a.port, owner.sid)
     expect_error(on(b.port, owner).post(body=b'4ok\x1e9bad'), 400, 3)
     # the packet before the bad one reached the application; its echo, then 1
     packets = waiting.result(10.0)
@@ -187,9 +187,7 @@ def test_owner_killed_requests_elsewhere_get_unknown_sid_within_a_second(pair, r
     owner = PollingClient(a.port)
     owner.handshake()
     owner_node = node(a.port)
-    waiting = Background(on(b.port, owner).get, None)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    waiting = held_by_owner(on(b.port, owner).get, None, a.port, owner.sid)
     os.killpg(a.proc.pid, signal.SIGKILL)
     started = time.monotonic()
     # at once if Redis saw the owner go, else when it does not acknowledge (FORWARD_TIMEOUT)
@@ -295,9 +293,7 @@ def test_threaded_workers_serve_for_each_other(redis_server, gunicorns):
                      app='tests.apps.cluster_echo:app', env=env)
     owner = PollingClient(a.port)
     owner.handshake()
-    waiting = Background(on(b.port, owner).poll, 10.0)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    waiting = held_by_owner(on(b.port, owner).poll, 10.0, a.port, owner.sid)
     on(a.port, owner).send('to the waiting GET')
     assert [(p.type, p.data) for p in waiting.result(5.0)] == [(MESSAGE, 'to the waiting GET')]
     on(b.port, owner).send('whoami', 'x')
@@ -323,9 +319,7 @@ def test_process_serving_a_get_killed_nothing_lost_and_the_next_get_takes_over(
     owner = PollingClient(a.port)
     owner.handshake()
     b_node = node(b.port)
-    Background(on(b.port, owner).get, 10.0)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    held_by_owner(on(b.port, owner).get, 10.0, a.port, owner.sid)
     os.killpg(b.proc.pid, signal.SIGKILL)
     wait_gone(redis_server, b_node)
     # the client's next GET, on the owner: not a duplicate of the GET of the dead process
@@ -342,9 +336,7 @@ def test_message_for_a_get_whose_process_stopped_listening_is_not_lost(pair, red
     owner = PollingClient(a.port)
     owner.handshake()
     b_node = node(b.port)
-    Background(on(b.port, owner).get, 10.0)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    held_by_owner(on(b.port, owner).get, 10.0, a.port, owner.sid)
     # b stops (it cannot subscribe again) and its inbox's connection is cut: the
     # owner does not drain for it (b does not listen), or puts back what it
     # drained when its answer reaches nobody; either way the next GET gets it

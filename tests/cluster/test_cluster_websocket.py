@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from engineio_wsgi.cluster.relay import LIVENESS_PERIOD
-from tests.cluster.test_cluster_polling import GEVENT, node, on, sessions, state
+from tests.cluster.test_cluster_polling import GEVENT, held_by_owner, node, on, sessions, state
 from tests.live import (
     MESSAGE,
     NOOP,
@@ -44,9 +44,7 @@ def test_upgrade_through_another_process_then_messages_both_ways(pair):
     a, b = pair
     owner = PollingClient(a.port)
     owner.handshake()
-    waiting = Background(on(b.port, owner).poll, 10.0)
-    wait_until(lambda: state(a.port, owner.sid)['get_waiting'], 5.0,
-               message='the owner holds the forwarded GET')
+    waiting = held_by_owner(on(b.port, owner).poll, 10.0, a.port, owner.sid)
     with connect(ws_url(b.port, owner.sid), open_timeout=5, close_timeout=1) as ws:
         # queued before the upgrade completes: waits, then goes on the WebSocket first
         ws.send('2probe')
