@@ -27,8 +27,6 @@ import _socket
 import base64
 import binascii
 import collections
-import heapq
-import itertools
 import logging
 import select
 import socket
@@ -49,6 +47,7 @@ from websockets.http11 import Request as HandshakeRequest
 from websockets.protocol import CLOSED, OPEN, State
 from websockets.server import ServerProtocol
 
+from . import ioloop
 from . import rfc6455_fast as fast
 from .backends import detect_async_mode, threading_patched
 from .fifo import Fifo
@@ -132,67 +131,11 @@ class ConnectionClosed(ConnectionError):
 
 # -- runtime primitives ------------------------------------------------------
 
-class _Deadlines:
-    """One thread runs the close timeouts of every connection of the process.
-
-    A timer thread per closing connection would start thousands of threads
-    when a server closes thousands of WebSockets at once. The callbacks only
-    shut a socket down: they never block.
-    """
-
-    def __init__(self) -> None:
-        # held for a few lines that never block: fine under gevent too
-        self._start_lock = threading.Lock()
-        # made with the thread, so that it is gevent's when gevent patched
-        # threading after this module was imported
-        self._cond: threading.Condition | None = None
-        self._heap: list[list[Any]] = []   # [when, order, func or None]
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def call_later(self, delay: float, func: Callable[[], None]) -> Callable[[], None]:
-        entry = [time.monotonic() + delay, next(self._order), func]
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():  # also after a fork
-                self._cond = threading.Condition()
-                self._thread = threading.Thread(target=self._run, args=(self._cond,),
-                                                daemon=True, name='engineio_wsgi-deadlines')
-                self._thread.start()
-            cond = self._cond
-        assert cond is not None
-        with cond:
-            heapq.heappush(self._heap, entry)
-            if self._heap[0] is entry:
-                cond.notify()
-
-        def cancel() -> None:
-            entry[2] = None   # left in the heap until its time: at most a close timeout
-        return cancel
-
-    def _run(self, cond: threading.Condition) -> None:
-        heap = self._heap
-        while True:
-            with cond:
-                while True:
-                    wait = heap[0][0] - time.monotonic() if heap else None
-                    if wait is not None and wait <= 0:
-                        func = heapq.heappop(heap)[2]
-                        break
-                    cond.wait(wait)
-            if func is not None:
-                try:
-                    func()
-                except Exception:
-                    logger.exception('a WebSocket close timeout failed')
-
-
-_DEADLINES = _Deadlines()
-
-
 class _Runtime:
     """Locks, timers and waits suited to the socket's concurrency model."""
 
-    __slots__ = ('gevent_native', 'gevent_sock', '_gevent', '_semaphore', 'current')
+    __slots__ = ('gevent_native', 'gevent_sock', '_gevent', '_semaphore', 'current', 'loop',
+                 '_event')
 
     def __init__(self, sock: Any, backend_hint: str | None) -> None:
         # the socket decides; the hint can only add gevent (see accept())
@@ -201,13 +144,19 @@ class _Runtime:
         # block the whole hub, use gevent's own.
         self.gevent_native = mode == 'gevent' and not threading_patched()
         self.gevent_sock = is_gevent_socket(sock)
+        #: what writes the rest of a frame and keeps the close timeouts
+        self.loop: ioloop.Loop = (ioloop.for_gevent() if self.gevent_sock
+                                  else ioloop.for_threads())
         if self.gevent_native:
             import gevent
+            import gevent.event
             import gevent.lock
             self._gevent = gevent
             self._semaphore = gevent.lock.Semaphore
+            self._event: Any = gevent.event.Event
             self.current: Callable[[], Any] = gevent.getcurrent
         else:
+            self._event = threading.Event
             self.current = threading.get_ident
 
     def write_lock(self) -> Any:
@@ -215,12 +164,14 @@ class _Runtime:
             return self._semaphore()
         return threading.Lock()
 
-    def call_later(self, delay: float, func: Callable[[], None]) -> Callable[[], None]:
-        """Run ``func`` after ``delay`` seconds; return a cancel function."""
+    def event(self) -> Any:
+        return self._event()
+
+    def spawn(self, func: Callable[[], None]) -> None:
         if self.gevent_native:
-            glet = self._gevent.spawn_later(delay, func)
-            return lambda: glet.kill(block=False)
-        return _DEADLINES.call_later(delay, func)
+            self._gevent.spawn(func)
+        else:
+            threading.Thread(target=func, daemon=True, name='engineio_wsgi-tls-writer').start()
 
 
     def wait_readable(self, sock: Any, timeout: float) -> bool:
@@ -273,7 +224,7 @@ class _Ending:
     # each class of the three holds the slots of the fields it declares
     __slots__ = ('_sock', '_proto', '_rt', '_close_timeout', '_state_lock', '_write_lock',
                  '_outbox', '_messages', '_broken', '_finished', '_closing_deadline',
-                 '_cancel_timer', '_reader', 'end_reason')
+                 '_cancel_timer', '_reader', 'end_reason', '_watch')
 
     _sock: Any
     _proto: ServerProtocol
@@ -289,11 +240,15 @@ class _Ending:
     _cancel_timer: Callable[[], None] | None
     _reader: Any
     end_reason: End | None
+    _watch: ioloop.Watch | None
 
     def receive(self, timeout: float | None = None) -> str | bytes | None:
         raise NotImplementedError
 
-    def _pump(self, block: bool) -> None:
+    def _pump_nowait(self) -> bool:
+        raise NotImplementedError
+
+    def _fire_drained(self) -> None:
         raise NotImplementedError
 
     @property
@@ -311,12 +266,16 @@ class _Ending:
         return self._proto.state is OPEN and not self._broken
 
     def close(self, code: int = 1000, reason: str = '') -> None:
-        """Start (or finish) the close handshake. Idempotent.
+        """Start (or finish) the close handshake. Idempotent; never waits on
+        a peer that does not read.
 
-        From the thread that reads: waits for the peer's answer at most the
-        close timeout, then shuts the socket down. From another thread:
-        sends the close frame and returns; the reader's ``receive`` returns
-        None when the peer answers, or at the close timeout.
+        The close timeout is armed first, before the close frame is
+        written: when it expires the connection is cut, whatever the peer
+        does. The frame is written without waiting (the loop writes what
+        the socket does not take). From the thread that reads, this then
+        reads until the peer answers or the timeout cut the connection;
+        from another thread it returns at once, and the reader's
+        ``receive`` returns None when the peer answers or at the timeout.
         """
         if self._finished:
             return
@@ -330,12 +289,14 @@ class _Ending:
                     self._proto.send_close(1000, reason)
                 self._outbox.extend(self._proto.data_to_send())
                 self._start_closing(LOCAL_CLOSE)
-        if not self._write_lock.acquire(timeout=self._close_timeout):
-            # A writer is stuck on a peer that does not read: give up.
-            self.abort()
-        else:
-            self._write_lock.release()
-            self._pump(block=False)
+            arm = self._cancel_timer is None
+            if arm:
+                self._cancel_timer = _ARMING
+        if arm:
+            self._cancel_timer = self._rt.loop.call_later(self._close_timeout, self.abort)
+            if self._finished:   # finished meanwhile: nothing left to cut
+                self._cancel_timer()
+        self._pump_nowait()
         if self._rt.current() == self._reader:
             while not self._finished:
                 try:
@@ -343,8 +304,6 @@ class _Ending:
                 except TimeoutError:
                     self._finish(CONNECTION_LOST)
             self._messages.clear()
-        elif self._cancel_timer is None and not self._finished:
-            self._cancel_timer = self._rt.call_later(self._close_timeout, self.abort)
 
     def _start_closing(self, reason: End) -> None:
         """Record why the connection ends and start the close timeout.
@@ -395,148 +354,231 @@ class _Ending:
         self._finished = True
         if self.end_reason is None:
             self.end_reason = reason
-        if self._cancel_timer is not None:
-            self._cancel_timer()
+        cancel = self._cancel_timer
+        if cancel is not None and cancel is not _ARMING:
+            cancel()
         self._shutdown()
+        # the server owns the socket again once the reader returns: the
+        # loop lets go of it now, and a writer waiting for it hears the end
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+        with self._state_lock:
+            self._outbox.clear()
+        self._fire_drained()
+
+
+#: ``_cancel_timer`` while a close arms the timeout (one close arms it)
+def _ARMING() -> None:
+    pass
+
+
+#: buffers handed to one ``sendmsg`` at most (the system's limit is 1024)
+_MAX_BUFFERS = 512
 
 
 class _Writing(_Ending):
-    """How queued frames reach the socket: one writer at a time, whole frames,
-    in order; a blocking writer, and a try that never waits.
+    """How queued frames reach the socket: whole frames, in order, one writer
+    at a time, and never a wait on the peer.
 
-    The part of ``WSConnection`` that writes its ``_outbox``; the fields are
-    set by ``WSConnection.__init__``.
+    Whoever queues frames writes them at once, with one ``sendmsg`` that
+    never waits (all queued buffers in one system call, none joined or
+    copied); what the socket does not take stays first in the queue, and
+    the loop (ioloop.py) writes it when the socket has room again. While
+    that rest waits, only the loop writes. A writer that finds another
+    writing leaves its frames to it: the writer looks at the queue again
+    after letting go. The part of ``WSConnection`` that writes its
+    ``_outbox``; the fields are set by ``WSConnection.__init__``.
     """
 
-    __slots__ = ('_nowait_sock', '_rest_pending')
+    __slots__ = ('_nowait_sock', '_waiting', '_on_drained', '_drain_events')
 
     _nowait_sock: _socket.socket | None
-    _rest_pending: bool
+    #: a rest waits for the socket: only the loop writes (under ``_write_lock``)
+    _waiting: bool
+    #: called on the loop once the queue is empty (or the connection over)
+    _on_drained: Callable[[], None] | None
+    #: events of threads that wait for the queue to be written (``flush``)
+    _drain_events: list[Any] | None
 
     def flush(self) -> None:
-        """Write what is queued (what a non-blocking send left), waiting as needed."""
-        self._written(True)
+        """Wait until what is queued was written (or the connection ended).
+
+        For a caller of its own that may wait on the peer (a relay's writer);
+        the engine's own writers use :meth:`when_drained` instead.
+        """
+        if self._pump_nowait():
+            self._raise_if_broken()
+            return
+        event = self._rt.event()
+        with self._state_lock:
+            done = not self._outbox or self._broken or self._finished
+            if not done:
+                if self._drain_events is None:
+                    self._drain_events = []
+                self._drain_events.append(event)
+        if not done:
+            event.wait()
+        self._raise_if_broken()
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop once the queue is empty (at once
+        if it is), or the connection failed or ended (a write then raises
+        ``ConnectionClosed``). One callback at a time: the holder of the
+        writer's turn above."""
+        with self._state_lock:
+            done = not self._outbox or self._broken or self._finished
+            if not done:
+                self._on_drained = callback
+        if done:
+            self._rt.loop.call_soon(callback)
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop that writes for this connection."""
+        self._rt.loop.call_soon(callback)
+
+    def _fire_drained(self) -> None:
+        """The queue is empty, or the connection over: tell who waits."""
+        with self._state_lock:
+            if self._outbox and not (self._broken or self._finished):
+                return
+            callback, self._on_drained = self._on_drained, None
+            events, self._drain_events = self._drain_events, None
+        if callback is not None:
+            self._rt.loop.call_soon(callback)
+        if events:
+            for event in events:
+                event.set()
+
+    def _raise_if_broken(self) -> None:
+        if self._broken:
+            raise ConnectionClosed('WebSocket connection is broken')
 
     def _written(self, block: bool) -> bool:
         if block:
-            self._pump(block=True)
-            done = True
-        else:
-            done = self._pump_nowait()
-        if self._broken:
-            raise ConnectionClosed('WebSocket connection is broken')
+            self.flush()
+            return True
+        done = self._pump_nowait()
+        self._raise_if_broken()
         return done
 
-    def _pump(self, block: bool) -> None:
-        """Write queued frames; one writer at a time, whole frames only.
-
-        With ``block=False`` a busy writer is left to write our frames.
-        Call without ``_state_lock`` (taken here around the queue, never
-        across I/O); takes ``_write_lock``. A blocking call takes the writer's
-        place at least once, so that it returns only once the frames queued
-        before it were written (or the connection broke).
-
-        Only the writer takes frames off the queue, and whoever queues frames
-        pumps afterwards: the queue's emptiness is read without the state lock
-        (a deque's length is read atomically) and a frame queued while the
-        writer lets go is seen by its check after the release.
-        """
-        outbox = self._outbox
-        if not block and not outbox:
-            return
-        while True:
-            if not self._write_lock.acquire(blocking=block):
-                return
-            try:
-                self._rest_pending = False   # all written here, waiting as needed
-                while outbox:
-                    chunk = self._take_chunk()
-                    if chunk is None:
-                        break
-                    if self._broken or self._finished:
-                        # After _finish the server owns the socket again (and
-                        # closes it): never touch it.
-                        continue
-                    try:
-                        if chunk:
-                            self._write(chunk)
-                        else:   # the protocol's end-of-stream marker
-                            self._sock.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        self._mark_broken()
-            finally:
-                self._write_lock.release()
-            if not outbox:
-                return
-            block = False
-
-    def _take_chunk(self) -> bytes | None:
-        """The next chunk to write: the queued frames joined, one system call
-        for all of them (an empty chunk, the end-of-stream marker, is kept
-        apart); None when the queue is empty. Only the writer calls it."""
-        outbox = self._outbox
-        with self._state_lock:
-            if len(outbox) > 1 and all(outbox):
-                chunk = b''.join(outbox)
-                outbox.clear()
-                return chunk
-            if outbox:
-                return outbox.popleft()
-            return None
-
     def _pump_nowait(self) -> bool:
-        """Write queued frames without ever waiting on the peer; True when the
+        """Write queued frames without waiting on the peer; True when the
         queue is empty afterwards.
 
-        False when another writer holds the socket (it writes our frames) or
-        the socket took only part of a chunk: the rest goes back to the front
-        of the queue, so that nothing overtakes it and no frame is cut into
-        by another, for a blocking :meth:`_pump` to finish. The try is a
-        ``send`` with ``MSG_DONTWAIT``: the socket's own blocking mode, seen
-        by the other threads using it, never changes.
+        False when another writer holds the turn (it writes our frames), or
+        the socket took only part of them: the rest stays first in the
+        queue, nothing overtakes it and no frame is cut into, and the loop
+        writes it once the socket has room (``_on_writable``).
         """
-        raw = self._nowait_sock
         outbox = self._outbox
-        if raw is None:
-            return not outbox
+        if not outbox:   # whoever emptied it told who waits
+            return True
         while True:
             if not self._write_lock.acquire(blocking=False):
                 return False
             try:
-                while outbox:
-                    chunk = self._take_chunk()
-                    if chunk is None:
-                        break
-                    if self._broken or self._finished:
-                        continue
-                    try:
-                        if not chunk:
-                            self._sock.shutdown(socket.SHUT_WR)
-                            continue
-                        sent = raw.send(chunk, _DONTWAIT)
-                    except BlockingIOError:
-                        sent = 0
-                    except OSError:
-                        self._mark_broken()
-                        continue
-                    if sent < len(chunk):
-                        with self._state_lock:
-                            outbox.appendleft(chunk[sent:])
-                            self._rest_pending = True
-                        return False
-                self._rest_pending = False
+                if self._waiting:
+                    return False
+                if not self._write_out():
+                    return False
             finally:
                 self._write_lock.release()
-            # frames queued by whoever found the lock taken: ours to write
+            # frames queued by whoever found the turn taken: ours to write
             if not outbox:
+                self._fire_drained()
                 return True
 
-    def _write(self, chunk: bytes) -> None:
-        """All of ``chunk``: one ``send`` mostly (gevent's ``sendall`` asks the
-        kernel for the buffer size first, a second system call per frame)."""
-        sent = self._sock.send(chunk)
-        if sent < len(chunk):
-            self._sock.sendall(memoryview(chunk)[sent:])
+    def _write_out(self) -> bool:
+        """Under ``_write_lock``: write until the queue is empty (True) or
+        the socket is full (False, and the loop watches it)."""
+        outbox = self._outbox
+        raw = self._nowait_sock
+        while True:
+            with self._state_lock:
+                if not outbox:
+                    return True
+                if self._broken or self._finished:
+                    # after _finish the server owns the socket again (and
+                    # closes it): never touch it
+                    outbox.clear()
+                    return True
+                buffers = outbox[:_MAX_BUFFERS]
+            if not buffers[0]:   # the protocol's end-of-stream marker
+                with self._state_lock:
+                    del outbox[:1]
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                continue
+            if b'' in buffers:
+                buffers = buffers[:buffers.index(b'')]
+            if raw is None:
+                # no send that never waits (TLS): a task of its own writes
+                self._waiting = True
+                self._rt.spawn(self._write_blocking)
+                return False
+            try:
+                sent = raw.sendmsg(buffers, (), _DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._mark_broken()
+                continue
+            with self._state_lock:
+                _drop_sent(outbox, sent)
+            if sent < sum(map(len, buffers)):
+                self._waiting = True
+                self._watch = self._rt.loop.when_writable(self._sock, self._on_writable)
+                return False
+
+    def _on_writable(self) -> None:
+        """On the loop: the socket has room (or failed) for the rest; the
+        frames queued meanwhile go with it."""
+        with self._write_lock:
+            self._watch = None
+            self._waiting = False
+        self._pump_nowait()
+
+    def _write_blocking(self) -> None:
+        """For a socket with no send that never waits: write the queue,
+        waiting on the peer, on a task of its own; the connection's close
+        timeout still cuts it."""
+        outbox = self._outbox
+        with self._write_lock:
+            try:
+                while True:
+                    with self._state_lock:
+                        if not outbox or self._broken or self._finished:
+                            outbox.clear()
+                            break
+                        chunk = outbox.popleft()
+                    try:
+                        if chunk:
+                            self._sock.sendall(chunk)
+                        else:
+                            self._sock.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        self._mark_broken()
+            finally:
+                self._waiting = False
+        self._pump_nowait()   # what was queued after the last look, and the drain
+
+
+def _drop_sent(outbox: Fifo[Any], sent: int) -> None:
+    """Take ``sent`` bytes off the front of ``outbox``; a buffer written in
+    part stays first as a view of its rest, not a copy."""
+    taken = 0
+    for buffer in outbox:
+        size = len(buffer)
+        if sent < size:
+            break
+        sent -= size
+        taken += 1
+    del outbox[:taken]
+    if sent and outbox:
+        outbox[0] = memoryview(outbox[0])[sent:]
 
 
 class WSConnection(_Writing):
@@ -594,7 +636,10 @@ class WSConnection(_Writing):
         self._drained = False
         # one send that never waits, for a frame written from the sender's thread
         self._nowait_sock = _nowait_socket(sock, runtime.gevent_sock)
-        self._rest_pending = False
+        self._waiting = False
+        self._on_drained: Callable[[], None] | None = None
+        self._drain_events: list[Any] | None = None
+        self._watch: ioloop.Watch | None = None
 
     # -- public API ---------------------------------------------------------
 
@@ -642,10 +687,9 @@ class WSConnection(_Writing):
             with self._state_lock:
                 self._feed(data)
                 ended = self._proto.state is CLOSED or (not data)
-            # what a send that never waits left is the writer task's: the
-            # reader would wait on a client that does not read, reading nothing
-            if not self._rest_pending:
-                self._pump(block=False)
+            # the frames the protocol answers with (pong, close echo); never
+            # waits: the reader must not wait on a client that does not read
+            self._pump_nowait()
             if self._messages:
                 return self._next_message()
             if ended or self._broken:

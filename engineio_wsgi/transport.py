@@ -29,6 +29,7 @@ from . import locks
 from .backends import Backend
 from .lifecycle import State
 from .options import Options
+from .output import Move, Output, step
 from .packets import DecodeError, Packet
 from .reasons import LINGERING_REASONS, Reason
 
@@ -137,64 +138,79 @@ class Unconnected:
 
 
 class QueueWriter:
-    """A transport whose one writer task drains the session's queue.
+    """A transport that takes the session's queue in batches, holding the
+    writer's turn (output.py) while it does: never two writers at once.
 
-    ``send`` starts the task (never on the caller's thread: a client that
-    stops reading must not block whoever sends to it); ``_flushing``, under
-    the session's lock, is True while a task runs or is about to, so there is
-    never a second one. Subclasses give ``_write(batch)``, which raises when
-    the batch cannot be delivered; no task runs before ``attached``.
+    ``queued`` (under the session's lock) says whether the caller took the
+    turn; ``send`` then writes, or starts what writes. No turn is taken
+    before ``attached``. ``_flush`` is a writer that may wait (the batches
+    of ``_write``, which raises when a batch cannot be delivered): only for
+    a transport whose writes never wait on a client, on a task of its own.
     """
 
     name = 'websocket'
-    __slots__ = ('_session', '_lock', '_flushing')
+    __slots__ = ('_session', '_lock', 'output')
 
     def __init__(self, session: Any) -> None:
         self._session = session
         self._lock = session.lock
-        self._flushing = True
+        #: held by nobody yet: ``attached`` starts the first turn
+        self.output = Output.WRITING
 
     def queued(self) -> bool:
         """Under the session's lock (as every method so marked in ``Transport``)."""
         assert not locks.CHECK or locks.held(self._lock)
-        if self._flushing:
-            return False
-        self._flushing = True
-        return True
+        before = self.output
+        self.output = step(before, Move.START)
+        return before is Output.IDLE
 
     def send(self) -> None:
         self._session.backend.run_soon(self._flush)
 
     def writing(self) -> bool:
         assert not locks.CHECK or locks.held(self._lock)
-        return self._flushing
+        return self.output is Output.WRITING
+
+    def _take(self) -> tuple[list[Packet], bool] | None:
+        """For the holder of the turn, under the lock: the next batch and
+        whether it ends with the close packet; None when there is nothing
+        to write (the turn is given back, or the connection is over)."""
+        assert not locks.CHECK or locks.held(self._lock)
+        session = self._session
+        if session.state is State.FINISHED:
+            self.output = step(self.output, Move.END)
+            return None
+        if not session.outbox:
+            self.output = step(self.output, Move.DRAINED)
+            return None
+        batch, closes = session.take()
+        if closes:
+            self.output = step(self.output, Move.CLOSE)
+        return batch, closes
 
     def _write(self, batch: list[Packet]) -> None:
         raise NotImplementedError
 
     def _flush(self) -> None:
-        """Write the queue until it is empty; one writer at a time."""
-        session = self._session
-        outbox = session.outbox
+        """Write the queue until it is empty, waiting on each write."""
         while True:
             with self._lock:
-                if not outbox or session.state is State.FINISHED:
-                    self._flushing = False
-                    done = session.state is State.CLOSING
-                    break
-                batch = list(outbox)
-                outbox.clear()
+                item = self._take()
+            if item is None:
+                return
+            batch, closes = item
             try:
                 self._write(batch)
             except Exception as exc:
                 self._failed(exc)
                 return
-        if done:
-            self._delivered()
+            if closes:
+                self._delivered()
+                return
 
     def _failed(self, exc: Exception) -> None:
         with self._lock:
-            self._flushing = False
+            self.output = step(self.output, Move.END)
         self._session.transport_failed(exc)
 
     def _delivered(self) -> None:

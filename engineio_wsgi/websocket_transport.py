@@ -1,17 +1,15 @@
 """The WebSocket transport: WebSocket-only sessions and the upgrade from polling.
 
 The request's own thread (or greenlet) reads the socket for the whole life of
-the WebSocket. A send to a session with nothing queued writes its frames
-itself when the socket takes them without waiting (one non-blocking
-``send``); otherwise writes come from a writer task, started when the
-session's queue stops being empty and gone when it is empty again: one writer
-at a time, so frames never interleave and no thread is parked per session.
-The task never runs on the connection's reader (only a WebSocket-only
-session's open packet is written there, before the connection is read). A
-client that stops reading blocks that task, which holds one of the backend's
-workers (in threading mode one of at most ``max_worker_threads``) until the
-session ends: its queue fills up ("send buffer full") or its ping times out,
-and the connection is cut.
+the WebSocket. Nothing waits on a client to write: whoever queues a packet
+while nobody writes takes the writer's turn (output.py) and writes one batch
+without waiting; what the socket does not take, and what is queued while it
+waits, goes out from the process's I/O loop (ioloop.py) when the socket has
+room, and the loop hands the turn back here. A client that stops reading
+holds no thread and no worker: its queue fills up ("send buffer full") or its
+ping times out, and the connection is cut. The end of a session (its
+disconnect handler, the close of the connection) runs on a worker, never on
+the loop or the sender's thread.
 """
 
 from __future__ import annotations
@@ -209,7 +207,8 @@ def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
         kind = packet.type
         if kind is PacketType.PING and packet.data == _PROBE and not polling.paused:
             try:
-                conn.send(encode_packet(Packet(PacketType.PONG, _PROBE)))
+                # never waits: the rest goes out from the loop
+                conn.send_many((encode_packet(Packet(PacketType.PONG, _PROBE)),), block=False)
             except OSError:
                 return False
             polling.pause()
@@ -224,9 +223,10 @@ def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
 
 
 class WebSocketTransport(QueueWriter):
-    """How a session's packets move over its WebSocket: the sender writes a
-    batch itself when the socket has room, else the writer task of
-    ``QueueWriter`` writes each batch as frames."""
+    """How a session's packets move over its WebSocket: the holder of the
+    writer's turn (output.py) writes a batch as frames without waiting;
+    what the socket does not take goes out from the I/O loop, which hands
+    the turn back here once it is out."""
 
     __slots__ = ('_conn', '_b64', '_encode')
 
@@ -237,76 +237,67 @@ class WebSocketTransport(QueueWriter):
         # None: frames depend on the connection (compression)
         self._encode = conn.frame_encoder()
 
-    def _write(self, batch: list[Packet]) -> None:
-        write_batch(self._conn, self._b64, self._encode, batch)
-
     # -- the transport interface (see transport.py) -------------------------------
 
     def send(self) -> None:
-        # The sender writes the queue itself when the socket takes all of it
-        # at once: no task, no thread switch (a broadcast to thousands of
-        # sessions, a heartbeat's ping). Whatever does not fit goes to the
-        # writer task, which never runs on the caller's thread.
-        if not self._write_now():
-            self._session.backend.run_soon(self._resume)
+        # The caller took the turn: it writes one batch itself, without
+        # waiting (a broadcast to thousands of sessions, a heartbeat's ping:
+        # no task, no thread switch); anything more goes out from the loop.
+        self._write_turn()
 
-    def _write_now(self) -> bool:
-        """One batch written without waiting, on the caller's thread, by the
-        holder of the writer's turn (``queued`` said so); True when the turn
-        is over, False when the writer task is to carry on."""
+    def _write_turn(self) -> None:
+        """One batch, written without waiting, by the holder of the turn;
+        the turn then passes to the loop or is given back."""
         session = self._session
-        outbox = session.outbox
         with self._lock:
-            # a closing session's close packet is delivered by the task
-            if session.state not in _OPEN_STATES or not outbox:
-                return False
-            batch = list(outbox)
-            outbox.clear()
+            item = self._take()
+        if item is None:
+            return
+        batch, closes = item
+        conn = self._conn
         try:
-            if not write_batch(self._conn, self._b64, self._encode, batch, block=False):
-                return False
+            done = write_batch(conn, self._b64, self._encode, batch, block=False)
         except Exception as exc:
-            # the session ends on a worker, not on the sender's thread (the
-            # disconnect handler runs there)
-            self._session.backend.run_soon(self._failed, exc)
-            return True
+            # the session ends on a worker: not on the sender's thread nor
+            # the loop (the disconnect handler runs there)
+            session.backend.run_soon(self._failed, exc)
+            return
+        if closes:
+            # the session's end (and the connection's close) on a worker
+            if done:
+                session.backend.run_soon(self._delivered)
+            else:
+                conn.when_drained(self._close_out)
+            return
+        if not done:
+            conn.when_drained(self._write_turn)
+            return
         with self._lock:
-            if outbox:   # sent meanwhile: the task writes it, the caller goes on
-                return False
-            self._flushing = False
-        return True
+            more = bool(session.outbox) and session.state is not State.FINISHED
+            if not more:
+                item = self._take()   # gives the turn back
+                assert item is None
+        if more:
+            # queued meanwhile: the loop writes it, the caller goes on
+            conn.call_soon(self._write_turn)
 
-    def _resume(self) -> None:
-        """The writer task: first what the socket did not take (also when the
-        connection is closing: a close frame may wait behind it), then the queue."""
-        try:
-            self._conn.flush()
-        except rfc6455.ConnectionClosed as exc:
-            self._failed(_transport_error(self._conn, exc))
-            return
-        except Exception as exc:
-            self._failed(exc)
-            return
-        self._flush()
+    def _close_out(self) -> None:
+        self._session.backend.run_soon(self._delivered)
 
     def carries_close(self, reason: Reason) -> bool:
         assert not locks.CHECK or locks.held(self._lock)
         return True
 
     def attached(self, opening: Packet | None) -> None:
+        # On the connection's reader, before it reads: a session that starts
+        # on WebSocket has its open packet written first, so that a client
+        # learns its sid before anything else happens on the connection. One
+        # batch here at most: an application that keeps the queue full must
+        # not keep the reader from reading (pongs).
         if opening is not None:
-            # A session that starts on WebSocket: its open packet goes out
-            # now, before the connection is read, so that a client always
-            # learns its sid before anything else happens on the connection
-            # (one small frame: it cannot keep the reader waiting).
-            try:
-                self._write([opening])
-            except Exception as exc:
-                self._failed(exc)
-                return
-        # not here: the caller is the connection's reader, and an application
-        # that keeps the queue full would keep it from reading (pongs) forever
-        self._session.backend.run_soon(self._flush)
+            with self._lock:
+                self._session.outbox.appendleft(opening)
+        self._write_turn()
 
     def wake(self) -> None:
         pass

@@ -106,6 +106,8 @@ class FakeConn:
         self.calls: list[str] = []
         self.end_reason = None
         self.fail: Exception | None = None
+        #: what the transport left for the I/O loop (``call_soon``, ``when_drained``)
+        self.on_loop: list[Any] = []
 
     def send_many(self, frames: list[Any], block: bool = True) -> bool:
         if self.fail is not None:
@@ -119,6 +121,12 @@ class FakeConn:
 
     def frame_encoder(self) -> None:
         return None   # frames as messages, through send_many
+
+    def call_soon(self, callback: Any) -> None:
+        self.on_loop.append(callback)
+
+    def when_drained(self, callback: Any) -> None:
+        self.on_loop.append(callback)
 
     def send_frames(self, frames: list[Any], block: bool = True) -> bool:
         raise AssertionError('no frame encoder: send_frames is never called')

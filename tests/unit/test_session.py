@@ -225,20 +225,30 @@ def test_writer_receives_everything_queued_in_order_then_new_packets():
     assert session.state is State.FINISHED
 
 
-def test_the_open_packet_is_written_by_the_caller_and_the_rest_by_a_worker():
-    """A WebSocket-only session: the reader's thread writes only the open
-    packet (before it reads anything), the queue behind it goes out elsewhere."""
+def test_the_reader_writes_one_batch_with_the_open_packet_first_and_the_loop_the_rest():
+    """A WebSocket-only session: the reader's thread writes one batch at
+    most, the open packet first (before it reads anything); what is queued
+    meanwhile goes out from the I/O loop, not from this thread."""
     backend = FakeBackend()
-    later = []
-    backend.run_soon = lambda fn, *args: later.append((fn, args))
     session, _, _ = make(backend)
     session.enqueue(Packet(MSG, 'queued at connect'))
-    _, written = websocket(session)
-    assert [p.type for p in written.packets()] == [PacketType.OPEN]
-    assert len(later) == 1           # the rest: not on this thread
-    fn, args = later.pop()
-    fn(*args)
-    assert [p.type for p in written.packets()] == [PacketType.OPEN, MSG]
+    conn = FakeConn()
+    transport = WebSocketTransport(session, conn, False)
+
+    def queue_during_the_write(frames, block=True):
+        conn.frames.extend(frames)
+        session.enqueue(Packet(MSG, 'queued during the write'))
+        conn.send_many = FakeConn.send_many.__get__(conn)
+        return True
+    conn.send_many = queue_during_the_write
+    assert session.switch(transport)
+    written = [decode_packet(frame) for frame in conn.frames]
+    assert [p.type for p in written] == [PacketType.OPEN, MSG]
+    assert written[1].data == 'queued at connect'
+    assert conn.on_loop == [transport._write_turn]   # the rest: on the loop
+    conn.on_loop.pop()()
+    assert [decode_packet(frame).data for frame in conn.frames][-1] == 'queued during the write'
+    assert transport.output.value == 'idle'
 
 
 def test_a_failing_writer_ends_the_session_without_writing_again():
@@ -268,14 +278,15 @@ def test_a_writer_that_finds_the_client_gone_ends_the_session_as_transport_close
 
 def test_a_ping_timeout_with_a_write_under_way_cuts_the_connection_at_once():
     """A client that stopped reading: no close packet can reach it, and the
-    write holds a worker, so the session ends at its ping deadline without
-    lingering for the close packet."""
+    write still waits on the loop, so the session ends at its ping deadline
+    without lingering for the close packet."""
     backend = FakeBackend()
-    pending = []
-    backend.run_soon = lambda fn, *args: pending.append(fn)   # the write never ends
     session, rec, _ = make(backend)
-    conn, _ = websocket(session)
-    assert pending                       # the flush is under way
+    conn = FakeConn()
+    conn.send_many = lambda frames, block=True: False   # the socket is full
+    transport = WebSocketTransport(session, conn, False)
+    session.switch(transport)
+    assert conn.on_loop == [transport._write_turn]      # the rest waits for the socket
     backend.clock.advance(1.0)           # ping_interval
     session.heartbeat.step()
     backend.clock.advance(0.5)           # ping_timeout

@@ -1,9 +1,12 @@
 """Writes that never wait, and frames built once for many connections.
 
-A real ``WSConnection`` on a socket pair (as tests/unit/test_rfc6455_wire.py):
-a send that the socket takes at once is written by the caller; what it does
-not take stays queued, whole and in order, for the blocking writer. The
-WebSocket transport builds the frame of a message sent to many sessions once.
+A real ``WSConnection`` on a socket pair with small buffers (as
+tests/unit/test_rfc6455_wire.py): a send that the socket takes at once is
+written by the caller; what it does not take stays queued, whole and in
+order, and the I/O loop writes it once the client reads again: no thread
+waits on a client, and a close is cut at its timeout whatever the client
+does. The WebSocket transport builds the frame of a message sent to many
+sessions once.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from engineio_wsgi.reasons import Reason
 from engineio_wsgi.session import Session
 from engineio_wsgi.websocket_transport import WebSocketTransport
 from tests.live import wait_until
-from tests.unit.test_rfc6455_wire import Pair, open_pair
+from tests.unit.test_rfc6455_wire import CLOSE_TIMEOUT, Pair, open_pair
 from tests.unit.wsframes import BINARY, CLOSE, TEXT, Frame, encode
 
 pytestmark = pytest.mark.timeout(30)
@@ -147,6 +150,75 @@ def test_a_broken_connection_raises_on_a_send_that_does_not_wait(
             ws.conn.send_many([b'x' * 65536], block=False)
 
 
+def test_the_loop_writes_what_the_socket_did_not_take_once_the_client_reads(ws: Pair) -> None:
+    sent = fill(ws)
+    assert ws.conn.send_many(['behind the rest'], block=False) is False
+    # nobody here writes: the client reads, and the frames come
+    frames = read_frames(ws, len(sent) + 1)
+    assert [f.payload for f in frames[:len(sent)]] == sent
+    assert frames[-1].payload == b'behind the rest'
+    assert ws.conn.send_many(['at once again'], block=False) is True
+    assert read_frames(ws, 1)[0].payload == b'at once again'
+
+
+def test_connections_whose_clients_stop_reading_hold_no_thread() -> None:
+    made = [socket.socketpair() for _ in range(20)]
+    try:
+        for server, client in made:
+            for sock in (server, client):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            client.settimeout(10)
+        pairs = [open_pair(p) for p in made]
+        fill(pairs[0])   # the loop's thread starts here, if it had not yet
+        before = threading.active_count()
+        for pair in pairs[1:]:
+            fill(pair)
+        assert threading.active_count() == before
+    finally:
+        for server, client in made:
+            server.close()
+            client.close()
+
+
+def test_a_close_to_a_client_that_never_reads_returns_at_once_and_is_cut_at_its_timeout(
+        ws: Pair) -> None:
+    """The close frame cannot be written (the socket is full, the client does
+    not read): ``close`` from another thread returns at once; the timeout,
+    armed before the write, cuts the connection and the reader returns."""
+    fill(ws)
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(ws.conn.receive()))
+    reader.start()
+    closer = threading.Thread(target=ws.conn.close, args=(1001, 'going away'))
+    closer.start()
+    closer.join(1.0)
+    assert not closer.is_alive(), 'close waited on a client that does not read'
+    reader.join(CLOSE_TIMEOUT + 5)
+    assert not reader.is_alive(), 'the close timeout did not cut the connection'
+    assert got == [None]
+    assert ws.conn.end_reason is rfc6455.LOCAL_CLOSE
+
+
+def test_a_close_on_the_reader_with_a_client_that_never_reads_ends_at_its_timeout(
+        ws: Pair) -> None:
+    fill(ws)
+    def close_as_the_reader() -> None:
+        ws.conn._reader = threading.get_ident()   # it reads until the end
+        ws.conn.close()
+    closer = threading.Thread(target=close_as_the_reader)
+    closer.start()
+    closer.join(CLOSE_TIMEOUT + 5)
+    assert not closer.is_alive(), 'the close waited beyond its timeout'
+    assert not ws.conn.open
+
+
+def test_a_flush_waits_for_the_loop_and_returns_once_the_client_read_it(ws: Pair) -> None:
+    sent = fill(ws)
+    frames = written_by(ws.conn.flush, ws, len(sent))
+    assert [f.payload for f in frames] == sent
+
+
 # -- the frame of a message sent to many sessions ---------------------------------------
 
 def websocket_session(sockets: tuple[socket.socket, socket.socket], **accept: Any
@@ -237,10 +309,10 @@ def test_a_compressed_connection_frames_its_own_messages(pairs, frames_built) ->
     assert inflated == b'4' + text.encode()
 
 
-def test_the_writer_task_finishes_a_partly_written_frame_and_the_close_reply_behind_it(
+def test_the_loop_finishes_a_partly_written_frame_and_the_close_reply_behind_it(
         sockets: tuple[socket.socket, socket.socket]) -> None:
     """The client's close frame comes while a frame is partly written: the
-    writer task writes the rest, then the protocol's close reply, although the
+    loop writes the rest, then the protocol's close reply, although the
     connection no longer takes new messages."""
     session, pair = websocket_session(sockets)
     sent = fill(pair)
@@ -248,7 +320,7 @@ def test_the_writer_task_finishes_a_partly_written_frame_and_the_close_reply_beh
     with pytest.raises(TimeoutError):   # read as its reader would; then waits for the end
         pair.conn.receive(timeout=0.3)
     assert not pair.conn.open
-    frames = written_by(session.channel._resume, pair, len(sent) + 1)
+    frames = read_frames(pair, len(sent) + 1)   # the loop writes them: nobody else
     assert [f.payload for f in frames[:len(sent)]] == sent
     assert (frames[-1].opcode, frames[-1].payload) == (CLOSE, b'\x03\xe8')
     session.end()

@@ -1,0 +1,275 @@
+"""The event loop that writes what a WebSocket's socket did not take at once.
+
+No thread or greenlet of the engine waits on a client to read. A write to a
+WebSocket is one ``send`` that never waits; what the socket does not take
+stays queued on the connection, and the loop calls the connection back
+when the socket has room again. One loop per process and kind:
+
+- threads: one selector thread (``SelectorLoop``), started on first use
+  (again in a forked child). It watches a duplicate of the socket's
+  descriptor, so that the server closing its own descriptor can never
+  leave a stale registration behind; the duplicate is closed once the
+  watch fired or was cancelled.
+- gevent: the hub (``HubLoop``): an io watcher on the descriptor, and the
+  callback runs in a greenlet of its own that ends when it returns.
+
+Callbacks run on the loop and never block: they take short locks, write
+without waiting and return. The loop also keeps the close timeouts of
+every WebSocket of the process (``call_later``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[], None]
+
+
+class Watch(Protocol):
+    def cancel(self) -> None:
+        """Forget the watch; its callback will not run (it may be running now)."""
+
+
+class Loop(Protocol):
+    def when_writable(self, sock: Any, callback: Callback) -> Watch:
+        """Call ``callback`` once, on the loop, when ``sock`` is writable
+        (or has failed: a write then says why)."""
+
+    def call_soon(self, callback: Callback) -> None:
+        """Call ``callback`` on the loop, from any thread."""
+
+    def call_later(self, delay: float, callback: Callback) -> Callback:
+        """Call ``callback`` on the loop after ``delay`` seconds; returns a
+        function that cancels it."""
+
+
+def _run(callback: Callback) -> None:
+    try:
+        callback()
+    except Exception:
+        logger.exception('an I/O loop callback failed')
+
+
+class _FdWatch:
+    """One armed watch of ``SelectorLoop``: a duplicate descriptor and a callback."""
+
+    __slots__ = ('fd', 'callback', 'loop')
+
+    def __init__(self, fd: int, callback: Callback, loop: SelectorLoop) -> None:
+        self.fd = fd
+        self.callback: Callback | None = callback
+        self.loop = loop
+
+    def cancel(self) -> None:
+        if self.callback is not None:
+            self.callback = None
+            self.loop._post(('drop', self))
+
+
+class SelectorLoop:
+    """The loop on threads: one thread with a selector, timers and a call queue."""
+
+    def __init__(self) -> None:
+        # held for a few lines that never block
+        self._lock = threading.Lock()
+        self._posted: list[Any] = []
+        self._timers: list[list[Any]] = []   # [when, order, callback or None]
+        self._order = itertools.count()
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_w: socket.socket | None = None
+        self._woken = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        #: the loop's thread ident, for checks (``on_loop``)
+        self.ident: int | None = None
+
+    # -- from any thread -------------------------------------------------------
+
+    def when_writable(self, sock: Any, callback: Callback) -> Watch:
+        watch = _FdWatch(os.dup(sock.fileno()), callback, self)
+        self._post(('watch', watch))
+        return watch
+
+    def call_soon(self, callback: Callback) -> None:
+        self._post(('call', callback))
+
+    def call_later(self, delay: float, callback: Callback) -> Callback:
+        entry = [time.monotonic() + delay, next(self._order), callback]
+        self._post(('timer', entry))
+
+        def cancel() -> None:
+            entry[2] = None   # left in the heap until its time
+        return cancel
+
+    def on_loop(self) -> bool:
+        return threading.get_ident() == self.ident
+
+    def _post(self, item: Any) -> None:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():   # also after a fork
+                self._start()
+            self._posted.append(item)
+            wake = not self._woken
+            self._woken = True
+            wake_w = self._wake_w
+        if wake and wake_w is not None:
+            try:
+                wake_w.send(b'\0')
+            except OSError:   # full: the loop is awake already
+                pass
+
+    def _start(self) -> None:
+        """Under ``_lock``: a new selector and thread (this process has none)."""
+        selector = selectors.DefaultSelector()
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        selector.register(wake_r, selectors.EVENT_READ, None)
+        self._selector, self._wake_w = selector, wake_w
+        self._posted = []
+        self._timers = []
+        self._woken = False
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._main, args=(selector, wake_r),
+                                        name='engineio_wsgi-io', daemon=True)
+        self._thread.start()
+
+    # -- on the loop's thread ------------------------------------------------------
+
+    def _main(self, selector: selectors.BaseSelector, wake_r: socket.socket) -> None:
+        self.ident = threading.get_ident()
+        timers = self._timers
+        while True:
+            timeout = None
+            if timers:
+                timeout = max(0.0, timers[0][0] - time.monotonic())
+            try:
+                events = selector.select(timeout)
+            except OSError:   # pragma: no cover - a descriptor went bad: drop it below
+                logger.exception('the I/O loop could not select')
+                events = []
+            for key, _mask in events:
+                watch = key.data
+                if watch is None:
+                    try:
+                        while wake_r.recv(4096):
+                            pass
+                    except OSError:
+                        pass
+                    continue
+                self._forget(selector, watch)
+                callback, watch.callback = watch.callback, None
+                if callback is not None:
+                    _run(callback)
+            with self._lock:
+                posted, self._posted = self._posted, []
+                self._woken = False
+            for kind, item in posted:
+                if kind == 'call':
+                    _run(item)
+                elif kind == 'timer':
+                    heapq.heappush(timers, item)
+                elif kind == 'watch':
+                    if item.callback is None:
+                        os.close(item.fd)
+                        continue
+                    try:
+                        selector.register(item.fd, selectors.EVENT_WRITE, item)
+                    except (OSError, ValueError):
+                        # a descriptor the selector refuses: let the write say why
+                        os.close(item.fd)
+                        callback, item.callback = item.callback, None
+                        if callback is not None:
+                            _run(callback)
+                elif kind == 'drop':
+                    self._forget(selector, item)
+            now = time.monotonic()
+            while timers and timers[0][0] <= now:
+                callback = heapq.heappop(timers)[2]
+                if callback is not None:
+                    _run(callback)
+
+    @staticmethod
+    def _forget(selector: selectors.BaseSelector, watch: _FdWatch) -> None:
+        fd = watch.fd
+        if fd < 0:
+            return
+        watch.fd = -1
+        try:
+            selector.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        os.close(fd)
+
+
+class _HubWatch:
+    __slots__ = ('watcher',)
+
+    def __init__(self, watcher: Any) -> None:
+        self.watcher = watcher
+
+    def cancel(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+
+
+class HubLoop:
+    """The loop on gevent: the hub's watchers; callbacks run in a greenlet of
+    their own (they take locks that may make a greenlet wait, which the
+    hub itself must never do)."""
+
+    def __init__(self) -> None:
+        import gevent
+        self._gevent = gevent
+
+    def when_writable(self, sock: Any, callback: Callback) -> Watch:
+        hub = self._gevent.get_hub()
+        watcher = hub.loop.io(sock.fileno(), 2)
+        watch = _HubWatch(watcher)
+
+        def fired() -> None:
+            if watch.watcher is not None:
+                watch.cancel()
+                self._gevent.spawn_raw(_run, callback)
+        watcher.start(fired)
+        return watch
+
+    def call_soon(self, callback: Callback) -> None:
+        self._gevent.spawn_raw(_run, callback)
+
+    def call_later(self, delay: float, callback: Callback) -> Callback:
+        glet = self._gevent.spawn_later(delay, _run, callback)
+        return lambda: glet.kill(block=False)
+
+    def on_loop(self) -> bool:
+        return False
+
+
+_SELECTOR_LOOP = SelectorLoop()
+_HUB_LOOP: HubLoop | None = None
+
+
+def for_threads() -> SelectorLoop:
+    """The selector loop of this process."""
+    return _SELECTOR_LOOP
+
+
+def for_gevent() -> HubLoop:
+    """The hub's loop (gevent must be importable)."""
+    global _HUB_LOOP
+    if _HUB_LOOP is None:
+        _HUB_LOOP = HubLoop()
+    return _HUB_LOOP
