@@ -17,6 +17,7 @@ The server is configured from environment variables read at import time:
     EIO_MAX_QUEUED_PACKETS    optional: packets queued per session (int)
     EIO_MAX_SESSIONS          optional: most sessions at once (int)
     EIO_MAX_SESSIONS_PER_CLIENT optional: most sessions per client address (int)
+    EIO_MAX_WORKER_THREADS    optional: threads running handlers at once (int)
     EIO_MESSAGE_RATE_LIMIT    optional: 'messages,seconds' (e.g. '20,1')
     EIO_TRUSTED_PROXIES       optional: comma separated proxy addresses
     EIO_SHUTDOWN_TIMEOUT      optional: seconds (float)
@@ -109,6 +110,7 @@ def server_options() -> dict[str, Any]:
         ('EIO_MAX_QUEUED_PACKETS', 'max_queued_packets'),
         ('EIO_MAX_SESSIONS', 'max_sessions'),
         ('EIO_MAX_SESSIONS_PER_CLIENT', 'max_sessions_per_client'),
+        ('EIO_MAX_WORKER_THREADS', 'max_worker_threads'),
     ):
         number = _env_int(env_name)
         if number is not None:

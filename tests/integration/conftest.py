@@ -44,6 +44,10 @@ CONFIGS: dict[str, dict[str, str]] = {
     # tests/hostile: a client that stops reading while megabytes are sent to others
     'slow-reader': {'EIO_PING_INTERVAL': '2.0', 'EIO_PING_TIMEOUT': '2.0',
                     'EIO_MAX_QUEUED_PACKETS': '500'},
+    # many clients that stop reading (and stay connected) while a few handler
+    # threads serve everyone
+    'stuck-readers': {'EIO_PING_INTERVAL': '30.0', 'EIO_PING_TIMEOUT': '30.0',
+                      'EIO_MAX_QUEUED_PACKETS': '1000', 'EIO_MAX_WORKER_THREADS': '8'},
 }
 
 # The server's own log level (library loggers), e.g. EIO_TEST_LOG_LEVEL=DEBUG.

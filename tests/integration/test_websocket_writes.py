@@ -1,8 +1,9 @@
 """How the server writes to WebSockets: on the sender's thread when the socket
-has room, by the writer task when it has not.
+has room, from the I/O loop when it has not.
 
 A send writes its frame at once, without waiting, when nothing is queued
-before it; what the socket does not take goes to the session's writer task.
+before it; what the socket does not take goes out from the I/O loop once
+the client reads, and no thread waits for it.
 Checked from outside on gunicorn's gevent and gthread workers with clients
 that stop reading and start again: every message arrives, in order, once,
 and a client that does not read holds up nobody else.
@@ -10,6 +11,7 @@ and a client that does not read holds up nobody else.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ from collections.abc import Iterator
 import pytest
 import websocket  # websocket-client
 
+from tests.hostile.tools import RawWebSocket
+from tests.hostile.tools import stats as server_stats
 from tests.live import LiveServer, session_state, wait_for_session, wait_until
 
 from .test_websocket import open_packet, recv, ws_url
@@ -104,3 +108,44 @@ def test_a_client_that_does_not_read_does_not_delay_a_broadcast_to_the_others(
     assert recv(sender) == '4sendto done'
     assert took < 2.0, f'the broadcast took {took:.1f} s behind a client that does not read'
     assert session_state(server, stuck_sid)['state'] == 'open'
+
+
+def test_clients_that_stop_reading_hold_no_handler_thread_and_delay_nobody(
+        kind: str, server_pool) -> None:
+    """Three times as many clients that stop reading (and stay connected) as
+    there are handler threads, each owed megabytes: every handler returns,
+    no thread waits on them, and a healthy client's echo comes at once."""
+    server = server_pool.get(kind, 'stuck-readers')
+    stuck = []
+    try:
+        for _ in range(24):
+            raw = RawWebSocket(server.port, rcvbuf=4096)
+            assert raw.status == 101, raw.head
+            frame = raw.read_frame()
+            assert frame and frame[1].startswith(b'0'), frame
+            stuck.append((raw, json.loads(frame[1][1:])['sid']))
+        # (on gthread each connection holds one of the server's own threads)
+        before = server_stats(server)['threads']
+        for raw, _ in stuck:
+            raw.send_text('4__sendseq 200 16384')     # 3.2 MB each, never read
+        for _, sid in stuck:
+            wait_until(lambda sid=sid: (session_state(server, sid)['queued'] or 0) > 0,
+                       timeout=10, message=f'messages queued behind the full socket of {sid}')
+        healthy = websocket.create_connection(ws_url(server), timeout=10)
+        try:
+            open_packet(healthy)
+            started = time.monotonic()
+            healthy.send('4ping me back')
+            assert recv(healthy, timeout=10) == '4ping me back'
+            took = time.monotonic() - started
+        finally:
+            healthy.close(timeout=0.5)
+        assert took < 2.0, f'an echo took {took:.1f} s behind clients that do not read'
+        # 8 handler threads at most, the I/O loop, and nothing per stuck client
+        grown = server_stats(server)['threads'] - before
+        assert grown <= 8 + 4, f'{grown} more threads with {len(stuck)} clients not reading'
+        for _, sid in stuck:
+            assert session_state(server, sid)['state'] == 'open'
+    finally:
+        for raw, _ in stuck:
+            raw.close()
