@@ -856,6 +856,29 @@ def _nowait_socket(sock: Any, gevent_sock: bool) -> _socket.socket | None:
     return sock
 
 
+# -- the protocol core ---------------------------------------------------------
+
+class _ServerProtocol(ServerProtocol):
+    """The ``websockets`` server protocol, but for a close frame that comes
+    between the fragments of a message.
+
+    RFC 6455 lets control frames come between fragments (5.4), a close frame
+    too: it ends the connection and the unfinished message is dropped (1.4:
+    after a close, further data is discarded). The protocol core instead
+    fails the connection with 1002 ("incomplete fragmented message"), a
+    protocol error the peer did not make; here the close is answered as any
+    other, echoing the peer's code (the Autobahn TestSuite's case 7.1.5).
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            # the size of the message under way ('cur_size' in older websockets)
+            for name in ('current_size', 'cur_size'):
+                if getattr(self, name, None) is not None:
+                    setattr(self, name, None)
+        super().recv_frame(frame)
+
+
 # -- accept -------------------------------------------------------------------
 
 def _check_handshake(request: Request) -> None:
@@ -924,8 +947,8 @@ def accept(request: Request, *, max_message_size: int | None = 1_000_000,
         # Its WebSocket object must not write a close frame of its own later.
         adapter.mark_websocket_done()
         runtime = _Runtime(sock, backend_hint)
-        proto = ServerProtocol(state=State.OPEN, max_size=max_message_size,
-                               logger=_PROTOCOL_LOGGER)
+        proto = _ServerProtocol(state=State.OPEN, max_size=max_message_size,
+                                logger=_PROTOCOL_LOGGER)
         read_ahead = adapter.take_read_ahead()
         sock.settimeout(None)
         return WSConnection(sock, proto, runtime, close_timeout=close_timeout,
@@ -955,7 +978,8 @@ def accept(request: Request, *, max_message_size: int | None = 1_000_000,
                 sock.sendall(chunk)
     except OSError as exc:
         raise ConnectionClosed('connection lost during the WebSocket handshake') from exc
-    proto = ServerProtocol(state=State.OPEN, max_size=max_message_size, logger=_PROTOCOL_LOGGER)
+    proto = _ServerProtocol(state=State.OPEN, max_size=max_message_size,
+                            logger=_PROTOCOL_LOGGER)
     proto.extensions = list(handshake.extensions)
     names = [str(ext.name) for ext in proto.extensions]
     return WSConnection(sock, proto, runtime, close_timeout=close_timeout, extensions=names,

@@ -3,8 +3,8 @@
 Random byte streams (valid and broken frames, cut at random places, with or
 without an end of stream) go to three readers: a connection taking the common
 frames past the protocol core, a connection sending every byte through it,
-and the bare ``websockets`` protocol. Messages, bytes written back, states,
-close codes and errors must be the same.
+and the bare protocol (``websockets``' own, as rfc6455 subclasses it).
+Messages, bytes written back, states, close codes and errors must be the same.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def sockets() -> Iterator[socket.socket]:
 
 def connection(sock: socket.socket, fast: bool, max_size: int | None,
                compression: bool = False) -> rfc6455.WSConnection:
-    proto = ServerProtocol(state=State.OPEN, max_size=max_size, logger=rfc6455._PROTOCOL_LOGGER)
+    proto = rfc6455._ServerProtocol(state=State.OPEN, max_size=max_size,
+                                    logger=rfc6455._PROTOCOL_LOGGER)
     if compression:
         from websockets.extensions.permessage_deflate import PerMessageDeflate
         proto.extensions = [PerMessageDeflate(False, False, 15, 15)]
@@ -203,10 +204,12 @@ def streams(draw: Any) -> tuple[list[bytes], bool]:
 # -- the comparisons --------------------------------------------------------------
 
 def _plain(chunks: list[bytes], eof: bool, max_size: int | None) -> tuple[dict[str, Any], bool]:
-    """The bare protocol: messages put together from its frames, bytes it
-    writes, its state. Also whether some text was not UTF-8 (which the
-    connection, not the protocol, refuses)."""
-    proto = ServerProtocol(state=State.OPEN, max_size=max_size, logger=rfc6455._PROTOCOL_LOGGER)
+    """The bare protocol (the class the connections use, see ``connection``):
+    messages put together from its frames, bytes it writes, its state. Also
+    whether some text was not UTF-8 (which the connection, not the protocol,
+    refuses)."""
+    proto = rfc6455._ServerProtocol(state=State.OPEN, max_size=max_size,
+                                    logger=rfc6455._PROTOCOL_LOGGER)
     messages: list[str | bytes] = []
     written: list[bytes] = []
     parts: list[bytes] = []

@@ -332,12 +332,22 @@ def test_control_frames_between_fragments(ws: Pair) -> None:
 
 
 def test_close_inside_a_fragmented_message(ws: Pair) -> None:
-    # A control frame may come between fragments, and a close is answered with
-    # a close; the protocol core answers 1002 (the message is left incomplete),
-    # which RFC 6455 leaves to the endpoint. The partial message is never delivered.
-    ws.peer.send(encode(TEXT, b'never ', fin=False), encode(CLOSE, close_payload(1000, b'bye')))
-    expect_ended(ws, (1002, b'incomplete fragmented message'))
+    # A control frame may come between fragments (RFC 6455 5.4), a close too:
+    # it is answered as any close, with the peer's code (not 1002: the peer
+    # made no protocol error; Autobahn's case 7.1.5). The partial message is
+    # never delivered, and the fragment after the close is discarded.
+    ws.peer.send(encode(TEXT, b'never ', fin=False), encode(CLOSE, close_payload(1000, b'bye')),
+                 encode(CONT, b'after'))
+    expect_ended(ws, (1000, b'bye'))
     assert ws.conn.receive(timeout=1) is None
+    assert ws.conn.end_reason == rfc6455.PEER_CLOSE
+    assert ws.conn.close_code == 1000
+
+
+def test_close_with_a_bad_code_inside_a_fragmented_message(ws: Pair) -> None:
+    # the close frame itself is still checked: a code one may not send is a protocol error
+    ws.peer.send(encode(TEXT, b'never ', fin=False), encode(CLOSE, close_payload(1005)))
+    expect_failed(ws, 1002, rfc6455.PROTOCOL_ERROR)
 
 
 def test_ping_is_answered_with_its_payload(ws: Pair) -> None:
