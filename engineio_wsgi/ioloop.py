@@ -181,17 +181,7 @@ class SelectorLoop:
                 elif kind == 'timer':
                     heapq.heappush(timers, item)
                 elif kind == 'watch':
-                    if item.callback is None:
-                        os.close(item.fd)
-                        continue
-                    try:
-                        selector.register(item.fd, selectors.EVENT_WRITE, item)
-                    except (OSError, ValueError):
-                        # a descriptor the selector refuses: let the write say why
-                        os.close(item.fd)
-                        callback, item.callback = item.callback, None
-                        if callback is not None:
-                            _run(callback)
+                    self._register(selector, item)
                 elif kind == 'drop':
                     self._forget(selector, item)
             now = time.monotonic()
@@ -200,17 +190,37 @@ class SelectorLoop:
                 if callback is not None:
                     _run(callback)
 
+    @classmethod
+    def _register(cls, selector: selectors.BaseSelector, watch: _FdWatch) -> None:
+        if watch.callback is None:   # cancelled before it was armed
+            cls._forget(selector, watch, registered=False)
+            return
+        try:
+            selector.register(watch.fd, selectors.EVENT_WRITE, watch)
+        except (OSError, ValueError):
+            # a descriptor the selector refuses: let the write say why
+            cls._forget(selector, watch, registered=False)
+            callback, watch.callback = watch.callback, None
+            if callback is not None:
+                _run(callback)
+
     @staticmethod
-    def _forget(selector: selectors.BaseSelector, watch: _FdWatch) -> None:
+    def _forget(selector: selectors.BaseSelector, watch: _FdWatch,
+                registered: bool = True) -> None:
+        """Let go of the watch's descriptor, once."""
         fd = watch.fd
         if fd < 0:
             return
         watch.fd = -1
+        if registered:
+            try:
+                selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
         try:
-            selector.unregister(fd)
-        except (KeyError, ValueError):
+            os.close(fd)
+        except OSError:
             pass
-        os.close(fd)
 
 
 class _HubWatch:

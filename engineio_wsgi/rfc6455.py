@@ -572,7 +572,7 @@ def _drop_sent(outbox: Fifo[Any], sent: int) -> None:
     taken = 0
     for buffer in outbox:
         size = len(buffer)
-        if sent < size:
+        if sent < size or not size:   # not past the end-of-stream marker
             break
         sent -= size
         taken += 1

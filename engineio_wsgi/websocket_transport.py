@@ -22,6 +22,7 @@ from . import locks, rfc6455, wsgi_servers
 from .errors import BadRequest
 from .lifecycle import State
 from .options import Options
+from .output import Move, step
 from .packets import DecodeError, Packet, PacketType, decode_packet, encode_packet
 from .reasons import Reason
 from .request import Request
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 _PROBE = 'probe'
 _MESSAGE = PacketType.MESSAGE
 _OPEN_STATES = (State.OPEN, State.DRAINING)
+#: ends of a connection that its reader reports with their own reason
+_READER_REPORTS = (rfc6455.PROTOCOL_ERROR, rfc6455.MESSAGE_TOO_BIG)
 
 
 def open_session(session: Session, request: Request,
@@ -258,6 +261,11 @@ class WebSocketTransport(QueueWriter):
         try:
             done = write_batch(conn, self._b64, self._encode, batch, block=False)
         except Exception as exc:
+            if isinstance(exc, rfc6455.ConnectionClosed) and conn.end_reason in _READER_REPORTS:
+                # the reader found why the connection ended: it reports it
+                with self._lock:
+                    self.output = step(self.output, Move.END)
+                return
             # the session ends on a worker: not on the sender's thread nor
             # the loop (the disconnect handler runs there)
             session.backend.run_soon(self._failed, exc)

@@ -353,3 +353,4 @@ def test_a_send_after_the_client_closed_ends_the_session_as_transport_close(
     session.enqueue(Packet(MSG, 'too late'))
     wait_until(lambda: session.ended, message='the session ended')
     assert reasons == [Reason.TRANSPORT_CLOSE]
+
