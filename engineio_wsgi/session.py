@@ -17,7 +17,11 @@ Concurrency rules of this module:
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and
   only record a time; messages reach the application off the I/O path, in
   order (dispatch.py).
-- User callbacks (message, disconnect) never run under the lock.
+- User callbacks (message, disconnect) never run under the lock. ``close``
+  runs none of them either (dispatch.py reports the end on the backend's
+  pool), except for a server disconnect or a shutdown, reported at the call:
+  a ``send()`` that finds the queue full, the heartbeat and a transport's
+  reader or writer can close a session without running application code.
 - Whoever moves the state to ``FINISHED`` releases the session, once, after
   the lock is released.
 """
@@ -157,7 +161,9 @@ class Session:
         after a server disconnect, within pingInterval + pingTimeout).
         ``farewell=False``: the transport is broken, nothing more is written.
         ``abort=True`` (with it) cuts the connection at once: a client that
-        stopped reading, whose writer a graceful close would wait on.
+        stopped reading, whose writer a graceful close would wait on. The
+        disconnect handler runs on a worker, later (dispatch.py), unless
+        ``reason`` is a server disconnect or shutdown.
         """
         send = False
         with self.lock:
@@ -296,7 +302,8 @@ class Session:
                 channel = self.channel
                 send = channel.queued()
         if overflow:
-            # the client does not keep up: it will not read a close packet either
+            # the client does not keep up: it will not read a close packet
+            # either; the disconnect handler runs on a worker, not inside send()
             self.close(Reason.SEND_BUFFER_FULL, farewell=False, abort=True)
             return False
         if send:
