@@ -160,8 +160,10 @@ class Session:
         the transport can carry one (a WebSocket; a waiting GET; the next GET
         after a server disconnect, within pingInterval + pingTimeout).
         ``farewell=False``: the transport is broken, nothing more is written.
-        ``abort=True`` (with it) cuts the connection at once: a client that
-        stopped reading, whose writer a graceful close would wait on. The
+        ``abort=True``: a transport let go of now is cut at once instead of
+        closed gracefully (never waiting): with ``farewell=False``, for a
+        client that stopped reading, whose writer a graceful close would
+        wait on; a close packet still to deliver is delivered either way. The
         disconnect handler runs on a worker, later (dispatch.py), unless
         ``reason`` is a server disconnect or shutdown.
         """
@@ -215,9 +217,10 @@ class Session:
         self.close(Reason.SERVER_SHUTDOWN, farewell=False, abort=True)
         self._end(Event.RELEASE, abort=True)
 
-    def release(self) -> None:
-        """Let go of everything now; the transport is closed gracefully."""
-        self._end(Event.RELEASE)
+    def release(self, abort: bool = False) -> None:
+        """Let go of everything now; the transport is closed gracefully,
+        or with ``abort=True`` cut at once."""
+        self._end(Event.RELEASE, abort=abort)
 
     def grace_expired(self) -> None:
         """The close packet was not fetched in time."""

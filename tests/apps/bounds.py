@@ -13,11 +13,12 @@ Configured from the environment at import time:
 Paths outside the Engine.IO path (plain GETs):
 
     /__stats                 JSON {"sessions", "threads", "workers", "others", "peak",
-                             "peak_workers", "peak_others"}: open sessions, live
-                             threads, live pool workers, live threads that neither
-                             serve a request nor are the heartbeats' scheduler, and
-                             the most of each seen since the last /__peak
-                             (sampled every millisecond)
+                             "peak_workers", "peak_others", "started_others"}: open
+                             sessions, live threads, live pool workers, live threads
+                             that neither serve a request nor are the heartbeats'
+                             scheduler, the most of each seen since the last /__peak
+                             (sampled every millisecond), and how many of those
+                             other threads were started since then
     /__peak                  the same, and the peaks restart from the current counts
     /__broadcast?n=N&size=S  send N messages of S bytes to every session
     /__disconnect_all        eio.disconnect() of every session
@@ -127,18 +128,37 @@ def on_message(sid: str, data: str | bytes) -> None:
 _HEARTBEAT_THREADS = ('(_carry)',)
 
 
+def _other(name: str) -> bool:
+    """Neither one of gunicorn gthread's request threads nor the heartbeats'
+    scheduler (Thread-N (_carry))."""
+    return not name.startswith('ThreadPoolExecutor') and not name.endswith(_HEARTBEAT_THREADS)
+
+
 def _counts() -> tuple[int, int]:
-    """(pool workers, threads that neither serve a request nor are a session's heartbeat)."""
+    """(pool workers, threads that neither serve a request nor are the heartbeats' scheduler)."""
     workers = others = 0
     for thread in threading.enumerate():
         name = thread.name
         if name == 'engineio_wsgi-worker':
             workers += 1
-        # gunicorn gthread's request threads, and the heartbeats' scheduler
-        # (Thread-N (_carry))
-        if not name.startswith('ThreadPoolExecutor') and not name.endswith(_HEARTBEAT_THREADS):
+        if _other(name):
             others += 1
     return workers, others
+
+
+#: such other threads started since the last /__peak (however short-lived)
+_started = {'others': 0}
+_start_thread = threading.Thread.start
+
+
+def _counted_start(thread: threading.Thread) -> None:
+    if _other(thread.name):
+        with _lock:
+            _started['others'] += 1
+    _start_thread(thread)
+
+
+threading.Thread.start = _counted_start  # type: ignore[method-assign]
 
 
 class _Sampler:
@@ -168,6 +188,10 @@ class _Sampler:
                       'peak_others': max(self.peak_others, others)}
             if restart:
                 self.peak, self.peak_workers, self.peak_others = threads, workers, others
+        with _lock:
+            report['started_others'] = _started['others']
+            if restart:
+                _started['others'] = 0
         return report
 
 
