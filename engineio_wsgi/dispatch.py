@@ -1,10 +1,17 @@
-"""Incoming messages to the application: in order, off the I/O path.
+"""Incoming messages and the end of the session, to the application: in
+order, on the backend's shared pool (``run_soon``), never on the thread that
+received or ended anything.
 
 A worker is started when the first message arrives and is gone when the
 inbox is empty, so an idle session holds no dispatch thread. The end of the
-session is reported once, after the messages already received (except for
-a server disconnect, reported at the call). The inbox is guarded by the
-session's lock; the application is never called under it.
+session is reported once, after the messages already received, on such a
+worker too: whoever ends a session (a ``send()`` that finds the queue full,
+the heartbeat's scheduler, a WebSocket's reader) never runs the disconnect
+handler itself. The exceptions are a server disconnect and a shutdown,
+reported at the call on the caller's thread (python-engineio's
+``disconnect(sid)``: the caller expects it done when the call returns). The
+inbox is guarded by the session's lock; the application is never called
+under it.
 """
 
 from __future__ import annotations
@@ -78,16 +85,27 @@ class Dispatcher:
         return True
 
     def closed(self, reason: Reason) -> None:
-        """Report the end once; after the messages already received, if any."""
+        """Report the end once, on a worker, after the messages already
+        received; a server disconnect or shutdown now, on this thread."""
+        at_once = reason in _REPORTED_AT_ONCE
         with self._lock:
-            queue_it = self._running and reason not in _REPORTED_AT_ONCE
-            if queue_it:
-                self._queue().append(_Closed(reason))
-            else:
+            if at_once:
                 self._notified = True
                 self._inbox = None
-        if not queue_it:
+                start = False
+            else:
+                self._queue().append(_Closed(reason))
+                start = not self._running
+                self._running = True
+        if at_once:
             self._on_close(self._session, reason)
+        elif start:
+            try:
+                self._session.backend.run_soon(self._drain)
+            except Exception:
+                # (the session has ended either way: the caller goes on)
+                logger.exception('%s the end could not be handed to a worker now; the next '
+                                 'worker to start reports it', self._session.sid)
 
     def _queue(self) -> deque[Any]:
         """The inbox, made on first use. Caller holds the session's lock."""

@@ -10,15 +10,22 @@ a fake clock can drive it.
 The heartbeats of a backend's sessions share one carrier, the ``Scheduler``:
 one thread (greenlet under gevent), started when the first heartbeat needs it
 and ended when none is scheduled, that runs each heartbeat at its own next
-deadline. A session therefore costs no thread or greenlet of its own, and a
-handshake starts none. What the carrier runs itself never blocks: deciding
-what is due (under the session's lock, whose holders never block) and queuing
-a ping (a queue append and a hand-off to the transport). Everything that can
-take longer (closing on a ping timeout, cutting a slow POST body, ending a
-closing session whose grace time passed, the logging and callbacks these
-involve) runs on a task of its own, for that session only. So a session whose
-close is stuck delays no other session's ping: the others' pings go out at
-their deadlines plus the time the carrier takes for one round of due pings.
+deadline and does what is due itself: queuing a ping, closing on a ping
+timeout, cutting a slow POST body, ending a closing session whose grace time
+passed. No task is started for any of it, so a wave of timeouts costs no
+thread or greenlet per session, and a handshake starts none.
+
+None of that waits: the session's lock is held for a few lines by holders
+that never block; a ping goes to the transport, which writes it with a send
+that never waits or hands it to its writer task; a close runs no application
+code (the disconnect handler runs on the backend's pool, dispatch.py), writes
+nothing itself and cuts a connection without waiting (``Transport.abort``;
+the close packet of a graceful close is written by the transport's writer
+task). Nor does it wait for the pool: the ping timeout is what frees a pool
+worker stuck writing to a client that stopped reading, and a session must
+time out while slow application code holds every worker. The others' pings
+go out at their deadlines plus the time the carrier takes for one round of
+due work.
 """
 
 from __future__ import annotations
@@ -92,10 +99,6 @@ class Heartbeat:
         # anchored to when the ping was due, not to when this thread woke up
         self.deadline += self.timeout
         return Due.PING
-
-
-#: what the carrier returns for a heartbeat whose due work must run on its own task
-_ACT = -1.0
 
 
 class Scheduler:
@@ -214,10 +217,10 @@ def scheduler_for(backend: Backend) -> Scheduler:
 
 class HeartbeatTask:
     """One session's heartbeat. Its fields are guarded by the session's lock;
-    ``_entry`` and the action flags by its scheduler's lock."""
+    ``_entry`` by its scheduler's lock."""
 
     __slots__ = ('_session', '_lock', '_scheduler', '_beat', '_body_abort', '_body_deadline',
-                 '_next_look', '_entry', '_acting', '_again')
+                 '_next_look', '_entry')
 
     def __init__(self, session: Host) -> None:
         self._session = session
@@ -229,8 +232,6 @@ class HeartbeatTask:
         #: when it looks next (what ``step`` last returned); None: now, or never again
         self._next_look: float | None = None
         self._entry: list[Any] | None = None
-        self._acting = False    # its due work runs on a task of its own
-        self._again = False     # woken meanwhile: look again when that work is done
 
     def start(self) -> None:
         """Start beating; the ``open`` packet counts as sent now."""
@@ -311,26 +312,18 @@ class HeartbeatTask:
         """Do what is due now; return the next deadline, or None when done.
 
         A POST still reading its body is watched until it ends, also after
-        the session ended: its thread must be released either way.
+        the session ended: its thread must be released either way. Never
+        waits (see the module's docstring).
         """
-        return self._step(quick=False)
-
-    def _step(self, quick: bool) -> float | None:
-        """``quick``: do only what cannot block (a ping); return ``_ACT``
-        when more is due, for ``step`` to do on a task of its own."""
         now = self._session.backend.monotonic()
         with self._lock:
             abort = None
             if self._body_abort is not None and now >= self._body_deadline:
-                if quick:
-                    return _ACT
                 abort, self._body_abort = self._body_abort, None
         if abort is not None:
             logger.debug('%s POST body too slow; dropping it', self._session.sid)
             abort()
-        deadline = self._next_deadline(now, quick)
-        if deadline == _ACT:
-            return _ACT
+        deadline = self._next_deadline(now)
         with self._lock:
             # recorded under the lock that watch_body takes: a body watched
             # after this knows whether the heartbeat would look in time
@@ -340,8 +333,9 @@ class HeartbeatTask:
             self._next_look = deadline
             return deadline
 
-    def _next_deadline(self, now: float, quick: bool) -> float | None:
+    def _next_deadline(self, now: float) -> float | None:
         session = self._session
+        full = send = False
         with self._lock:
             state = session.state
             if state is State.CLOSED or state is State.FINISHED:
@@ -349,28 +343,24 @@ class HeartbeatTask:
             if state is State.CLOSING:
                 if now < session.closing_deadline:
                     return session.closing_deadline
-                if quick:
-                    return _ACT
                 action = _Action.GRACE_EXPIRED
             else:
                 assert self._beat is not None
-                if quick and now >= self._beat.deadline and (
-                        self._beat.awaiting_pong
-                        or len(session.outbox) >= session.options.max_queued_packets):
-                    return _ACT     # a timeout, or a ping that would overflow: a close
                 action = _ACTION_FOR[self._beat.due(now)]
                 deadline = self._beat.deadline
+                channel = session.channel
                 # a write still under way: the client reads nothing
-                stuck = session.channel.writing()
-                if quick and action is _Action.PING:
-                    # queued in the hold that saw room for it: the carrier never
-                    # meets the close of a full queue (``Session.enqueue``'s)
-                    session.outbox.append(PING)
-                    channel = session.channel
-                    send = channel.queued()
+                stuck = channel.writing()
+                if action is _Action.PING:
+                    # queued in the hold that saw room for it (``Session.enqueue``'s rule)
+                    full = len(session.outbox) >= session.options.max_queued_packets
+                    if not full:
+                        session.outbox.append(PING)
+                        send = channel.queued()
         if action is _Action.PING:
-            if not quick:
-                session.enqueue(PING)
+            if full:
+                # the client does not keep up: it will not read a close packet either
+                session.close(Reason.SEND_BUFFER_FULL, farewell=False, abort=True)
             elif send:
                 channel.send()
             return deadline
@@ -381,7 +371,8 @@ class HeartbeatTask:
                 # mode): cut the connection now instead of lingering.
                 session.close(Reason.PING_TIMEOUT, farewell=False, abort=True)
             else:
-                session.close(Reason.PING_TIMEOUT)
+                # (abort: a transport let go of now is cut, never waited on)
+                session.close(Reason.PING_TIMEOUT, abort=True)
             return session.backend.monotonic()  # come back to see if it lingers
         if action is _Action.GRACE_EXPIRED:
             logger.debug('%s close packet was not fetched in time', session.sid)
@@ -392,47 +383,15 @@ class HeartbeatTask:
     # -- run by the scheduler -------------------------------------------------------
 
     def _fire(self) -> None:
-        """Its deadline came: on the scheduler's carrier, which must never block."""
-        scheduler = self._scheduler
-        with scheduler._lock:
-            if self._acting:
-                self._again = True
-                return
+        """Its deadline came: do what is due, on the scheduler's carrier."""
         try:
-            deadline = self._step(quick=True)
+            deadline = self.step()
         except Exception:
-            deadline = _ACT     # the full step on its own task reports and ends it
-        if deadline == _ACT:
-            with scheduler._lock:
-                self._acting = True
-            try:
-                self._session.backend.spawn(self._act)
-            except Exception:   # e.g. no thread can be started now
-                logger.exception('%s heartbeat: its task did not start; again in 1 s',
-                                 self._session.sid)
-                with scheduler._lock:
-                    self._acting = False
-                scheduler.schedule(self, self._session.backend.monotonic() + 1.0)
-        elif deadline is not None:
-            scheduler.schedule(self, deadline)
-
-    def _act(self) -> None:
-        """Do what is due that may take time, on a task of this session's own."""
-        scheduler = self._scheduler
-        monotonic = self._session.backend.monotonic
-        try:
-            while True:
-                deadline = self.step()
-                with scheduler._lock:
-                    again, self._again = self._again, False
-                    if not again and (deadline is None or deadline > monotonic()):
-                        self._acting = False
-                        break
-            if deadline is not None:
-                scheduler.schedule(self, deadline)
-        except Exception:
-            with scheduler._lock:
-                self._acting = False
-            logger.exception('%s heartbeat failed', self._session.sid)
-            self._session.close(Reason.TRANSPORT_ERROR, farewell=False)
-            self._session.release()
+            session = self._session
+            logger.exception('%s heartbeat failed', session.sid)
+            # ended without waiting on anything: the carrier must go on
+            session.close(Reason.TRANSPORT_ERROR, farewell=False, abort=True)
+            session.release(abort=True)
+            return
+        if deadline is not None:
+            self._scheduler.schedule(self, deadline)

@@ -17,7 +17,11 @@ Concurrency rules of this module:
 - Pongs are handled on the I/O path (the POST or the WebSocket reader) and
   only record a time; messages reach the application off the I/O path, in
   order (dispatch.py).
-- User callbacks (message, disconnect) never run under the lock.
+- User callbacks (message, disconnect) never run under the lock. ``close``
+  runs none of them either (dispatch.py reports the end on the backend's
+  pool), except for a server disconnect or a shutdown, reported at the call:
+  a ``send()`` that finds the queue full, the heartbeat and a transport's
+  reader or writer can close a session without running application code.
 - Whoever moves the state to ``FINISHED`` releases the session, once, after
   the lock is released.
 """
@@ -156,8 +160,12 @@ class Session:
         the transport can carry one (a WebSocket; a waiting GET; the next GET
         after a server disconnect, within pingInterval + pingTimeout).
         ``farewell=False``: the transport is broken, nothing more is written.
-        ``abort=True`` (with it) cuts the connection at once: a client that
-        stopped reading, whose writer a graceful close would wait on.
+        ``abort=True``: a transport let go of now is cut at once instead of
+        closed gracefully (never waiting): with ``farewell=False``, for a
+        client that stopped reading, whose writer a graceful close would
+        wait on; a close packet still to deliver is delivered either way. The
+        disconnect handler runs on a worker, later (dispatch.py), unless
+        ``reason`` is a server disconnect or shutdown.
         """
         send = False
         with self.lock:
@@ -209,9 +217,10 @@ class Session:
         self.close(Reason.SERVER_SHUTDOWN, farewell=False, abort=True)
         self._end(Event.RELEASE, abort=True)
 
-    def release(self) -> None:
-        """Let go of everything now; the transport is closed gracefully."""
-        self._end(Event.RELEASE)
+    def release(self, abort: bool = False) -> None:
+        """Let go of everything now; the transport is closed gracefully,
+        or with ``abort=True`` cut at once."""
+        self._end(Event.RELEASE, abort=abort)
 
     def grace_expired(self) -> None:
         """The close packet was not fetched in time."""
@@ -296,7 +305,8 @@ class Session:
                 channel = self.channel
                 send = channel.queued()
         if overflow:
-            # the client does not keep up: it will not read a close packet either
+            # the client does not keep up: it will not read a close packet
+            # either; the disconnect handler runs on a worker, not inside send()
             self.close(Reason.SEND_BUFFER_FULL, farewell=False, abort=True)
             return False
         if send:

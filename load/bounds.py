@@ -11,7 +11,7 @@ Starts ``gunicorn -k gthread`` with the test app tests/apps/bounds.py and
    each (every write blocks).
 
 Reports, for each, the most pool workers and the most threads that neither
-serve a request nor are a session's heartbeat, seen by the server (sampled
+serve a request nor are the heartbeats' scheduler, seen by the server (sampled
 every millisecond). Exit code 0 when both stay within the cap (+1 for the
 thread that runs close timeouts).
 """

@@ -5,19 +5,37 @@ Configured from the environment at import time:
 
     EIO_MAX_WORKER_THREADS   the Server's max_worker_threads (int, optional)
     EIO_PING_INTERVAL, EIO_PING_TIMEOUT   seconds (default 20 and 20)
+    EIO_MAX_QUEUED_PACKETS   the Server's max_queued_packets (default 100,000)
+    EIO_DISCONNECT_GATE      '1': the disconnect handler waits (at most 60 s)
+                             until /__open_gate, as slow application code would
     EIO_LOG_LEVEL            optional: configure logging to stderr at this level
 
 Paths outside the Engine.IO path (plain GETs):
 
     /__stats                 JSON {"sessions", "threads", "workers", "others", "peak",
-                             "peak_workers", "peak_others"}: open sessions, live
-                             threads, live pool workers, live threads that neither
-                             serve a request nor are a session's heartbeat, and
-                             the most of each seen since the last /__peak
-                             (sampled every millisecond)
+                             "peak_workers", "peak_others", "started_others"}: open
+                             sessions, live threads, live pool workers, live threads
+                             that neither serve a request nor are the heartbeats'
+                             scheduler, the most of each seen since the last /__peak
+                             (sampled every millisecond), and how many of those
+                             other threads were started since then
     /__peak                  the same, and the peaks restart from the current counts
     /__broadcast?n=N&size=S  send N messages of S bytes to every session
     /__disconnect_all        eio.disconnect() of every session
+    /__open_gate             let every disconnect handler go on (EIO_DISCONNECT_GATE)
+    /__reasons               JSON {sid: [reason, ...]}: what the disconnect handler
+                             was called with, in order, for every session so far
+    /__handlers              JSON {"waiting", "peak_waiting"}: disconnect handlers
+                             waiting at the gate now, and the most at once
+    /__flood?sid=S&n=N       a task of its own sends N messages to S, one send()
+                             at a time; answers at once
+    /__flood_state           JSON {"thread", "sends", "done", "ended_at"}: that
+                             task's thread ident, the sends it returned from, whether
+                             it finished, and the number of the send after which the
+                             session was gone (null while it is not)
+    /__disconnect_calls      JSON {sid: {"thread", "inside_send"}}: for each
+                             session, the thread its disconnect handler ran on and
+                             whether that thread was inside a /__flood send() then
 
 Every message is echoed.
 """
@@ -44,7 +62,7 @@ if _level:
 _options: dict[str, Any] = {
     'ping_interval': float(os.environ.get('EIO_PING_INTERVAL') or 20),
     'ping_timeout': float(os.environ.get('EIO_PING_TIMEOUT') or 20),
-    'max_queued_packets': 100_000,
+    'max_queued_packets': int(os.environ.get('EIO_MAX_QUEUED_PACKETS') or 100_000),
 }
 if os.environ.get('EIO_MAX_WORKER_THREADS'):
     _options['max_worker_threads'] = int(os.environ['EIO_MAX_WORKER_THREADS'])
@@ -59,10 +77,47 @@ def on_connect(sid: str, environ: dict[str, Any]) -> None:
         _sids.add(sid)
 
 
+_GATED = os.environ.get('EIO_DISCONNECT_GATE', '').strip() == '1'
+_gate = threading.Event()
+#: sid -> the reasons its disconnect handler was called with
+_reasons: dict[str, list[str]] = {}
+#: sid -> where its disconnect handler ran
+_calls: dict[str, dict[str, Any]] = {}
+_handlers = {'waiting': 0, 'peak_waiting': 0}
+#: inside_send: this thread is in a send() of the flood task
+_local = threading.local()
+_flood: dict[str, Any] = {'thread': None, 'sends': 0, 'done': False, 'ended_at': None}
+
+
 @eio.on('disconnect')
 def on_disconnect(sid: str, reason: Any = None) -> None:
     with _lock:
         _sids.discard(sid)
+        _reasons.setdefault(sid, []).append(str(reason))
+        _calls[sid] = {'thread': threading.get_ident(),
+                       'inside_send': getattr(_local, 'inside_send', False)}
+        if _GATED:
+            _handlers['waiting'] += 1
+            _handlers['peak_waiting'] = max(_handlers['peak_waiting'], _handlers['waiting'])
+    if _GATED:
+        _gate.wait(60)
+        with _lock:
+            _handlers['waiting'] -= 1
+
+
+def _flood_sends(sid: str, count: int) -> None:
+    _flood.update(thread=threading.get_ident(), sends=0, done=False, ended_at=None)
+    for i in range(count):
+        _local.inside_send = True
+        try:
+            eio.send(sid, 'x')
+        finally:
+            _local.inside_send = False
+        _flood['sends'] = i + 1
+        # (the server's registry: a test app may look inside)
+        if _flood['ended_at'] is None and eio._sessions.get(sid) is None:
+            _flood['ended_at'] = i + 1
+    _flood['done'] = True
 
 
 @eio.on('message')
@@ -70,21 +125,40 @@ def on_message(sid: str, data: str | bytes) -> None:
     eio.send(sid, data)
 
 
-_HEARTBEAT_THREADS = ('(_carry)', '(_act)')
+_HEARTBEAT_THREADS = ('(_carry)',)
+
+
+def _other(name: str) -> bool:
+    """Neither one of gunicorn gthread's request threads nor the heartbeats'
+    scheduler (Thread-N (_carry))."""
+    return not name.startswith('ThreadPoolExecutor') and not name.endswith(_HEARTBEAT_THREADS)
 
 
 def _counts() -> tuple[int, int]:
-    """(pool workers, threads that neither serve a request nor are a session's heartbeat)."""
+    """(pool workers, threads that neither serve a request nor are the heartbeats' scheduler)."""
     workers = others = 0
     for thread in threading.enumerate():
         name = thread.name
         if name == 'engineio_wsgi-worker':
             workers += 1
-        # gunicorn gthread's request threads, and the heartbeats' scheduler
-        # (Thread-N (_carry)) and their timeout work (Thread-N (_act))
-        if not name.startswith('ThreadPoolExecutor') and not name.endswith(_HEARTBEAT_THREADS):
+        if _other(name):
             others += 1
     return workers, others
+
+
+#: such other threads started since the last /__peak (however short-lived)
+_started = {'others': 0}
+_start_thread = threading.Thread.start
+
+
+def _counted_start(thread: threading.Thread) -> None:
+    if _other(thread.name):
+        with _lock:
+            _started['others'] += 1
+    _start_thread(thread)
+
+
+threading.Thread.start = _counted_start  # type: ignore[method-assign]
 
 
 class _Sampler:
@@ -114,10 +188,16 @@ class _Sampler:
                       'peak_others': max(self.peak_others, others)}
             if restart:
                 self.peak, self.peak_workers, self.peak_others = threads, workers, others
+        with _lock:
+            report['started_others'] = _started['others']
+            if restart:
+                _started['others'] = 0
         return report
 
 
 _sampler: _Sampler | None = None
+_REPORTS = {'/__reasons': _reasons, '/__disconnect_calls': _calls, '/__handlers': _handlers,
+            '/__flood_state': _flood}
 
 
 def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -138,6 +218,14 @@ def fallback(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
                 eio.send(sid, data)
     elif path == '/__disconnect_all':
         eio.disconnect()
+    elif path == '/__open_gate':
+        _gate.set()
+    elif path in _REPORTS:
+        with _lock:
+            result = json.loads(json.dumps(_REPORTS[path]))   # a copy, taken under the lock
+    elif path == '/__flood':
+        _flood.update(thread=None, sends=0, done=False, ended_at=None)
+        eio.start_background_task(_flood_sends, query['sid'], int(query['n']))
     body = json.dumps(result).encode()
     start_response('200 OK', [('Content-Type', 'application/json'),
                               ('Content-Length', str(len(body)))])

@@ -66,7 +66,7 @@ def test_disconnecting_every_websocket_starts_no_thread_per_connection(server: G
                    message='every session closed')
         report = stats(server)
         assert report['peak_workers'] <= CAP, report
-        # threads that are neither a request's nor a heartbeat: the pool and
+        # threads that are neither a request's nor the heartbeats' scheduler: the pool and
         # the close timeouts' thread, nothing per connection
         assert report['peak_others'] - before['others'] <= CAP + 1, report
     finally:

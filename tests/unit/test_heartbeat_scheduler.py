@@ -1,15 +1,12 @@
 """The heartbeats of all sessions share one carrier (heartbeat.Scheduler), on
 the real threading backend and clock: each session keeps its own schedule,
-and one session whose timeout handling is stuck delays no other's pings."""
+timeouts start no thread of their own, and a session whose disconnect handler
+is stuck delays no other's pings."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from engineio_wsgi.backends import ThreadingBackend
 from engineio_wsgi.options import Options
@@ -26,10 +23,15 @@ LATE = 0.5
 
 
 def make(backend: ThreadingBackend, sid: str, closed: list[tuple[str, str]],
-         **options: float) -> Session:
+         gate: threading.Event | None = None, **options: float) -> Session:
+    """A started polling session; its disconnect handler records the end,
+    after waiting for ``gate`` when one is given."""
+    def on_close(session: Session, reason: str) -> None:
+        if gate is not None:
+            gate.wait(30)
+        closed.append((session.sid, reason))
     session = Session(sid, PollingTransport, backend, Options.from_kwargs(**options),
-                      on_message=lambda *a: None,
-                      on_close=lambda s, reason: closed.append((s.sid, reason)),
+                      on_message=lambda *a: None, on_close=on_close,
                       on_finished=lambda *a: None)
     session.set_open_packet('{}')
     session.start()
@@ -70,36 +72,6 @@ def take_ping(session: Session, timeout: float, message: str = 'a ping') -> floa
     return found[0]
 
 
-class _StuckOn(logging.Handler):
-    """A log handler that blocks on one session's 'closed' line until released."""
-
-    def __init__(self, sid: str) -> None:
-        super().__init__(logging.INFO)
-        self.sid = sid
-        self.entered = threading.Event()
-        self.unblock = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.args and record.args[0] == self.sid and 'closed' in record.msg:
-            self.entered.set()
-            self.unblock.wait(30)
-
-
-@pytest.fixture
-def stuck_handler() -> Iterator[_StuckOn]:
-    handler = _StuckOn('stuck')
-    logger = logging.getLogger('engineio_wsgi.session')
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        handler.unblock.set()
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
 def test_each_session_pings_on_its_own_schedule() -> None:
     backend = ThreadingBackend()
     closed: list[tuple[str, str]] = []
@@ -114,25 +86,56 @@ def test_each_session_pings_on_its_own_schedule() -> None:
     slow.end()
 
 
-def test_a_session_stuck_in_its_timeout_delays_no_other_ping(stuck_handler: _StuckOn) -> None:
+def test_a_session_whose_disconnect_handler_is_stuck_delays_no_other_ping() -> None:
     backend = ThreadingBackend()
     closed: list[tuple[str, str]] = []
-    # never answers: times out after 0.1 s, and its close then blocks in logging
-    stuck = make(backend, 'stuck', closed, ping_interval=0.05, ping_timeout=0.05)
-    alive = make(backend, 'alive', closed, ping_interval=0.1, ping_timeout=5)
-    assert stuck_handler.entered.wait(5), 'the stuck session never timed out'
+    gate = threading.Event()
+    # never answers: times out after 0.1 s, and its disconnect handler then waits
+    stuck = make(backend, 'stuck', closed, gate, ping_interval=0.05, ping_timeout=0.05)
+    alive = make(backend, 'alive', [], ping_interval=0.1, ping_timeout=5)
+    wait_until(lambda: stuck.state is State.FINISHED, timeout=5, message='the timeout')
     last = time.monotonic()
     for _ in range(5):
         alive.heartbeat.pong()
         last = time.monotonic()
-        came = take_ping(alive, timeout=5, message='a ping while another session was stuck')
+        came = take_ping(alive, timeout=5, message='a ping while a disconnect handler waits')
         assert came - last < 0.1 + LATE
-    assert not stuck_handler.unblock.is_set()      # still stuck all along
-    assert stuck.state is State.CLOSED              # no GET waiting: nothing carries a close
+    assert closed == []                             # the handler waited all along
     assert alive.state is State.OPEN
-    stuck_handler.unblock.set()
-    assert wait_until(lambda: ('stuck', Reason.PING_TIMEOUT) in closed, timeout=5)
+    gate.set()
+    assert wait_until(lambda: closed, timeout=5) == [('stuck', Reason.PING_TIMEOUT)]
     alive.end()
+
+
+class _CountingSpawns(ThreadingBackend):
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers)
+        self.spawned: list[str] = []
+
+    def spawn(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.spawned.append(fn.__name__)
+        return super().spawn(fn, *args, **kwargs)
+
+
+def test_a_wave_of_ping_timeouts_starts_no_thread_per_session() -> None:
+    workers = 4
+    backend = _CountingSpawns(max_workers=workers)
+    closed: list[tuple[str, str]] = []
+    gate = threading.Event()
+    before = set(threading.enumerate())
+    # none answers: all time out together, and their disconnect handlers wait
+    sessions = [make(backend, f's{i}', closed, gate, ping_interval=0.1, ping_timeout=0.1)
+                for i in range(200)]
+    try:
+        wait_until(lambda: all(s.state is State.FINISHED for s in sessions), timeout=10,
+                   message='every session timed out')
+        # the carrier, and the pool's workers in the handlers: nothing per session
+        assert len(started_since(before)) <= 1 + workers
+        assert backend.spawned == ['_carry']
+    finally:
+        gate.set()
+    wait_until(lambda: len(closed) == len(sessions), timeout=10, message='every end reported')
+    assert sorted(closed) == sorted((s.sid, Reason.PING_TIMEOUT) for s in sessions)
 
 
 def test_an_ended_session_leaves_the_schedule_without_a_look() -> None:
@@ -183,34 +186,37 @@ def test_the_carrier_ends_with_the_last_session_not_at_its_next_deadline() -> No
     assert wait_until(lambda: not carrier.is_alive(), timeout=2)
 
 
-class _FirstTaskFails(ThreadingBackend):
-    """A backend that cannot start the first task of a heartbeat's own (as when
-    the process is out of threads), and starts everything else."""
+class _FirstWorkerFails(ThreadingBackend):
+    """A backend whose pool cannot start its first worker (as when the
+    process is out of threads), and starts everything else."""
 
     def __init__(self) -> None:
         super().__init__()
         self.refused = threading.Event()
+        start = self._pool._start_worker
 
-    def spawn(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if getattr(fn, '__name__', '') == '_act' and not self.refused.is_set():
-            self.refused.set()
-            raise RuntimeError("can't start new thread")
-        return super().spawn(fn, *args, **kwargs)
+        def start_worker(work):  # type: ignore[no-untyped-def]
+            if not self.refused.is_set():
+                self.refused.set()
+                raise RuntimeError("can't start new thread")
+            start(work)
+        self._pool._start_worker = start_worker
 
 
-def test_a_heartbeat_task_that_cannot_start_is_tried_again_and_stops_no_other_ping() -> None:
-    backend = _FirstTaskFails()
+def test_an_end_whose_worker_cannot_start_stops_no_ping_and_is_reported_by_the_next() -> None:
+    backend = _FirstWorkerFails()
     closed: list[tuple[str, str]] = []
-    # never answers: its timeout's close needs a task of its own, refused once
     late = make(backend, 'late', closed, ping_interval=0.05, ping_timeout=0.05)
     alive = make(backend, 'alive', closed, ping_interval=0.1, ping_timeout=5)
-    assert backend.refused.wait(5)
+    assert backend.refused.wait(5)       # the timeout's report found no worker
+    wait_until(lambda: late.state is State.FINISHED, timeout=5, message='the session ended')
     for _ in range(3):
         alive.heartbeat.pong()
-        take_ping(alive, timeout=5, message='a ping after a failed start')
-    assert wait_until(lambda: ('late', Reason.PING_TIMEOUT) in closed, timeout=5)
-    assert late.state is not State.OPEN
-    alive.end()
+        take_ping(alive, timeout=5, message='a ping after a worker failed to start')
+    assert closed == []
+    alive.close(Reason.TRANSPORT_CLOSE, farewell=False)   # the next worker reports both
+    wait_until(lambda: len(closed) == 2, timeout=5, message='both ends reported')
+    assert closed == [('late', Reason.PING_TIMEOUT), ('alive', Reason.TRANSPORT_CLOSE)]
 
 
 def test_a_pong_after_the_end_does_not_put_the_session_back_on_the_schedule() -> None:
