@@ -18,7 +18,7 @@ from engineio_wsgi.websocket_transport import WebSocketTransport
 from tests.live import wait_until
 from tests.unit.test_rfc6455_wire import open_pair
 
-I, W, C, X = Output.IDLE, Output.WRITING, Output.CLOSING, Output.CLOSED
+I, W, C, X = Output.IDLE, Output.WRITING, Output.CLOSING, Output.CLOSED  # noqa: E741
 ILLEGAL = 'illegal'
 
 MOVES = [Move.START, Move.DRAINED, Move.CLOSE, Move.END]

@@ -281,6 +281,8 @@ def test_a_ping_timeout_with_a_write_under_way_cuts_the_connection_at_once():
     write still waits on the loop, so the session ends at its ping deadline
     without lingering for the close packet."""
     backend = FakeBackend()
+    pending = []
+    backend.run_soon = lambda fn, *args: pending.append(fn)   # workers run below
     session, rec, _ = make(backend)
     conn = FakeConn()
     conn.send_many = lambda frames, block=True: False   # the socket is full
