@@ -352,5 +352,7 @@ def test_a_send_after_the_client_closed_ends_the_session_as_transport_close(
     assert not pair.conn.open
     session.enqueue(Packet(MSG, 'too late'))
     wait_until(lambda: session.ended, message='the session ended')
+    # the end is reported on a worker, after the session has ended
+    wait_until(lambda: reasons, message='the end was reported')
     assert reasons == [Reason.TRANSPORT_CLOSE]
 
