@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import locks
+from . import locks, trace
 from .backends import Backend
 from .lifecycle import State
 from .packets import Packet, PacketType
@@ -361,7 +361,10 @@ class HeartbeatTask:
             if full:
                 # the client does not keep up: it will not read a close packet either
                 session.close(Reason.SEND_BUFFER_FULL, farewell=False, abort=True)
-            elif send:
+                return deadline
+            if session.options.trace:
+                trace.sending(session.sid, channel.name, PING)
+            if send:
                 channel.send()
             return deadline
         if action is _Action.TIMEOUT:

@@ -5,6 +5,9 @@ handler. ``Server(logger=<logging.Logger>)`` hangs that whole hierarchy under
 the given logger, so that its level, filters, handlers and propagation apply
 to the library's records, as python-engineio does with the logger it is given.
 This is process-wide: the last server created with a logger decides.
+``Server(logger=True)`` sets the hierarchy to INFO, and the packet trace's
+logger (trace.py) to DEBUG unless a level was set for it: python-engineio's
+``logger=True`` shows each packet too.
 
 Under gunicorn, when nothing would show the library's records (no handler on
 the way to the root: the application configured no logging, and gunicorn
@@ -20,6 +23,8 @@ import sys
 from typing import Any
 
 PACKAGE = 'engineio_wsgi'
+#: the packet trace's logger (trace.py)
+TRACE = f'{PACKAGE}.trace'
 #: the server's own log that records go to when nothing else shows them
 SERVER_LOG = 'gunicorn.error'
 _routed = False
@@ -30,6 +35,10 @@ def configure(logger: bool | logging.Logger) -> logging.Logger:
     package = logging.getLogger(PACKAGE)
     if logger is True:
         package.setLevel(logging.INFO)
+        # the packet trace's lines are DEBUG: shown too, unless a level was set
+        trace = logging.getLogger(TRACE)
+        if trace.level == logging.NOTSET:
+            trace.setLevel(logging.DEBUG)
     elif isinstance(logger, logging.Logger):
         use_logger(logger)
         return logger

@@ -66,6 +66,12 @@ class Options:
     #: several processes share sessions over Redis: a redis://, rediss:// or
     #: unix:// URL, or a redis-py client object (see engineio_wsgi.cluster)
     cluster: Any = None
+    #: the packet trace (trace.py) is on: a logger was given; not a keyword
+    #: of its own, and a field (not a property) because packets test it
+    trace: bool = dataclasses.field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'trace', self.logger is not False)
 
     @property
     def ping_interval_ms(self) -> int:
@@ -106,7 +112,7 @@ class Options:
         if kwargs.get('message_rate_limit') is not None:
             count, seconds = kwargs.pop('message_rate_limit')
             values['message_rate_limit'] = (count, float(seconds))
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(_unknown_keywords_message(unknown, known))

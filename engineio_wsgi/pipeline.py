@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import logs
+from . import logs, trace
 from . import polling_transport as polling
 from . import websocket_transport as websocket
 from .backends import Backend, mode_mismatch
@@ -32,6 +32,7 @@ from .errors import (
 )
 from .handlers import AppHandlers
 from .options import Options
+from .packets import Packet, PacketType
 from .reasons import Reason
 from .registry import Refusal, SessionRegistry
 from .rejectlog import RejectLog
@@ -220,7 +221,10 @@ class RequestPipeline:
         try:
             can = request.transport == 'polling' and self._can_upgrade(request.adapter)
             # only the sid differs between handshakes: the rest is encoded once
-            session.set_open_packet('{"sid":' + json.dumps(session.sid) + self._open_rest[can])
+            opening = '{"sid":' + json.dumps(session.sid) + self._open_rest[can]
+            session.set_open_packet(opening)
+            if options.trace:
+                trace.sending(session.sid, request.transport, Packet(PacketType.OPEN, opening))
             session.start()
         except Exception as exc:
             # accepted by the application but not running: end it as any

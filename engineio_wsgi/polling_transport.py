@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from . import locks
+from . import locks, trace
 from .errors import BadRequest, PayloadTooLarge, TooManyRequests, UnknownSid
 from .lifecycle import OPEN_STATES, State
 from .options import Options
@@ -45,6 +45,9 @@ def get(session: Session, request: Request, options: Options,
     except DuplicateRequest:
         session.close(Reason.TRANSPORT_ERROR)
         raise BadRequest('a GET is already waiting on this session') from None
+    if options.trace and packets and packets[0] is NOOP:
+        # the only packet a GET sends that was never queued
+        trace.sending(session.sid, 'polling', NOOP)
     return payload_body(packets, request, options, headers)
 
 

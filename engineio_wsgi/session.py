@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import locks
+from . import locks, trace
 from .backends import Backend
 from .dispatch import Dispatcher, RateLimit
 from .fifo import Fifo
@@ -167,7 +167,7 @@ class Session:
         disconnect handler runs on a worker, later (dispatch.py), unless
         ``reason`` is a server disconnect or shutdown.
         """
-        send = False
+        send = queued = False
         with self.lock:
             if self.state not in OPEN_STATES:
                 return False
@@ -176,12 +176,15 @@ class Session:
                 self.outbox.append(CLOSE)
                 self._step(Event.CLOSE)
                 send = channel.queued()
+                queued = True
             else:
                 self._step(Event.ABORT)
             self.closing_deadline = (self.backend.monotonic() + self.options.ping_interval
                                      + self.options.ping_timeout)
             finished = self.state is State.CLOSED
         logger.info('%s closed: %s', self.sid, reason)
+        if queued and self.options.trace:
+            trace.sending(self.sid, channel.name, CLOSE)
         channel.wake()
         self.heartbeat.wake()
         self.dispatcher.closed(reason)
@@ -309,6 +312,8 @@ class Session:
             # either; the disconnect handler runs on a worker, not inside send()
             self.close(Reason.SEND_BUFFER_FULL, farewell=False, abort=True)
             return False
+        if self.options.trace:
+            trace.sending(self.sid, channel.name, packet)
         if send:
             channel.send()
         return True
@@ -336,6 +341,8 @@ class Session:
 
     def receive(self, packet: Packet) -> None:
         """Handle one packet from the client (POST or WebSocket)."""
+        if self.options.trace:
+            trace.received(self.sid, self.channel.name, packet)
         kind = packet.type
         if kind is PacketType.MESSAGE:
             self.dispatcher.message(packet.data)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import locks, rfc6455, wsgi_servers
+from . import locks, rfc6455, trace, wsgi_servers
 from .errors import BadRequest
 from .lifecycle import State
 from .options import Options
@@ -33,6 +33,7 @@ from .transport import ProtocolViolation, QueueWriter, TransportClosed
 logger = logging.getLogger(__name__)
 
 _PROBE = 'probe'
+_PROBE_ANSWER = Packet(PacketType.PONG, _PROBE)
 _MESSAGE = PacketType.MESSAGE
 _OPEN_STATES = (State.OPEN, State.DRAINING)
 #: ends of a connection that its reader reports with their own reason
@@ -80,7 +81,7 @@ def upgrade(session: Session, request: Request,
     upgraded = False
     try:
         upgraded = probe(session, conn, backend.monotonic() + options.upgrade_timeout,
-                         backend.monotonic)
+                         backend.monotonic, options.trace)
         if upgraded:
             transport = WebSocketTransport(session, conn, request.b64)
             if session.switch(transport):
@@ -187,8 +188,9 @@ def _transport_error(conn: rfc6455.WSConnection, exc: rfc6455.ConnectionClosed) 
 
 
 def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
-          monotonic: Any) -> bool:
-    """Run the probe exchange; True once the client sent ``5``."""
+          monotonic: Any, traced: bool = False) -> bool:
+    """Run the probe exchange; True once the client sent ``5``. ``traced``:
+    the packet trace is on (the session receives none of these packets)."""
     polling = session.polling
     assert polling is not None
     while True:
@@ -207,11 +209,15 @@ def probe(session: Session, conn: rfc6455.WSConnection, deadline: float,
             packet = decode_packet(frame)
         except DecodeError:
             return False
+        if traced:
+            trace.received(session.sid, 'websocket', packet)
         kind = packet.type
         if kind is PacketType.PING and packet.data == _PROBE and not polling.paused:
+            if traced:
+                trace.sending(session.sid, 'websocket', _PROBE_ANSWER)
             try:
                 # never waits: the rest goes out from the loop
-                conn.send_many((encode_packet(Packet(PacketType.PONG, _PROBE)),), block=False)
+                conn.send_many((encode_packet(_PROBE_ANSWER),), block=False)
             except OSError:
                 return False
             polling.pause()

@@ -95,7 +95,7 @@ def serve(link: Link, request: Request, start_response: StartResponse,
             probe = _ProbeSide(link, owner, sid, relay_id)
             upgraded = websocket.probe(probe, conn,  # type: ignore[arg-type]
                                        backend.monotonic() + options.upgrade_timeout,
-                                       backend.monotonic)
+                                       backend.monotonic, options.trace)
             if upgraded:
                 link.call(owner, {'t': 'upgrade', 's': sid, 'relay': relay_id})
                 logger.info('%s upgraded to websocket, relayed for %s', sid, owner)

@@ -22,6 +22,7 @@ The server is configured from environment variables read at import time:
     EIO_TRUSTED_PROXIES       optional: comma separated proxy addresses
     EIO_SHUTDOWN_TIMEOUT      optional: seconds (float)
     EIO_LOG_LEVEL             optional: configure logging to stderr at this level
+    EIO_LOGGER                optional: '1' passes logger=True (the packet trace)
 
 Text messages that are commands are not echoed:
 
@@ -127,6 +128,8 @@ def server_options() -> dict[str, Any]:
     transports = _env_list('EIO_TRANSPORTS')
     if transports is not None:
         options['transports'] = transports
+    if os.environ.get('EIO_LOGGER', '').strip() == '1':
+        options['logger'] = True
     return options
 
 

@@ -34,7 +34,7 @@ LAYERS: dict[str, set[str]] = {
     'A session': {'session', 'lifecycle', 'transport', 'output', 'heartbeat', 'dispatch',
                   'registry', 'reasons'},
     'Below everything': {'packets', 'backends', 'locks', 'options', 'errors', 'fifo',
-                         'callables', 'logs', 'rejectlog', 'workers', 'sids'},
+                         'callables', 'logs', 'rejectlog', 'trace', 'workers', 'sids'},
 }
 
 

@@ -113,3 +113,37 @@ def test_gevent_mode_without_gevent_says_how_to_install(monkeypatch: pytest.Monk
     with pytest.raises(ValueError) as info:
         create_backend('gevent')          # what Server(async_mode='gevent') uses on first use
     assert str(info.value) == 'async_mode "gevent" needs gevent: pip install gevent'
+
+
+def test_the_packet_trace_is_on_with_a_logger_only():
+    lib = logging.getLogger('engineio_wsgi')
+    trace = logging.getLogger('engineio_wsgi.trace')
+    old, old_trace = lib.level, trace.level
+    try:
+        assert Server().options.trace is False
+        assert Server(logger=False).options.trace is False
+        assert Server(logger=logging.getLogger('the.app')).options.trace is True
+        assert trace.level == old_trace      # a logger's own level decides
+        server = Server(logger=True)
+        assert server.options.trace is True
+        # logger=True shows the trace's DEBUG lines, the rest from INFO
+        assert trace.level == logging.DEBUG and lib.level == logging.INFO
+    finally:
+        lib.setLevel(old)
+        trace.setLevel(old_trace)
+
+
+def test_the_trace_is_no_keyword_of_its_own():
+    with pytest.raises(TypeError, match="'trace'"):
+        Server(trace=True)
+
+
+def test_socketio_engineio_logger_turns_the_trace_on():
+    from engineio_wsgi.socketio import Server as SocketIOServer
+    trace = logging.getLogger('engineio_wsgi.trace')
+    old = trace.level
+    try:
+        assert SocketIOServer(engineio_logger=True).eio.options.trace is True
+        assert SocketIOServer().eio.options.trace is False
+    finally:
+        trace.setLevel(old)
