@@ -1,4 +1,5 @@
-"""Calling the application: its connect, message and disconnect handlers.
+"""Calling the application: its connect, message, disconnect and
+connection_error handlers.
 
 The only place that calls the application's event handlers. A handler's
 exception is logged and never reaches the transport that carried the event.
@@ -20,7 +21,7 @@ from .session import Session
 logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
-EVENTS = ('connect', 'message', 'disconnect')
+EVENTS = ('connect', 'message', 'disconnect', 'connection_error')
 #: the refusal message when the connect handler gives none (python-engineio's)
 REFUSED = 'Unauthorized'
 
@@ -77,6 +78,17 @@ class AppHandlers:
         if isinstance(result, tuple) and result and result[0] is False:
             return _refusal_message(sid, result[1] if len(result) > 1 else None)
         return _refusal_message(sid, result)
+
+    def connection_error(self, environ: dict[str, Any], code: int, message: Any) -> None:
+        """A request was refused with ``code`` and ``message`` (its error
+        body's); called before the answer goes out, which it never changes."""
+        handler = self.by_event.get('connection_error')
+        if handler is None:
+            return
+        try:
+            handler(environ, code, message)
+        except Exception:
+            logger.exception('connection_error handler failed')
 
     def message(self, session: Session, data: str | bytes) -> None:
         handler = self.by_event.get('message')

@@ -142,6 +142,7 @@ class RequestPipeline:
             return respond(start_response, 200, headers, body)
         except RequestError as exc:
             self._rejects.rejected(type(exc).__name__, exc.detail)
+            self.handlers.connection_error(request.environ, exc.code, exc.message)
             if request.raw_method == 'POST':
                 request.adapter.abandon_body()
             if request.adapter.upgraded:

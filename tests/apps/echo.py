@@ -23,6 +23,11 @@ The server is configured from environment variables read at import time:
     EIO_SHUTDOWN_TIMEOUT      optional: seconds (float)
     EIO_LOG_LEVEL             optional: configure logging to stderr at this level
     EIO_LOGGER                optional: '1' passes logger=True (the packet trace)
+    EIO_CONNECTION_ERROR      optional: '1' registers a connection_error handler,
+                              which writes ``echo: connection_error <code>
+                              <message as JSON> <query string>`` for every
+                              refused request, and raises when the query has
+                              ``fail_handler``
 
 Text messages that are commands are not echoed:
 
@@ -170,6 +175,15 @@ def _number(text: str, kind: Callable[[str], Any]) -> Any:
 @eio.on('connect')
 def on_connect(sid: str, environ: dict[str, Any]) -> None:
     _note('connect', sid)
+
+
+if os.environ.get('EIO_CONNECTION_ERROR', '').strip() == '1':
+    @eio.on('connection_error')
+    def on_connection_error(environ: dict[str, Any], code: int, message: Any) -> None:
+        query = environ.get('QUERY_STRING', '')
+        _note('connection_error', code, json.dumps(message), query)
+        if 'fail_handler' in query:
+            raise RuntimeError('the connection_error handler fails on purpose')
 
 
 @eio.on('disconnect')
