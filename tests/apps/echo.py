@@ -27,7 +27,9 @@ The server is configured from environment variables read at import time:
                               which writes ``echo: connection_error <code>
                               <message as JSON> <query string>`` for every
                               refused request, and raises when the query has
-                              ``fail_handler``
+                              ``fail_handler``; the connect handler then
+                              refuses a handshake whose query has
+                              ``refuse=<reason>`` with that reason
 
 Text messages that are commands are not echoed:
 
@@ -173,11 +175,19 @@ def _number(text: str, kind: Callable[[str], Any]) -> Any:
 
 
 @eio.on('connect')
-def on_connect(sid: str, environ: dict[str, Any]) -> None:
+def on_connect(sid: str, environ: dict[str, Any]) -> Any:
     _note('connect', sid)
+    if _REFUSALS:
+        refusal = parse_qs(environ.get('QUERY_STRING', '')).get('refuse')
+        if refusal:
+            return refusal[0]
+    return None
 
 
-if os.environ.get('EIO_CONNECTION_ERROR', '').strip() == '1':
+_REFUSALS = os.environ.get('EIO_CONNECTION_ERROR', '').strip() == '1'
+
+
+if _REFUSALS:
     @eio.on('connection_error')
     def on_connection_error(environ: dict[str, Any], code: int, message: Any) -> None:
         query = environ.get('QUERY_STRING', '')

@@ -83,6 +83,15 @@ def test_an_origin_refused_by_cors_calls_the_handler(server: LiveServer):
     assert called_once(server, t) == (4, 'Forbidden')
 
 
+def test_a_refusing_connect_handler_calls_it_with_the_reason(server: LiveServer):
+    t = tag()
+    resp = http_request(server.port, 'GET',
+                        f'/engine.io/?EIO=4&transport=polling&refuse=not-today&tag={t}')
+    expect_error(resp, 403, 4)
+    assert json.loads(resp.body)['message'] == 'not-today'
+    assert called_once(server, t) == (4, 'not-today')
+
+
 def test_a_refusal_inside_a_session_calls_the_handler(server: LiveServer):
     client = PollingClient(server)
     client.handshake()
