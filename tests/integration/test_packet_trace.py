@@ -193,3 +193,15 @@ def test_without_the_logger_no_packet_is_traced_even_at_debug():
     assert ' DEBUG engineio_wsgi.' in log      # the library's DEBUG lines are on
     assert TRACE not in log
     assert 'MESSAGE over' not in log
+
+
+def test_without_any_logging_setup_the_trace_is_in_gunicorns_log():
+    # no EIO_LOG_LEVEL: the application configures no logging, as most do not
+    with start_server('gunicorn-gthread', env={'EIO_LOGGER': '1'}) as server:
+        client = PollingClient(server)
+        client.handshake()
+        client.send('hello')
+        assert client.receive(1) == ['hello']
+        line = f"[DEBUG] {client.sid} received MESSAGE over polling: 'hello'"
+        assert server.wait_for_log(line), server.log_tail()
+        client.close()
