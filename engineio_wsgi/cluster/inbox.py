@@ -184,6 +184,8 @@ class Inbox:
         self.dropped_malformed = 0
         self.dropped_duplicate = 0
         self.reconnects = 0
+        #: why the last attempt to listen failed
+        self.last_error: str | None = None
         self._last_seq: collections.OrderedDict[tuple[str, int], int] = \
             collections.OrderedDict()
         self._warn = OncePer(WARNING_PERIOD)
@@ -222,9 +224,13 @@ class Inbox:
                     elif message.get('type') == 'message':
                         self._deliver(message.get('data'))
             except errors as exc:
+                # a Redis that never answered is the link's to report (it
+                # knows what clients see); a lost one is reported here, once
+                lost = self.subscribed.is_set()
                 self.subscribed.clear()
+                self.last_error = str(exc)
                 self.reconnects += 1
-                if self.reconnects == 1 or logger.isEnabledFor(logging.DEBUG):
+                if lost:
                     logger.warning('cluster inbox %s lost Redis (%s); reconnecting',
                                    self.node, exc)
                 self._stopping.wait(delay * random.uniform(0.5, 1.0))
