@@ -174,6 +174,8 @@ class RequestPipeline:
             request.require_upgrade()
         if self.shutting_down:
             raise ServiceUnavailable('shutting down')
+        if self.cluster is not None and not is_websocket:
+            self.cluster.admit_polling()
         cookie = None
         if self.options.cookie is not None and not is_websocket:
             # before the session exists: a cookie callable that fails leaves nothing open

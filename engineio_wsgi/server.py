@@ -258,6 +258,12 @@ class Server:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def cluster_ready(self) -> bool:
+        """For a health check: with ``cluster=``, whether this process listens
+        on Redis (while it does not, handshakes are refused with 503); True
+        without ``cluster=``."""
+        return self._cluster is None or self._cluster.ready()
+
     # -- the request pipeline ---------------------------------------------------
 
     def handle_request(self, environ: dict[str, Any],

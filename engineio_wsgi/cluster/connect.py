@@ -17,6 +17,7 @@ redis-py is imported here, on the first call: it is an optional dependency
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 #: socket timeouts of clients made from a URL: a Redis that does not answer
 #: must fail a request fast rather than hold its thread
@@ -57,3 +58,22 @@ def redis_client(cluster: Any, socket_timeout: float = SOCKET_TIMEOUT) -> Any:
     raise ClusterConfigError(
         f'cluster={cluster!r}: expected a redis://, rediss:// or unix:// URL or a redis-py '
         'client object')
+
+
+def describe(cluster: Any) -> str:
+    """Where ``cluster`` points, for the log: a URL without its password, or
+    the address a ready client's connections use."""
+    if isinstance(cluster, str):
+        parts = urlsplit(cluster)
+        if parts.password is None:
+            return cluster
+        user = f'{parts.username}@' if parts.username else ''
+        host = parts.netloc.rpartition('@')[2]
+        return parts._replace(netloc=user + host).geturl()
+    kwargs = getattr(getattr(cluster, 'connection_pool', None), 'connection_kwargs', None)
+    if isinstance(kwargs, dict):
+        if kwargs.get('path'):
+            return f"unix://{kwargs['path']}"
+        if kwargs.get('host'):
+            return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
+    return f'the {type(cluster).__name__} given as cluster='

@@ -12,9 +12,11 @@ per node:
   liveness key with a TTL, i.e. seconds of doubt and a second round trip.
 * One round trip per message (``PUBLISH``), no acknowledgement, no trimming,
   nothing left in Redis for nodes that are gone.
-* Order: Redis delivers one channel's messages in publish order; a ``Sender``
-  publishes one message at a time, so its messages arrive in the order it
-  sent them.
+* Order: Redis delivers one channel's messages in publish order; a process
+  publishes one message at a time to each node, so its messages arrive in
+  the order it sent them. Messages to different nodes do not wait for one
+  another (each takes a connection of its own from redis-py's pool): one
+  slow round trip delays only what goes to the same node.
 * The price: at most once. What is published while the node is not
   subscribed (Redis restarting, the inbox reconnecting) is lost and the
   sender learns it from the 0 (or from the error). The forwarded requests this
@@ -40,13 +42,14 @@ once a minute per sender (whoever can publish could otherwise fill the log).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .wire import MalformedMessage, frame, unframe
@@ -61,32 +64,78 @@ WARNING_PERIOD = 60.0
 
 
 #: one incarnation and one sequence per process: every Sender of the process
-#: shares them, and publishes one message at a time, so sequence order is
-#: publish order; the incarnation is drawn at the first message
+#: shares them; numbers are taken while the target's lock is held, so to each
+#: target they go up in publish order; the incarnation is drawn at the first
+#: message
 _incarnation: int | None = None
 _seq = 0
 #: made at first use, not at import or fork: with gunicorn's --preload both
 #: happen before the gevent worker patches threading, and an unpatched lock
 #: held across a PUBLISH (which yields to other greenlets) would block the
 #: worker's only thread
-_publish_lock: Any = None
+_target_locks: TargetLocks | None = None
+#: held only while a number is taken (no switch to another greenlet inside,
+#: so even one made before gevent patched threading never blocks the worker)
+_number_lock = threading.Lock()
+
+
+class TargetLocks:
+    """One lock per target node, held across a ``PUBLISH`` to it; kept only
+    while someone holds or waits for it (node ids come and go with
+    processes). The table's own lock is never held across a round trip."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        #: target -> [its lock, how many hold it or wait for it]
+        self._locks: dict[str, list[Any]] = {}
+
+    @contextlib.contextmanager
+    def held(self, target: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.get(target)
+            if entry is None:
+                entry = self._locks[target] = [threading.Lock(), 0]
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[target]
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def _forget_sequence() -> None:
-    global _incarnation, _seq, _publish_lock
+    global _incarnation, _seq, _target_locks, _number_lock
     _incarnation = None   # a forked child is another process: its own
     _seq = 0
-    _publish_lock = None
+    _target_locks = None
+    _number_lock = threading.Lock()   # a thread of the parent may have held it
 
 
-def _lock() -> Any:
-    global _publish_lock
-    lock = _publish_lock
-    if lock is None:
-        # no switch between the test and the assignment under gevent; under
-        # threads a second lock made at the same moment is dropped at once
-        lock = _publish_lock = _publish_lock or threading.Lock()
-    return lock
+def _locks() -> TargetLocks:
+    global _target_locks
+    locks = _target_locks
+    if locks is None:
+        with _number_lock:   # one table even when threads send their first at once
+            if _target_locks is None:
+                _target_locks = TargetLocks()
+            locks = _target_locks
+    return locks
+
+
+def _next_number() -> tuple[int, int]:
+    """This process's incarnation and its next sequence number."""
+    global _incarnation, _seq
+    with _number_lock:   # never held across a round trip
+        if _incarnation is None:
+            _incarnation = secrets.randbits(64)
+        _seq += 1
+        return _incarnation, _seq
 
 
 os.register_at_fork(after_in_child=_forget_sequence)
@@ -107,7 +156,7 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 
 class Sender:
     """Sends to nodes' inboxes, in order: the process publishes one message at
-    a time (a lock held across one ``PUBLISH``)."""
+    a time to each node (its lock held across one ``PUBLISH``)."""
 
     def __init__(self, client: Any, node: str, prefix: str = PREFIX) -> None:
         self.client = client
@@ -118,13 +167,10 @@ class Sender:
         """True when the target's inbox received it; False when no inbox of
         that node listens (the node is gone). Raises ``ClusterUnavailable``
         when Redis cannot be reached."""
-        global _incarnation, _seq
         errors = _connection_errors()
-        with _lock():
-            if _incarnation is None:
-                _incarnation = secrets.randbits(64)
-            _seq += 1
-            data = frame(self.node, _incarnation, _seq, payload)
+        with _locks().held(target):
+            incarnation, seq = _next_number()
+            data = frame(self.node, incarnation, seq, payload)
             try:
                 receivers = self.client.publish(channel(target, self.prefix), data)
             except errors as exc:
@@ -184,6 +230,8 @@ class Inbox:
         self.dropped_malformed = 0
         self.dropped_duplicate = 0
         self.reconnects = 0
+        #: why the last attempt to listen failed
+        self.last_error: str | None = None
         self._last_seq: collections.OrderedDict[tuple[str, int], int] = \
             collections.OrderedDict()
         self._warn = OncePer(WARNING_PERIOD)
@@ -222,9 +270,13 @@ class Inbox:
                     elif message.get('type') == 'message':
                         self._deliver(message.get('data'))
             except errors as exc:
+                # a Redis that never answered is the link's to report (it
+                # knows what clients see); a lost one is reported here, once
+                lost = self.subscribed.is_set()
                 self.subscribed.clear()
+                self.last_error = str(exc)
                 self.reconnects += 1
-                if self.reconnects == 1 or logger.isEnabledFor(logging.DEBUG):
+                if lost:
                     logger.warning('cluster inbox %s lost Redis (%s); reconnecting',
                                    self.node, exc)
                 self._stopping.wait(delay * random.uniform(0.5, 1.0))

@@ -17,8 +17,9 @@ Every wait is bounded: an owner that does not acknowledge within
 ``FORWARD_TIMEOUT`` is taken for gone (400 code 1); ``PUBLISH`` reaching no
 subscriber means it is gone (400 code 1 at once); a long-poll forwarded to an
 owner checks every ``FORWARD_TIMEOUT`` that the owner still listens. When
-Redis cannot be reached, forwarded requests get 503 code 3 at once; the
-sessions whose client talks to their owner carry on.
+Redis cannot be reached, forwarded requests get 503 code 3 at once, and so
+do polling handshakes while this process does not listen (``admit_polling``);
+the sessions whose client talks to their owner carry on.
 
 Packets drained for a long-poll whose answer reaches nobody (the serving
 process died or its client left) are put back at the head of the owner's
@@ -49,7 +50,7 @@ from ..packets import Packet, PacketType
 from ..reasons import Reason
 from ..response import StartResponse
 from . import forward, wire
-from .connect import redis_client
+from .connect import describe, redis_client
 from .inbox import ClusterUnavailable, Inbox, Sender, channel
 from .node import node_id, owner_of
 from .owner import OwnerSide
@@ -111,6 +112,10 @@ class ClusterLink:
         # a Redis that stops answering fails a forwarded request about as fast
         # as an owner that stops answering (the command is tried twice)
         self.client = redis_client(cluster, socket_timeout=FORWARD_TIMEOUT)
+        #: where Redis is, for the log (no password)
+        self.where = describe(cluster)
+        #: this process does not listen on Redis, and said so
+        self._down = False
         self.options = options
         self.sessions = sessions
         self._backend_for = backend_for
@@ -141,6 +146,7 @@ class ClusterLink:
         self._locks = {}
         self._pending = {}
         self._relays = {}
+        self._down = False
         self.owner.forget()
 
     # -- starting (after fork, at the first request or send) -------------------------
@@ -166,12 +172,51 @@ class ClusterLink:
             self.inbox.start()
             # other requests wait here too: no sid goes out before others can reach it
             if not self._listening_soon(self.inbox):
-                logger.warning('cluster node %s: Redis did not answer; sessions of this '
-                               'process are served here only until it does', self.node)
+                self._report(False)
             else:
                 logger.info('cluster node %s listening', self.node)
                 self._check_unique()
             self._pid = pid
+
+    def ready(self) -> bool:
+        """Whether this process listens on Redis, i.e. a sid it hands out
+        can be reached from the other processes (starts listening if needed)."""
+        self.start()
+        inbox = self.inbox
+        listening = inbox is not None and inbox.subscribed.is_set()
+        if listening == self._down:
+            self._report(listening)
+        return listening
+
+    def admit_polling(self) -> None:
+        """Refuse a new polling session (503) while this process does not
+        listen on Redis: the other processes could not reach it, so the
+        client's next request through another one would fail; after a 503
+        the client retries the handshake and gets a session that works. A
+        WebSocket handshake is not refused: that session lives on its one
+        connection."""
+        if not self.ready():
+            raise ServiceUnavailable('cluster: Redis unreachable, no session opened')
+
+    def _report(self, listening: bool) -> None:
+        """One line when this process stops or starts listening on Redis."""
+        if listening:
+            if self._down:
+                self._down = False
+                logger.info('cluster node %s: Redis at %s answers; new sessions are accepted',
+                            self.node, self.where)
+            return
+        if self._down:
+            return
+        self._down = True
+        inbox = self.inbox
+        why = inbox.last_error if inbox is not None and inbox.last_error else \
+            f'no answer within {STARTUP_WAIT:g} s'
+        logger.error('cluster node %s: Redis at %s is unreachable (%s): new polling sessions '
+                     'are refused with 503 until it answers (WebSocket-only ones are served '
+                     'here); requests for other processes\' sessions get 503, this '
+                     'process\'s open sessions carry on',
+                     self.node, self.where, why)
 
     def _check_unique(self) -> None:
         """Node ids are 24 random bits: two live processes may draw the same

@@ -8,12 +8,15 @@ packages' default ports 6379 and 80 are never touched).
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -221,6 +224,93 @@ class Nginx:
                 return f.read()
         except FileNotFoundError:
             return ''
+
+
+class LatencyProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``port`` that holds every chunk the
+    server sends for ``delay`` seconds before passing it on (a Redis that
+    far away); what the client sends goes through at once. Each chunk is
+    delayed by ``delay`` from when it arrived, not behind the chunks before
+    it, so replies to pipelined or concurrent commands are not queued."""
+
+    def __init__(self, port: int, delay: float) -> None:
+        self.target = port
+        self.delay = delay
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, name='latency-proxy', daemon=True).start()
+
+    def url(self) -> str:
+        return f'redis://127.0.0.1:{self.port}/0'
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(('127.0.0.1', self.target))
+            self._sockets += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._held, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def _held(self, source: socket.socket, sink: socket.socket) -> None:
+        due: list[tuple[float, int, bytes]] = []   # (when, arrival number, chunk)
+        ready = threading.Condition()
+        ended = [False]
+
+        def read() -> None:
+            number = 0
+            try:
+                while chunk := source.recv(65536):
+                    with ready:
+                        number += 1
+                        heapq.heappush(due, (time.monotonic() + self.delay, number, chunk))
+                        ready.notify()
+            except OSError:
+                pass
+            with ready:
+                ended[0] = True
+                ready.notify()
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            while True:
+                with ready:
+                    while not due and not ended[0]:
+                        ready.wait()
+                    if not due:
+                        return
+                    when, _, chunk = due[0]
+                    wait = when - time.monotonic()
+                    if wait > 0:
+                        ready.wait(wait)
+                        continue
+                    heapq.heappop(due)
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 def temp_dir(prefix: str) -> str:

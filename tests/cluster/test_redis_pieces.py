@@ -16,11 +16,12 @@ import time
 
 import pytest
 
+from engineio_wsgi.cluster import inbox as inbox_module
 from engineio_wsgi.cluster.connect import ClusterConfigError, redis_client
 from engineio_wsgi.cluster.inbox import ClusterUnavailable, Inbox, Sender, channel
 from engineio_wsgi.cluster.node import node_id, owner_of
 from engineio_wsgi.cluster.wire import frame
-from tests.cluster.services import RedisServer
+from tests.cluster.services import LatencyProxy, RedisServer
 from tests.integration.gunicorn_runner import start_gunicorn
 from tests.live import ROOT, PollingClient, wait_until
 
@@ -169,6 +170,61 @@ def test_messages_arrive_in_order_one_publish_each(redis_server):
         inbox.stop()
         client.close()
     assert not inbox.running
+
+
+def test_publishes_to_different_nodes_do_not_wait_for_one_another(redis_server):
+    """With Redis 0.3 s away, ten publishes at once to ten nodes take about
+    one round trip, not ten one after the other."""
+    delay = 0.3
+    proxy = LatencyProxy(redis_server.port, delay)
+    client = redis_client(proxy.url())
+    sender = Sender(client, node_id())
+    targets = [f'lt{i:02d}' for i in range(10)]
+
+    def publish_all() -> float:
+        started = time.monotonic()
+        threads = [threading.Thread(target=sender.send, args=(t, b'x')) for t in targets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        return time.monotonic() - started
+    try:
+        publish_all()   # the connections are made (each costs round trips of its own)
+        elapsed = publish_all()
+        # one after the other they took at least 10 x 0.3 s
+        assert elapsed < 4 * delay, f'10 publishes took {elapsed:.2f} s'
+        assert len(inbox_module._locks()) == 0   # no lock kept for nodes nobody sends to
+    finally:
+        client.close()
+        proxy.close()
+
+
+def test_threads_sending_to_one_node_at_once_lose_nothing_and_keep_their_order(redis_server):
+    """Sequence numbers are taken under the target's lock: the inbox never
+    sees one go down (which it would drop as a duplicate)."""
+    got = Collect()
+    inbox = _inbox(redis_server, 'mt01', got)
+    client = redis_client(redis_server.url)
+    sender = Sender(client, node_id())
+
+    def send(thread: int) -> None:
+        for i in range(50):
+            assert sender.send('mt01', f'{thread}:{i}'.encode()) is True
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        wait_until(lambda: len(got.payloads()) == 8 * 50, timeout=10, message='all messages')
+        for n in range(8):
+            mine = [p for p in got.payloads() if p.startswith(f'{n}:'.encode())]
+            assert mine == [f'{n}:{i}'.encode() for i in range(50)]
+        assert inbox.dropped_duplicate == 0
+    finally:
+        inbox.stop()
+        client.close()
 
 
 _INBOX_PROCESS = r'''
