@@ -113,3 +113,16 @@ def test_gevent_mode_without_gevent_says_how_to_install(monkeypatch: pytest.Monk
     with pytest.raises(ValueError) as info:
         create_backend('gevent')          # what Server(async_mode='gevent') uses on first use
     assert str(info.value) == 'async_mode "gevent" needs gevent: pip install gevent'
+
+
+def test_a_mode_decided_by_the_caller_is_the_mode():
+    server = Server()
+    server.decide_async_mode('threading')
+    assert server.async_mode == 'threading'
+    with pytest.raises(ValueError, match="async_mode is 'threading' already"):
+        server.decide_async_mode('gevent')
+
+
+def test_a_mode_given_is_not_decided_otherwise():
+    with pytest.raises(ValueError, match="async_mode='threading' was given"):
+        Server(async_mode='threading').decide_async_mode('gevent')
