@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import logs, sids
-from .backends import Backend, DeferredTask, Task, create_backend, detect_async_mode
+from .backends import (
+    Backend,
+    DeferredTask,
+    Task,
+    create_backend,
+    detect_async_mode,
+    start_mismatch,
+)
 from .handlers import EVENTS, AppHandlers, Handler
 from .options import Options
 from .packets import Packet, PacketType
@@ -46,6 +53,9 @@ class Server:
 
     def __init__(self, **kwargs: Any) -> None:
         self.options = Options.from_kwargs(**kwargs)
+        wrong = start_mismatch(self.options.async_mode)
+        if wrong is not None:
+            raise ValueError(wrong)
         #: where the library's records go (python-engineio's ``Server.logger``)
         self.logger = logs.configure(self.options.logger)
         self._handlers = AppHandlers()

@@ -1,17 +1,36 @@
-"""Mistakes of configuration fail at the first request with the line that
-fixes them, and the library's warnings carry the server log's format."""
+"""Mistakes of configuration fail at start where the server is known then
+(gunicorn's worker class), else at the first request, with the line that
+fixes them; the library's warnings carry the server log's format."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.live import PollingClient, expect_error, http_request, start_server
+from tests.integration.gunicorn_runner import start_gunicorn
+from tests.live import PollingClient, expect_error, http_request, start_server, wait_until
 
 
-@pytest.mark.parametrize('kind', ['gunicorn-gthread', 'werkzeug'])
-def test_gevent_mode_on_a_threaded_server_refuses_with_the_fix(kind):
-    # no EIO_LOG_LEVEL: the application configures no logging, as most do not
-    with start_server(kind, env={'EIO_ASYNC_MODE': 'gevent'}) as server:
+@pytest.mark.parametrize('worker', ['gthread', 'sync'])
+def test_gevent_mode_in_a_threaded_gunicorn_worker_fails_at_start_with_the_fix(worker):
+    server = start_gunicorn(['-k', worker], 'tests.apps.echo:app', {'EIO_ASYNC_MODE': 'gevent'})
+    try:
+        # the worker cannot boot: gunicorn stops
+        wait_until(lambda: server.proc.poll() is not None, timeout=20,
+                   message='gunicorn stopping')
+    finally:
+        server.kill()
+    assert server.proc.returncode != 0
+    errors = [line for line in server.text().splitlines() if line.startswith('ValueError')]
+    assert len(errors) == 1, server.text()
+    assert f'async_mode="gevent", but gunicorn -k {worker} runs requests on threads' in errors[0]
+    assert 'Fix: Server(async_mode="threading")' in errors[0]
+    assert 'gunicorn -k gevent' in errors[0]
+
+
+def test_gevent_mode_on_a_threaded_server_refuses_with_the_fix():
+    # werkzeug starts after the application is built: found at the first request.
+    # No EIO_LOG_LEVEL: the application configures no logging, as most do not
+    with start_server('werkzeug', env={'EIO_ASYNC_MODE': 'gevent'}) as server:
         for _ in range(2):   # the first request and every later one
             resp = http_request(server.port, 'GET', '/engine.io/?EIO=4&transport=polling',
                                 timeout=10)
@@ -25,8 +44,6 @@ def test_gevent_mode_on_a_threaded_server_refuses_with_the_fix(kind):
     assert len(lines) == 1, log
     assert 'runs this request on a thread' in lines[0]
     assert 'gunicorn -k gevent' in lines[0]
-    if kind.startswith('gunicorn'):
-        assert '[ERROR]' in lines[0], lines[0]   # gunicorn's format
     assert 'Traceback' not in log
     assert 'serving polling' not in log   # no start-up line that says it serves
 
