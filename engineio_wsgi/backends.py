@@ -264,7 +264,8 @@ def mode_mismatch(mode: str, sock: Any, server: str) -> tuple[bool, str] | None:
     if mode == 'threading' and threading_patched():
         return False, (
             f'async_mode="threading" in a process gevent has monkey-patched ({server}): '
-            f'threads are greenlets here, and body timeouts are not enforced. '
+            f'it works, threads are greenlets here, but message handlers run at most '
+            f'max_worker_threads at once, and each POST needs a watchdog of its own. '
             f'Fix: Server(async_mode="gevent") (or leave async_mode unset).')
     return None
 
