@@ -1,7 +1,7 @@
 """Where the library's log records go.
 
-Every module logs to a child of the ``engineio_wsgi`` logger and never adds a
-handler. ``Server(logger=<logging.Logger>)`` hangs that whole hierarchy under
+Every module logs to a child of the ``engineio_wsgi`` logger and adds no
+handler (but the one below). ``Server(logger=<logging.Logger>)`` hangs that whole hierarchy under
 the given logger, so that its level, filters, handlers and propagation apply
 to the library's records, as python-engineio does with the logger it is given.
 This is process-wide: the last server created with a logger decides.
@@ -35,10 +35,13 @@ class _ToServerLog(logging.Handler):
         self.target = target
 
     def emit(self, record: logging.LogRecord) -> None:
-        forwarded = logging.makeLogRecord(record.__dict__)
-        forwarded.msg = f'{PACKAGE}: {record.getMessage()}'
-        forwarded.args = None
-        self.target.handle(forwarded)
+        try:
+            forwarded = logging.makeLogRecord(record.__dict__)
+            forwarded.msg = f'{PACKAGE}: {record.getMessage()}'
+            forwarded.args = None
+            self.target.handle(forwarded)
+        except Exception:   # a bad format string must not fail the caller, as in logging's own
+            self.handleError(record)
 
 
 _forwarder: _ToServerLog | None = None
