@@ -5,11 +5,13 @@ server that Flask-SocketIO builds and engineio_wsgi replaces."""
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 import tempfile
 
 import pytest
+import socketio
 
 from tests.cluster.services import free_port
 from tests.live import ROOT, LiveServer, _child_env, http_request, start_server, wait_until
@@ -51,9 +53,28 @@ def test_run_serves_on_gevent_when_it_is_installed(async_mode):
         assert resp.body.startswith(b'0{"sid":'), resp
         assert server.wait_for_log('serving polling, websocket on gevent.pywsgi (gevent)'), \
             server.log_tail()
+        for transports in (None, ['websocket']):   # upgraded, and WebSocket only
+            assert _echo(server, transports) == ('hello', 'websocket'), transports
         log = server.log()
     assert 'Server initialized for' not in log, log
     assert 'Traceback' not in log, log
+
+
+def _echo(server: LiveServer, transports: list[str] | None) -> tuple[str, str]:
+    """A message sent back by the server to python-socketio's client, and the
+    transport the client ended on."""
+    received: queue.Queue[str] = queue.Queue()
+    client = socketio.Client(reconnection=False)
+    client.on('message', received.put)
+    client.connect(server.url, transports=transports, wait_timeout=10)
+    try:
+        if transports is None:
+            wait_until(lambda: client.transport() == 'websocket', timeout=10,
+                       message='the upgrade to WebSocket')
+        client.send('hello')
+        return received.get(timeout=10), client.transport()
+    finally:
+        client.disconnect()
 
 
 def test_run_with_threading_refuses_werkzeug_as_flask_socketio_does():
