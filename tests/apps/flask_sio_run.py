@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from flask import Flask
+from flask_socketio import send
 
 from engineio_wsgi.flask_socketio import SocketIO
 
@@ -34,7 +35,7 @@ socketio = SocketIO(app, **options)
 
 @socketio.on('message')
 def echo(data: Any) -> None:
-    socketio.send(data)
+    send(data)   # to the sender only
 
 
 @app.route('/')
