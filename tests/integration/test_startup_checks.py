@@ -4,10 +4,14 @@ fixes them; the library's warnings carry the server log's format."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.integration.gunicorn_runner import start_gunicorn
-from tests.live import PollingClient, expect_error, http_request, start_server, wait_until
+from tests.live import ROOT, PollingClient, expect_error, http_request, start_server, wait_until
 
 
 @pytest.mark.parametrize('worker', ['gthread', 'sync'])
@@ -25,6 +29,19 @@ def test_gevent_mode_in_a_threaded_gunicorn_worker_fails_at_start_with_the_fix(w
     assert f'async_mode="gevent", but gunicorn -k {worker} runs requests on threads' in errors[0]
     assert 'Fix: Server(async_mode="threading")' in errors[0]
     assert 'gunicorn -k gevent' in errors[0]
+
+
+def test_gevent_mode_with_preload_in_gthread_fails_before_gunicorn_listens():
+    # --preload builds the application in gunicorn's master, which knows the worker class
+    out = subprocess.run(
+        [sys.executable, '-m', 'gunicorn', '--preload', '-k', 'gthread', '-b', '127.0.0.1:0',
+         '--no-control-socket', 'tests.apps.echo:app'],
+        cwd=ROOT, env={**os.environ, 'PYTHONPATH': ROOT, 'EIO_ASYNC_MODE': 'gevent'},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert 'Listening at' not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('ValueError: async_mode="gevent", but gunicorn -k gthread'), out.stderr
 
 
 def test_gevent_mode_on_a_threaded_server_refuses_with_the_fix():
