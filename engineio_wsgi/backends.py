@@ -264,8 +264,36 @@ def mode_mismatch(mode: str, sock: Any, server: str) -> tuple[bool, str] | None:
     if mode == 'threading' and threading_patched():
         return False, (
             f'async_mode="threading" in a process gevent has monkey-patched ({server}): '
-            f'threads are greenlets here, and body timeouts are not enforced. '
+            f'it works, threads are greenlets here, but message handlers run at most '
+            f'max_worker_threads at once, and each POST needs a watchdog of its own. '
             f'Fix: Server(async_mode="gevent") (or leave async_mode unset).')
+    return None
+
+
+def start_mismatch(mode: str | None) -> str | None:
+    """What is wrong with ``mode`` where this server is being built, when that
+    is known before any request, or None. Under gunicorn the worker class is
+    (its module is imported before the application: in the master with
+    ``--preload``, in the worker otherwise); other servers start after the
+    application is built and are judged at the first request (``mode_mismatch``).
+    """
+    worker = _gunicorn_thread_worker()
+    if mode == 'gevent' and worker is not None and not threading_patched():
+        return (f'async_mode="gevent", but gunicorn -k {worker} runs requests on threads, '
+                f'not on gevent: gevent waits would stall them. Fix: '
+                f'Server(async_mode="threading") (or leave async_mode unset: it is '
+                f'detected), or serve with gevent (gunicorn -k gevent).')
+    return None
+
+
+def _gunicorn_thread_worker() -> str | None:
+    """'gthread' or 'sync' when this process runs gunicorn's worker of that
+    class (requests on OS threads), else None (not gunicorn, or gevent)."""
+    if 'gunicorn.workers.ggevent' in sys.modules:   # gevent's, gevent-websocket's
+        return None
+    for worker in ('gthread', 'sync'):
+        if f'gunicorn.workers.{worker}' in sys.modules:
+            return worker
     return None
 
 

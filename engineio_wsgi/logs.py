@@ -1,7 +1,7 @@
 """Where the library's log records go.
 
-Every module logs to a child of the ``engineio_wsgi`` logger and never adds a
-handler. ``Server(logger=<logging.Logger>)`` hangs that whole hierarchy under
+Every module logs to a child of the ``engineio_wsgi`` logger and adds no
+handler (but the one below). ``Server(logger=<logging.Logger>)`` hangs that whole hierarchy under
 the given logger, so that its level, filters, handlers and propagation apply
 to the library's records, as python-engineio does with the logger it is given.
 This is process-wide: the last server created with a logger decides.
@@ -11,9 +11,11 @@ logger (trace.py) to DEBUG unless a level was set for it: python-engineio's
 
 Under gunicorn, when nothing would show the library's records (no handler on
 the way to the root: the application configured no logging, and gunicorn
-sets up only its own loggers), ``route_to_server_log`` hangs the hierarchy
-under gunicorn's error log, at WARNING unless a level was set: warnings then
-carry gunicorn's format instead of Python's bare last-resort line.
+sets up only its own loggers), ``route_to_server_log`` sends the hierarchy's
+records to gunicorn's error log, at WARNING unless a level was set, each line
+starting ``engineio_wsgi:``: warnings then carry gunicorn's format and say
+whose they are, instead of Python's bare last-resort line. That one handler,
+which forwards to gunicorn's own, is the only one the library ever adds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,26 @@ TRACE = f'{PACKAGE}.trace'
 #: the server's own log that records go to when nothing else shows them
 SERVER_LOG = 'gunicorn.error'
 _routed = False
+
+
+class _ToServerLog(logging.Handler):
+    """Hands each record to gunicorn's error log, its message prefixed."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            forwarded = logging.makeLogRecord(record.__dict__)
+            forwarded.msg = f'{PACKAGE}: {record.getMessage()}'
+            forwarded.args = None
+            self.target.handle(forwarded)
+        except Exception:   # a bad format string must not fail the caller, as in logging's own
+            self.handleError(record)
+
+
+_forwarder: _ToServerLog | None = None
 
 
 def configure(logger: bool | logging.Logger) -> logging.Logger:
@@ -58,8 +80,7 @@ def use_logger(target: logging.Logger | None) -> None:
                                  f'itself; pass a logger of the application')
             walk = walk.parent
         parent = target
-    global _routed
-    _routed = False
+    _unroute(package)
     if package.parent is not parent:
         package.parent = parent
         # loggers cache whether a level is enabled; setLevel clears every cache
@@ -75,19 +96,29 @@ def _server_log() -> logging.Logger | None:
 
 
 def route_to_server_log() -> None:
-    """Called at the first request: if nothing shows the library's records,
-    send them to gunicorn's error log (see the module's docstring)."""
-    global _routed
+    """Called at the first request, and before the cluster starts its inbox:
+    if nothing shows the library's records, send them to gunicorn's error log
+    (see the module's docstring)."""
+    global _routed, _forwarder
     package = logging.getLogger(PACKAGE)
     server_log = _server_log()
     if _routed or server_log is None or package.hasHandlers():
         return
     _routed = True
-    package.parent = server_log
+    _forwarder = _ToServerLog(server_log)
+    package.addHandler(_forwarder)
+    package.propagate = False   # as gunicorn's error log does not propagate either
     if package.level == logging.NOTSET:
         package.setLevel(logging.WARNING)
-    else:
-        package.setLevel(package.level)   # clears the loggers' cached levels
+
+
+def _unroute(package: logging.Logger) -> None:
+    global _routed, _forwarder
+    _routed = False
+    if _forwarder is not None:
+        package.removeHandler(_forwarder)
+        package.propagate = True
+        _forwarder = None
 
 
 def visible(logger: logging.Logger) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import logs, sids
-from .backends import Backend, DeferredTask, Task, create_backend, detect_async_mode
+from .backends import (
+    Backend,
+    DeferredTask,
+    Task,
+    create_backend,
+    detect_async_mode,
+    start_mismatch,
+)
 from .handlers import EVENTS, AppHandlers, Handler
 from .options import Options
 from .packets import Packet, PacketType
@@ -46,6 +53,9 @@ class Server:
 
     def __init__(self, **kwargs: Any) -> None:
         self.options = Options.from_kwargs(**kwargs)
+        wrong = start_mismatch(self.options.async_mode)
+        if wrong is not None:
+            raise ValueError(wrong)
         #: where the library's records go (python-engineio's ``Server.logger``)
         self.logger = logs.configure(self.options.logger)
         self._handlers = AppHandlers()
@@ -74,12 +84,25 @@ class Server:
         """The concurrency backend; deciding it now if no request did yet."""
         return self._backend or self._decide_backend(None)
 
-    def _decide_backend(self, sock: Any) -> Backend:
+    def decide_async_mode(self, mode: str) -> None:
+        """Decide ``async_mode`` now rather than at the first request, for a
+        caller that starts the WSGI server itself and so knows what it runs on
+        (``engineio_wsgi.flask_socketio.SocketIO.run``). ``ValueError`` when
+        ``async_mode`` was given as another mode, or is decided already as one."""
+        if self.options.async_mode not in (None, mode):
+            raise ValueError(f'async_mode={self.options.async_mode!r} was given; '
+                             f'this server cannot run as {mode!r}')
+        decided = self._decide_backend(None, mode).name
+        if decided != mode:
+            raise ValueError(f'async_mode is {decided!r} already (decided at the first '
+                             f'request); it cannot become {mode!r}')
+
+    def _decide_backend(self, sock: Any, mode: str | None = None) -> Backend:
         """Decide ``async_mode`` once; start the tasks that waited for it."""
         with self._backend_lock:
             if self._backend is not None:
                 return self._backend
-            mode = self.options.async_mode or detect_async_mode(sock)
+            mode = mode or self.options.async_mode or detect_async_mode(sock)
             backend = self._backend = create_backend(mode, self.options.max_worker_threads)
             deferred, self._deferred = self._deferred, []
         logger.info('using %s', backend.name)

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from .. import logs
 from ..backends import Backend, threading_patched
 from ..errors import RequestError, ServiceUnavailable, UnknownSid
 from ..packets import Packet, PacketType
@@ -161,6 +162,8 @@ class ClusterLink:
             if self._pid == pid:
                 return
             self.node = node_id()
+            # its warnings (Redis lost) may come before any request routed the log
+            logs.route_to_server_log()
             if self.backend().name == 'gevent' and not threading_patched():
                 # the inbox would be an OS thread waking greenlets: not safe
                 logger.error('cluster= under gevent needs the standard library '

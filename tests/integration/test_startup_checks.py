@@ -1,17 +1,53 @@
-"""Mistakes of configuration fail at the first request with the line that
-fixes them, and the library's warnings carry the server log's format."""
+"""Mistakes of configuration fail at start where the server is known then
+(gunicorn's worker class), else at the first request, with the line that
+fixes them; the library's warnings carry the server log's format."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from tests.live import PollingClient, expect_error, http_request, start_server
+from tests.integration.gunicorn_runner import start_gunicorn
+from tests.live import ROOT, PollingClient, expect_error, http_request, start_server, wait_until
 
 
-@pytest.mark.parametrize('kind', ['gunicorn-gthread', 'werkzeug'])
-def test_gevent_mode_on_a_threaded_server_refuses_with_the_fix(kind):
-    # no EIO_LOG_LEVEL: the application configures no logging, as most do not
-    with start_server(kind, env={'EIO_ASYNC_MODE': 'gevent'}) as server:
+@pytest.mark.parametrize('worker', ['gthread', 'sync'])
+def test_gevent_mode_in_a_threaded_gunicorn_worker_fails_at_start_with_the_fix(worker):
+    server = start_gunicorn(['-k', worker], 'tests.apps.echo:app', {'EIO_ASYNC_MODE': 'gevent'})
+    try:
+        # the worker cannot boot: gunicorn stops
+        wait_until(lambda: server.proc.poll() is not None, timeout=20,
+                   message='gunicorn stopping')
+    finally:
+        server.kill()
+    assert server.proc.returncode != 0
+    errors = [line for line in server.text().splitlines() if line.startswith('ValueError')]
+    assert len(errors) == 1, server.text()
+    assert f'async_mode="gevent", but gunicorn -k {worker} runs requests on threads' in errors[0]
+    assert 'Fix: Server(async_mode="threading")' in errors[0]
+    assert 'gunicorn -k gevent' in errors[0]
+
+
+def test_gevent_mode_with_preload_in_gthread_fails_before_gunicorn_listens():
+    # --preload builds the application in gunicorn's master, which knows the worker class
+    out = subprocess.run(
+        [sys.executable, '-m', 'gunicorn', '--preload', '-k', 'gthread', '-b', '127.0.0.1:0',
+         '--no-control-socket', 'tests.apps.echo:app'],
+        cwd=ROOT, env={**os.environ, 'PYTHONPATH': ROOT, 'EIO_ASYNC_MODE': 'gevent'},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert 'Listening at' not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('ValueError: async_mode="gevent", but gunicorn -k gthread'), out.stderr
+
+
+def test_gevent_mode_on_a_threaded_server_refuses_with_the_fix():
+    # werkzeug starts after the application is built: found at the first request.
+    # No EIO_LOG_LEVEL: the application configures no logging, as most do not
+    with start_server('werkzeug', env={'EIO_ASYNC_MODE': 'gevent'}) as server:
         for _ in range(2):   # the first request and every later one
             resp = http_request(server.port, 'GET', '/engine.io/?EIO=4&transport=polling',
                                 timeout=10)
@@ -25,8 +61,6 @@ def test_gevent_mode_on_a_threaded_server_refuses_with_the_fix(kind):
     assert len(lines) == 1, log
     assert 'runs this request on a thread' in lines[0]
     assert 'gunicorn -k gevent' in lines[0]
-    if kind.startswith('gunicorn'):
-        assert '[ERROR]' in lines[0], lines[0]   # gunicorn's format
     assert 'Traceback' not in log
     assert 'serving polling' not in log   # no start-up line that says it serves
 
@@ -64,5 +98,6 @@ def test_a_warning_of_the_library_carries_gunicorns_format():
         lines = [line for line in server.log().splitlines()
                  if 'rejected requests in the last' in line]
     assert len(lines) == 1, lines
-    # gunicorn's "[time] [pid] [WARNING] ..." instead of Python's bare last-resort line
-    assert '[WARNING]' in lines[0] and not lines[0].startswith('rejected'), lines[0]
+    # gunicorn's "[time] [pid] [WARNING] ..." instead of Python's bare last-resort
+    # line, and whose line it is
+    assert '[WARNING] engineio_wsgi: rejected requests' in lines[0], lines[0]

@@ -147,3 +147,16 @@ def test_socketio_engineio_logger_turns_the_trace_on():
         assert SocketIOServer().eio.options.trace is False
     finally:
         trace.setLevel(old)
+
+
+def test_a_mode_decided_by_the_caller_is_the_mode():
+    server = Server()
+    server.decide_async_mode('threading')
+    assert server.async_mode == 'threading'
+    with pytest.raises(ValueError, match="async_mode is 'threading' already"):
+        server.decide_async_mode('gevent')
+
+
+def test_a_mode_given_is_not_decided_otherwise():
+    with pytest.raises(ValueError, match="async_mode='threading' was given"):
+        Server(async_mode='threading').decide_async_mode('gevent')
