@@ -62,14 +62,18 @@ def _run(callback: Callback) -> None:
 
 
 class _FdWatch:
-    """One armed watch of ``SelectorLoop``: a duplicate descriptor and a callback."""
+    """One armed watch of ``SelectorLoop``: a duplicate descriptor and a
+    callback, called once (writable) or each time the descriptor is readable
+    until cancelled (``persistent``)."""
 
-    __slots__ = ('fd', 'callback', 'loop')
+    __slots__ = ('fd', 'callback', 'loop', 'persistent')
 
-    def __init__(self, fd: int, callback: Callback, loop: SelectorLoop) -> None:
+    def __init__(self, fd: int, callback: Callback, loop: SelectorLoop,
+                 persistent: bool = False) -> None:
         self.fd = fd
         self.callback: Callback | None = callback
         self.loop = loop
+        self.persistent = persistent
 
     def cancel(self) -> None:
         if self.callback is not None:
@@ -98,6 +102,14 @@ class SelectorLoop:
 
     def when_writable(self, sock: Any, callback: Callback) -> Watch:
         watch = _FdWatch(os.dup(sock.fileno()), callback, self)
+        self._post(('watch', watch))
+        return watch
+
+    def while_readable(self, sock: Any, callback: Callback) -> Watch:
+        """Call ``callback`` on the loop each time ``sock`` has data (or an
+        end) to read, until the watch is cancelled. The callback reads
+        without waiting; what it leaves unread calls it again."""
+        watch = _FdWatch(os.dup(sock.fileno()), callback, self, persistent=True)
         self._post(('watch', watch))
         return watch
 
@@ -168,6 +180,11 @@ class SelectorLoop:
                     except OSError:
                         pass
                     continue
+                if watch.persistent:
+                    callback = watch.callback
+                    if callback is not None:
+                        _run(callback)
+                    continue
                 self._forget(selector, watch)
                 callback, watch.callback = watch.callback, None
                 if callback is not None:
@@ -196,7 +213,8 @@ class SelectorLoop:
             cls._forget(selector, watch, registered=False)
             return
         try:
-            selector.register(watch.fd, selectors.EVENT_WRITE, watch)
+            events = selectors.EVENT_READ if watch.persistent else selectors.EVENT_WRITE
+            selector.register(watch.fd, events, watch)
         except (OSError, ValueError):
             # a descriptor the selector refuses: let the write say why
             cls._forget(selector, watch, registered=False)

@@ -28,6 +28,7 @@ import base64
 import binascii
 import collections
 import logging
+import os
 import select
 import socket
 import threading
@@ -88,6 +89,8 @@ CONNECTION_LOST = End.CONNECTION_LOST
 
 # Not larger: above malloc's mmap threshold every recv() costs an mmap (8x slower).
 _RECV_SIZE = 64 * 1024
+#: reads of one connection in one turn of the loop (the others' turn comes after)
+_READS_PER_TURN = 4
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 _TEXT_OPCODE, _BINARY_OPCODE = int(TEXT), int(BINARY)
@@ -289,13 +292,7 @@ class _Ending:
                     self._proto.send_close(1000, reason)
                 self._outbox.extend(self._proto.data_to_send())
                 self._start_closing(LOCAL_CLOSE)
-            arm = self._cancel_timer is None
-            if arm:
-                self._cancel_timer = _ARMING
-        if arm:
-            self._cancel_timer = self._rt.loop.call_later(self._close_timeout, self.abort)
-            if self._finished:   # finished meanwhile: nothing left to cut
-                self._cancel_timer()
+        self._arm_cut(self._close_timeout)
         self._pump_nowait()
         if self._rt.current() == self._reader:
             while not self._finished:
@@ -304,6 +301,18 @@ class _Ending:
                 except TimeoutError:
                     self._finish(CONNECTION_LOST)
             self._messages.clear()
+
+    def _arm_cut(self, delay: float) -> None:
+        """Cut the connection (``abort``) ``delay`` seconds from now, once:
+        the close timeout. A later call changes nothing."""
+        with self._state_lock:
+            arm = self._cancel_timer is None
+            if arm:
+                self._cancel_timer = _ARMING
+        if arm:
+            self._cancel_timer = self._rt.loop.call_later(max(0.0, delay), self.abort)
+            if self._finished:   # finished meanwhile: nothing left to cut
+                self._cancel_timer()
 
     def _start_closing(self, reason: End) -> None:
         """Record why the connection ends and start the close timeout.
@@ -591,7 +600,8 @@ class WSConnection(_Writing):
     # one per WebSocket, thousands held at once: fixed fields, no per-instance dict
     # (the fields of _Ending and _Writing are in their own slots)
     __slots__ = ('extensions', '_frag_opcode', '_frag_parts', '_failed', '_read_ahead',
-                 '_fast_frames', '_wait_read', '_drained')
+                 '_fast_frames', '_wait_read', '_drained', '_on_message', '_on_end',
+                 '_read_watch')
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
@@ -640,8 +650,101 @@ class WSConnection(_Writing):
         self._on_drained: Callable[[], None] | None = None
         self._drain_events: list[Any] | None = None
         self._watch: ioloop.Watch | None = None
+        # once the loop reads (detach): what it hands the messages and the end to
+        self._on_message: Callable[[str | bytes], None] | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._read_watch: ioloop.Watch | None = None
 
     # -- public API ---------------------------------------------------------
+
+    def detach(self, on_message: Callable[[str | bytes], None],
+               on_end: Callable[[], None]) -> bool:
+        """Hand the connection to the loop, so that the request can return.
+
+        From now on the loop reads: each message goes to ``on_message`` and
+        the end (either side's close, a cut, a failure) to ``on_end``, once,
+        all on the loop's thread; ``receive`` is not called again. The
+        connection keeps a descriptor of its own (a duplicate), and the
+        server's descriptor now names a socket whose peer is gone: the
+        server's write of its response fails as for a client that left,
+        and its close closes only that. Messages already read (behind the
+        upgrade, say) are handed over first.
+
+        False where the connection stays with the request (the caller then
+        reads with ``receive``): gevent's sockets (the hub is their loop),
+        TLS, no ``MSG_DONTWAIT``, a connection over already, or no
+        descriptor to spare.
+        """
+        rt, sock = self._rt, self._sock
+        loop = rt.loop
+        if (rt.gevent_sock or not isinstance(loop, ioloop.SelectorLoop) or not _DONTWAIT
+                or not isinstance(sock, _socket.socket) or hasattr(sock, 'getpeercert')
+                or self._finished):
+            return False
+        with self._write_lock:   # no write is under way while the socket changes
+            try:
+                own = socket.socket(fileno=os.dup(sock.fileno()))
+                own.setblocking(False)
+                _blind(sock)
+            except OSError:
+                logger.warning('a WebSocket stays on its request: %s', 'no descriptor to spare',
+                               exc_info=logger.isEnabledFor(logging.DEBUG))
+                return False
+            self._sock = own
+            self._nowait_sock = own
+        self._reader = None
+        self._on_message, self._on_end = on_message, on_end
+        if self._broken:   # cut while it moved: the cut reaches the descriptor kept
+            self._shutdown()
+        # a writer that found the turn taken here left its frames to us
+        self._pump_nowait()
+        loop.call_soon(self._on_readable)   # what was read already, first
+        self._read_watch = loop.while_readable(own, self._on_readable)
+        return True
+
+    def _on_readable(self) -> None:
+        """On the loop: read what the socket has, without waiting; hand on the
+        messages, then the end."""
+        if self._finished:
+            return
+        ended = False
+        for _ in range(_READS_PER_TURN):
+            if self._read_ahead:
+                data, self._read_ahead = self._read_ahead, b''
+            else:
+                try:
+                    data = self._sock.recv(_RECV_SIZE)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b''
+            with self._state_lock:
+                self._feed(data)
+                ended = self._proto.state is CLOSED or not data
+            # the frames the protocol answers with (pong, close echo)
+            self._pump_nowait()
+            if ended or self._broken or len(data) < _RECV_SIZE:
+                break
+        closing = self._closing_deadline
+        if closing is not None and self._cancel_timer is None and not ended:
+            # the client began the close (or failed the protocol): no reader
+            # waits for its end here, the close timeout cuts it
+            self._arm_cut(closing - time.monotonic())
+        deliver = self._on_message
+        if deliver is not None:
+            while self._messages:
+                deliver(self._next_message())
+        if ended or self._broken:
+            self._finish(CONNECTION_LOST)
+            watch, self._read_watch = self._read_watch, None
+            if watch is not None:
+                watch.cancel()
+            with self._write_lock:
+                self._sock.close()
+            on_end, self._on_end = self._on_end, None
+            self._on_message = None
+            if on_end is not None:
+                on_end()
 
     def receive(self, timeout: float | None = None) -> str | bytes | None:
         """Next message: ``str`` for text, ``bytes`` for binary.
@@ -825,6 +928,17 @@ class WSConnection(_Writing):
                 self._start_closing(PROTOCOL_ERROR)
         else:
             self._messages.append(bytes(data))
+
+
+def _blind(sock: _socket.socket) -> None:
+    """Put a socket whose peer is gone under ``sock``'s descriptor number:
+    writes fail with ``EPIPE``, reads see the end, closing closes only it."""
+    dead, peer = socket.socketpair()
+    try:
+        peer.close()
+        os.dup2(dead.fileno(), sock.fileno(), inheritable=False)
+    finally:
+        dead.close()
 
 
 def data_frame(message: str | bytes | bytearray | memoryview) -> bytes:

@@ -48,15 +48,17 @@ def open_session(session: Session, request: Request,
     except BaseException:
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
         raise
+    on_loop = False
     try:
         transport = WebSocketTransport(session, conn, request.b64)
         if session.switch(transport):
-            transport.serve()
+            on_loop = transport.serve()
     except Exception:
         logger.exception('%s WebSocket failed', session.sid)
         session.close(Reason.TRANSPORT_ERROR, farewell=False)
     finally:
-        conn.close()
+        if not on_loop:
+            conn.close()
     return request.adapter.finish_takeover(start_response)
 
 
@@ -78,7 +80,7 @@ def upgrade(session: Session, request: Request,
     except BaseException:
         polling.resume()
         raise
-    upgraded = False
+    upgraded = on_loop = False
     try:
         upgraded = probe(session, conn, backend.monotonic() + options.upgrade_timeout,
                          backend.monotonic, options.trace)
@@ -86,7 +88,7 @@ def upgrade(session: Session, request: Request,
             transport = WebSocketTransport(session, conn, request.b64)
             if session.switch(transport):
                 logger.info('%s upgraded to websocket', session.sid)
-                transport.serve()
+                on_loop = transport.serve()
     except Exception:
         logger.exception('%s WebSocket failed', session.sid)
         if upgraded:
@@ -94,7 +96,8 @@ def upgrade(session: Session, request: Request,
     finally:
         if not upgraded:
             polling.resume()
-        conn.close()
+        if not on_loop:
+            conn.close()
     return request.adapter.finish_takeover(start_response)
 
 
@@ -324,27 +327,49 @@ class WebSocketTransport(QueueWriter):
 
     # -- reading ----------------------------------------------------------------------
 
-    def serve(self) -> None:
-        """Read packets until the connection or the session ends."""
-        _serve(self._session, self._conn)
+    def serve(self) -> bool:
+        """Read packets until the connection or the session ends; True when
+        the loop reads them from now on and the request may return at once
+        (threads, where the application's handlers run on the pool), False
+        once the reading on this request is over."""
+        session, conn = self._session, self._conn
+        if session.options.async_handlers and conn.detach(self._received, self._ended):
+            return True
+        while True:
+            frame = conn.receive()
+            if frame is None:
+                _report_end(session, conn)
+                return False
+            _received(session, frame)
 
-
-def _serve(session: Session, conn: rfc6455.WSConnection) -> None:
-    """Read packets until the connection or the session ends."""
-    receive = session.receive
-    while True:
-        frame = conn.receive()
-        if frame is None:
-            if conn.end_reason == rfc6455.MESSAGE_TOO_BIG:
-                session.transport_closed(Reason.PAYLOAD_TOO_LARGE)
-            else:
-                session.transport_closed(Reason.TRANSPORT_CLOSE)
-            return
+    def _received(self, frame: str | bytes) -> None:
+        """On the loop: one message read."""
         try:
-            receive(decode_packet(frame))
-        except (DecodeError, ProtocolViolation) as exc:   # RateLimited included
-            logger.debug('%s bad packet: %s', session.sid, exc)
-            # once the messages before it were handled, the close packet goes
-            # out after their replies, then the connection closes and
-            # receive() above returns None
-            session.bad_input(exc)
+            _received(self._session, frame)
+        except Exception:
+            logger.exception('%s WebSocket failed', self._session.sid)
+            self._session.close(Reason.TRANSPORT_ERROR, farewell=False)
+            self._conn.abort()
+
+    def _ended(self) -> None:
+        """On the loop: the connection is over."""
+        _report_end(self._session, self._conn)
+
+
+def _received(session: Session, frame: str | bytes) -> None:
+    """One message read from the client's connection."""
+    try:
+        session.receive(decode_packet(frame))
+    except (DecodeError, ProtocolViolation) as exc:   # RateLimited included
+        logger.debug('%s bad packet: %s', session.sid, exc)
+        # once the messages before it were handled, the close packet goes
+        # out after their replies, then the connection closes and the end
+        # is read
+        session.bad_input(exc)
+
+
+def _report_end(session: Session, conn: rfc6455.WSConnection) -> None:
+    if conn.end_reason == rfc6455.MESSAGE_TOO_BIG:
+        session.transport_closed(Reason.PAYLOAD_TOO_LARGE)
+    else:
+        session.transport_closed(Reason.TRANSPORT_CLOSE)

@@ -46,9 +46,10 @@ Text messages that are commands are not echoed:
                       then 'sendto done' to the sender
 
 A request for ``/__stats`` (outside the Engine.IO path) answers JSON
-``{"sessions", "threads", "greenlets", "rss_kb", "thread_names", "lock_checks"}``:
+``{"sessions", "threads", "greenlets", "rss_kb", "fds", "thread_names", "lock_checks"}``:
 open sessions, live threads (``threading.active_count()``), live greenlets when
-gevent is loaded (else 0), the resident memory of the process in kB, the
+gevent is loaded (else 0), the resident memory of the process in kB, its open
+descriptors (-1 where /proc/self/fd cannot be read), the
 live threads counted by name with trailing digits removed, and whether the
 server asserts its lock rules (``engineio_wsgi.locks.CHECK``).
 
@@ -263,6 +264,13 @@ def _rss_kb() -> int:
     return 0
 
 
+def _fds() -> int:
+    try:
+        return len(os.listdir('/proc/self/fd'))
+    except OSError:
+        return -1
+
+
 def _greenlets() -> int:
     if 'gevent' not in sys.modules:
         return 0
@@ -281,7 +289,7 @@ def _thread_names() -> dict[str, int]:
 
 def stats() -> dict[str, Any]:
     return {'sessions': eio.session_count(), 'threads': threading.active_count(),
-            'greenlets': _greenlets(), 'rss_kb': _rss_kb(), 'thread_names': _thread_names(),
+            'greenlets': _greenlets(), 'rss_kb': _rss_kb(), 'fds': _fds(), 'thread_names': _thread_names(),
             'lock_checks': locks.CHECK}
 
 

@@ -1,0 +1,128 @@
+"""On threads, a WebSocket holds no thread of the WSGI server: once its socket
+is the engine's, the request returns and the I/O loop reads and writes it.
+
+A gthread worker with four threads serves ten times as many WebSockets at
+once, upgraded from polling or opened directly, each echoing and answering
+pings, while polling requests still get a thread. Before, each WebSocket
+held a server thread for its whole life: the fifth waited forever.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import websocket  # websocket-client
+
+from tests.integration.gunicorn_runner import Gunicorn, start_gunicorn
+from tests.live import PollingClient, http_request, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+THREADS = 4
+SOCKETS = 10 * THREADS
+
+
+@pytest.fixture
+def few_threads() -> Iterator[Gunicorn]:
+    server = start_gunicorn(['-k', 'gthread', '--threads', str(THREADS)], 'tests.apps.echo:app',
+                            {'EIO_PING_INTERVAL': '1.0', 'EIO_PING_TIMEOUT': '5.0'})
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def open_websocket(port: int) -> websocket.WebSocket:
+    ws = websocket.create_connection(
+        f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket', timeout=10)
+    assert ws.recv().startswith('0{')
+    return ws
+
+
+def upgraded_websocket(port: int) -> websocket.WebSocket:
+    client = PollingClient(port)
+    client.handshake()
+    ws = websocket.create_connection(
+        f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket&sid={client.sid}',
+        timeout=10)
+    ws.send('2probe')
+    assert ws.recv() == '3probe'
+    ws.send('5')
+    return ws
+
+
+def echo(ws: websocket.WebSocket, text: str) -> None:
+    """Send ``text``, read up to its echo, answering the pings met on the way."""
+    ws.send('4' + text)
+    while True:
+        frame = ws.recv()
+        if frame == '2':
+            ws.send('3')
+            continue
+        if frame == '6':   # the noop that ends the polling GET after an upgrade
+            continue
+        assert frame == '4' + text
+        return
+
+
+def test_many_more_websockets_than_server_threads_all_echo_and_answer_pings(few_threads):
+    port = few_threads.port
+    sockets = []
+    try:
+        for n in range(SOCKETS):
+            sockets.append(upgraded_websocket(port) if n % 2 else open_websocket(port))
+        for n, ws in enumerate(sockets):
+            echo(ws, f'hello {n}')
+        # polling still gets a server thread
+        client = PollingClient(port)
+        client.handshake()
+        client.send('4polling')
+        # each session answers the pings of a few intervals (1 s each) and stays
+        for round_ in range(3):
+            for n, ws in enumerate(sockets):
+                ws.settimeout(10)
+                frame = ws.recv()
+                while frame == '6':
+                    frame = ws.recv()
+                assert frame == '2', (round_, n, frame)
+                ws.send('3')
+        for n, ws in enumerate(sockets):
+            echo(ws, f'still here {n}')
+    finally:
+        for ws in sockets:
+            ws.close()
+    assert 'Traceback' not in few_threads.text(), few_threads.text()
+
+
+def stats(port: int) -> dict[str, Any]:
+    resp = http_request(port, 'GET', '/__stats')
+    assert resp.status == 200, resp
+    return json.loads(resp.body)
+
+
+def test_a_client_that_vanishes_ends_its_session_and_frees_its_descriptor(few_threads):
+    """The connection the loop owns is closed at its end: its session ends
+    and no descriptor is left open."""
+    port = few_threads.port
+    warm = open_websocket(port)
+    echo(warm, 'warm up')   # the loop's own descriptors exist from here
+    wait_until(lambda: stats(port)['sessions'] == 1, timeout=10, message='one session')
+    before = stats(port)['fds']
+    assert before > 0
+    sockets = [open_websocket(port) for _ in range(3 * THREADS)]
+    for ws in sockets:
+        echo(ws, 'bye')
+    assert stats(port)['fds'] >= before + len(sockets)
+    for ws in sockets:
+        ws.sock.shutdown(socket.SHUT_RDWR)
+        ws.sock.close()
+    wait_until(lambda: stats(port)['sessions'] == 1, timeout=10,
+               message='the vanished sessions ended')
+    wait_until(lambda: stats(port)['fds'] == before, timeout=10,
+               message='their descriptors closed')
+    echo(warm, 'still here')
+    warm.close()
