@@ -6,10 +6,11 @@ stays queued on the connection, and the loop calls the connection back
 when the socket has room again. One loop per process and kind:
 
 - threads: one selector thread (``SelectorLoop``), started on first use
-  (again in a forked child). It watches a duplicate of the socket's
-  descriptor, so that the server closing its own descriptor can never
-  leave a stale registration behind; the duplicate is closed once the
-  watch fired or was cancelled.
+  (again in a forked child). A write's watch is on a duplicate of the
+  socket's descriptor, so that the server closing its own descriptor can
+  never leave a stale registration behind; the duplicate is closed once the
+  watch fired or was cancelled. A connection the engine owns (read by the
+  loop) is watched on its own descriptor.
 - gevent: the hub (``HubLoop``): an io watcher on the descriptor, and the
   callback runs in a greenlet of its own that ends when it returns.
 
@@ -73,6 +74,7 @@ class _FdWatch:
         self.fd = fd
         self.callback: Callback | None = callback
         self.loop = loop
+        #: called each time (and the descriptor is the caller's, not a duplicate)
         self.persistent = persistent
 
     def cancel(self) -> None:
@@ -108,8 +110,13 @@ class SelectorLoop:
     def while_readable(self, sock: Any, callback: Callback) -> Watch:
         """Call ``callback`` on the loop each time ``sock`` has data (or an
         end) to read, until the watch is cancelled. The callback reads
-        without waiting; what it leaves unread calls it again."""
-        watch = _FdWatch(os.dup(sock.fileno()), callback, self, persistent=True)
+        without waiting; what it leaves unread calls it again.
+
+        ``sock`` is the caller's own (no server closes it behind the loop's
+        back): the loop watches its descriptor itself. Close it only after
+        the watch was cancelled, from a ``call_soon`` made after the
+        cancel, which the loop runs after it let go of the descriptor."""
+        watch = _FdWatch(sock.fileno(), callback, self, persistent=True)
         self._post(('watch', watch))
         return watch
 
@@ -235,6 +242,8 @@ class SelectorLoop:
                 selector.unregister(fd)
             except (KeyError, ValueError):
                 pass
+        if watch.persistent:   # the caller's descriptor: the caller closes it
+            return
         try:
             os.close(fd)
         except OSError:

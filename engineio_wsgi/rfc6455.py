@@ -702,6 +702,10 @@ class WSConnection(_Writing):
         self._read_watch = loop.while_readable(own, self._on_readable)
         return True
 
+    def _close_own(self) -> None:
+        with self._write_lock:   # no write is under way on it
+            self._sock.close()
+
     def _on_readable(self) -> None:
         """On the loop: read what the socket has, without waiting; hand on the
         messages, then the end."""
@@ -739,8 +743,8 @@ class WSConnection(_Writing):
             watch, self._read_watch = self._read_watch, None
             if watch is not None:
                 watch.cancel()
-            with self._write_lock:
-                self._sock.close()
+            # after the loop let go of the descriptor (the cancel comes first)
+            self._rt.loop.call_soon(self._close_own)
             on_end, self._on_end = self._on_end, None
             self._on_message = None
             if on_end is not None:
