@@ -49,6 +49,8 @@ class ServerSpec:
     protocol: str = 'eio'        # 'eio' (Engine.IO echo) or 'sio' (Socket.IO)
     threads: int = 0             # gthread only
     idle_sizes: list[int] = field(default_factory=list)
+    #: gthread: also hold FEW_THREADS_IDLE WebSockets on a worker of few threads
+    few_threads_idle: bool = False
 
 
 def server_specs(quick: bool) -> list[ServerSpec]:
@@ -61,7 +63,8 @@ def server_specs(quick: bool) -> list[ServerSpec]:
         ServerSpec('node', 'Node engine.io 6', 'node', 'node', 'node_server.js',
                    idle_sizes=full_idle),
         ServerSpec('eiowsgi-gthread', 'engineio_wsgi (gthread)', 'threading', 'gunicorn',
-                   'eiowsgi_echo:app', threads=200, idle_sizes=[] if quick else [1000]),
+                   'eiowsgi_echo:app', threads=200, idle_sizes=[] if quick else [1000],
+                   few_threads_idle=True),
         ServerSpec('pyeio-gthread', 'python-engineio (gthread)', 'threading', 'gunicorn',
                    'pyeio_echo:app', threads=200, idle_sizes=[] if quick else [1000]),
         ServerSpec('sio-eiowsgi-gevent', 'python-socketio on engineio_wsgi (gevent)', 'gevent',
@@ -105,6 +108,11 @@ UNCLOSED_HANDSHAKES = (5000, 10000)
 GTHREAD_IDLE_SIZE = 5000
 GTHREAD_IDLE_PING = (5, 5)
 GTHREAD_IDLE_INTERVALS = (2, 3)
+#: idle WebSockets on one gthread worker with few threads (sessions, --threads),
+#: held for FEW_THREADS_INTERVALS ping intervals of GTHREAD_IDLE_PING seconds
+#: (for a server whose WebSockets hold no thread)
+FEW_THREADS_IDLE = (10000, 32)
+FEW_THREADS_INTERVALS = 4
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -163,7 +171,7 @@ def core_busy(core: str) -> float:
 
 class Server:
     def __init__(self, spec: ServerSpec, port: int, ping: tuple[int, int], tag: str,
-                 sessions: int = 0) -> None:
+                 sessions: int = 0, threads: int = 0) -> None:
         self.spec = spec
         self.port = port
         self.threads = 0          # gunicorn --threads (gthread only)
@@ -180,7 +188,8 @@ class Server:
             if spec.mode == 'gevent':
                 cmd += ['-k', 'gevent', '--worker-connections', '20000']
             else:
-                threads = self.threads = max(spec.threads, sessions + 100)
+                # a thread per session and some, unless told how many
+                threads = self.threads = threads or max(spec.threads, sessions + 100)
                 cmd += ['-k', 'gthread', '--threads', str(threads),
                         '--worker-connections', str(max(2000, 2 * threads))]
             cmd.append(spec.module)
@@ -325,11 +334,11 @@ class Runner:
         return self.port
 
     def start(self, spec: ServerSpec, ping: tuple[int, int], tag: str,
-              sessions: int = 0) -> Server:
+              sessions: int = 0, threads: int = 0) -> Server:
         """Start a server on a fresh port; on another one when that port is taken."""
         for attempt in range(3):
             try:
-                return Server(spec, self.next_port(), ping, tag, sessions)
+                return Server(spec, self.next_port(), ping, tag, sessions, threads)
             except RuntimeError:
                 log = (LOGS / f'{tag}.log').read_text(errors='replace').lower()
                 if attempt == 2 or 'address already in use' not in log:
@@ -423,14 +432,15 @@ class Runner:
             server.stop()
 
     def idle(self, spec: ServerSpec, size: int, repeat: int, name: str = '',
-             ping: tuple[int, int] | None = None, hold: float = 0) -> None:
+             ping: tuple[int, int] | None = None, hold: float = 0, threads: int = 0) -> None:
         """``size`` idle WebSockets: memory, CPU, pings answered while held, broadcasts."""
         name = name or f'idle_{size}'
         if not self.wanted(name):
             return
         ping = ping or self.idle_ping
         hold = hold or self.idle_hold
-        server = self.start(spec, ping, f'{spec.key}-{name}-{repeat}', sessions=size)
+        server = self.start(spec, ping, f'{spec.key}-{name}-{repeat}', sessions=size,
+                            threads=threads)
         try:
             run_loadgen({'scenario': 'warm'}, server, 30)
             time.sleep(0.5)
@@ -475,6 +485,8 @@ class Runner:
                     self.guarded(self.idle, spec, size, repeat)
                 if spec.mode == 'threading' and spec.protocol == 'eio':
                     self.guarded(self.gthread_idle, spec, repeat)
+                if spec.few_threads_idle and repeat == 1:   # once is enough
+                    self.guarded(self.few_threads_idle, spec, repeat)
             if self.cluster_wanted():
                 try:
                     cluster.run(self, repeat)
@@ -497,6 +509,14 @@ class Runner:
         intervals = GTHREAD_IDLE_INTERVALS[0 if self.quick else 1]
         self.idle(spec, GTHREAD_IDLE_SIZE, repeat, name=f'idle_ws_gthread_{GTHREAD_IDLE_SIZE}',
                   ping=GTHREAD_IDLE_PING, hold=intervals * GTHREAD_IDLE_PING[0] + 1)
+
+    def few_threads_idle(self, spec: ServerSpec, repeat: int) -> None:
+        """FEW_THREADS_IDLE idle WebSockets on one gthread worker with few
+        threads: all answer pings, and the threads stay few."""
+        sessions, threads = FEW_THREADS_IDLE
+        self.idle(spec, sessions, repeat, name=f'idle_ws_gthread_{sessions}_t{threads}',
+                  ping=GTHREAD_IDLE_PING, hold=FEW_THREADS_INTERVALS * GTHREAD_IDLE_PING[0] + 1,
+                  threads=threads)
 
     def guarded(self, fn, spec: ServerSpec, *args) -> None:
         try:
