@@ -107,7 +107,7 @@ class SelectorLoop:
         self._post(('watch', watch))
         return watch
 
-    def while_readable(self, sock: Any, callback: Callback) -> Watch:
+    def while_readable(self, sock: Any, callback: Callback, armed: bool = True) -> Watch:
         """Call ``callback`` on the loop each time ``sock`` has data (or an
         end) to read, until the watch is cancelled. The callback reads
         without waiting; what it leaves unread calls it again.
@@ -115,10 +115,17 @@ class SelectorLoop:
         ``sock`` is the caller's own (no server closes it behind the loop's
         back): the loop watches its descriptor itself. Close it only after
         the watch was cancelled, from a ``call_soon`` made after the
-        cancel, which the loop runs after it let go of the descriptor."""
+        cancel, which the loop runs after it let go of the descriptor.
+        ``armed=False``: the watch starts at :meth:`arm` (so that the caller
+        holds it before its callback can run)."""
         watch = _FdWatch(sock.fileno(), callback, self, persistent=True)
-        self._post(('watch', watch))
+        if armed:
+            self.arm(watch)
         return watch
+
+    def arm(self, watch: Watch) -> None:
+        """Start a watch made with ``armed=False`` (a cancelled one never starts)."""
+        self._post(('watch', watch))
 
     def call_soon(self, callback: Callback) -> None:
         self._post(('call', callback))
@@ -222,7 +229,7 @@ class SelectorLoop:
         try:
             events = selectors.EVENT_READ if watch.persistent else selectors.EVENT_WRITE
             selector.register(watch.fd, events, watch)
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError):
             # a descriptor the selector refuses: let the write say why
             cls._forget(selector, watch, registered=False)
             callback, watch.callback = watch.callback, None

@@ -698,8 +698,10 @@ class WSConnection(_Writing):
             self._shutdown()
         # a writer that found the turn taken here left its frames to us
         self._pump_nowait()
+        # held before the loop can call back (an end found at once cancels it)
+        self._read_watch = watch = loop.while_readable(own, self._on_readable, armed=False)
         loop.call_soon(self._on_readable)   # what was read already, first
-        self._read_watch = loop.while_readable(own, self._on_readable)
+        loop.arm(watch)
         return True
 
     def _close_own(self) -> None:

@@ -202,6 +202,6 @@ def test_without_any_logging_setup_the_trace_is_in_gunicorns_log():
         client.handshake()
         client.send('hello')
         assert client.receive(1) == ['hello']
-        line = f"[DEBUG] {client.sid} received MESSAGE over polling: 'hello'"
+        line = f"[DEBUG] engineio_wsgi: {client.sid} received MESSAGE over polling: 'hello'"
         assert server.wait_for_log(line), server.log_tail()
         client.close()

@@ -109,3 +109,21 @@ def test_a_close_to_a_client_that_never_answers_is_cut_at_the_timeout(sockets):
     assert not closer.is_alive(), 'close() waited on the client'
     assert detached.ended.wait(CLOSE_TIMEOUT + 5), 'the close was not cut at its timeout'
     assert detached.ends == [1]
+
+
+def test_a_client_gone_before_the_move_ends_once_and_nothing_fails(caplog):
+    """The loop may find the end before ``detach`` returned: the watch is the
+    connection's before the loop can call back."""
+    for _ in range(20):
+        server, client = socket.socketpair()
+        client.settimeout(10)
+        try:
+            pair = open_pair((server, client))
+            client.close()   # gone right after the 101
+            detached = Detached(pair)
+            assert detached.ended.wait(10), 'the end was not reported'
+            assert detached.ends == [1]
+        finally:
+            server.close()
+            client.close()
+    assert not [r for r in caplog.records if r.levelname in ('ERROR', 'CRITICAL')], caplog.text
