@@ -127,3 +127,45 @@ def test_a_client_gone_before_the_move_ends_once_and_nothing_fails(caplog):
             server.close()
             client.close()
     assert not [r for r in caplog.records if r.levelname in ('ERROR', 'CRITICAL')], caplog.text
+
+
+class _Ends:
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+
+    def on_message(self, message: Any) -> None:
+        pass
+
+    def on_end(self) -> None:
+        self.ended.set()
+
+
+def _watches_of(conn: Any) -> list[Any]:
+    """The loop's registered watches that still call ``conn``'s reader."""
+    from engineio_wsgi import ioloop
+    loop = ioloop.for_threads()
+    wait_until(lambda: not loop._posted, message='the loop took what was posted')
+    return [key.data for key in list(loop._selector.get_map().values())
+            if key.data is not None and getattr(key.data.callback, '__self__', None) is conn]
+
+
+def test_an_end_read_before_the_watch_is_armed_leaves_no_watch(sockets, monkeypatch):
+    """The client left (EOF) right after its handshake and the loop's first
+    read finds the end before the read watch is armed (forced: the arming
+    waits for the end): the connection ends once, its descriptor closes, and
+    no watch is left to read a closed or reused descriptor."""
+    from engineio_wsgi import ioloop
+    _server, client = sockets
+    pair = open_pair(sockets)
+    ends = _Ends()
+    original = ioloop.SelectorLoop.arm
+
+    def late(self: Any, watch: Any) -> None:
+        assert ends.ended.wait(10)
+        original(self, watch)
+
+    monkeypatch.setattr(ioloop.SelectorLoop, 'arm', late)
+    client.shutdown(socket.SHUT_WR)
+    assert pair.conn.detach(ends.on_message, ends.on_end)
+    wait_until(lambda: pair.conn._sock.fileno() == -1, message='the descriptor closed')
+    assert _watches_of(pair.conn) == []
