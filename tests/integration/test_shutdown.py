@@ -78,3 +78,31 @@ def test_sigterm_close_packet_reaches_a_websocket_client_that_reads_late():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.mark.xfail(strict=False, reason='review: on gthread no request is in flight for a '
+                   'WebSocket, the worker exits before the hook closed the sessions (most '
+                   'runs; not strict: the race is lost now and then)')
+@pytest.mark.timeout(60)
+def test_sigterm_sends_close_to_every_websocket_client_with_no_request_in_flight():
+    # as the test above, without the waiting GET that keeps the worker alive
+    proc, port, log = start('gthread')
+    try:
+        sockets = [websocket.create_connection(
+            f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket', timeout=10)
+            for _ in range(15)]
+        for ws in sockets:
+            assert ws.recv().startswith('0')
+        os.kill(proc.pid, signal.SIGTERM)
+        closed = 0
+        for ws in sockets:
+            try:
+                closed += ws.recv() == '1'
+            except websocket.WebSocketException:
+                pass
+        assert closed == len(sockets)
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
