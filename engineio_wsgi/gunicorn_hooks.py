@@ -3,7 +3,10 @@
 A library cannot catch the worker's SIGTERM by itself, so this hook does:
 when the worker starts its graceful shutdown, every ``Server`` in the process
 runs ``shutdown()`` (clients receive the close packet ``1``), while gunicorn
-waits for the open requests to end (``--graceful-timeout``).
+waits for the open requests to end (``--graceful-timeout``). On threads a
+WebSocket is no open request (the engine's I/O loop serves it): the worker's
+exit waits for ``shutdown()`` instead, which runs on a thread that is no
+daemon, until every session ended or ``shutdown_timeout`` passed.
 
 Use it without a config file::
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from typing import Any
 
 from .backends import create_backend
@@ -35,7 +39,11 @@ def post_worker_init(worker: Any) -> None:
     def handle_exit(sig: int, frame: Any) -> None:
         graceful_exit(sig, frame)
         # not in the signal handler itself: shutdown() waits for clients
-        backend.run_soon(shutdown_all)
+        if backend.name == 'gevent':
+            backend.run_soon(shutdown_all)
+        else:
+            # no daemon: the worker's process waits for it before it exits
+            threading.Thread(target=shutdown_all, name='engineio_wsgi-shutdown').start()
 
     worker.handle_exit = handle_exit
     signal.signal(signal.SIGTERM, handle_exit)

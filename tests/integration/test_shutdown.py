@@ -3,6 +3,7 @@ process exits (with the shipped hook, engineio_wsgi.gunicorn_hooks)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import websocket
 
 from tests.integration.gunicorn_runner import start_gunicorn
-from tests.live import PollingClient, decode_payload, waiting_get
+from tests.live import PollingClient, decode_payload, wait_until, waiting_get
 
 WORKERS = {'gevent': ['-k', 'gevent'], 'gthread': ['-k', 'gthread', '--threads', '20']}
 
@@ -52,40 +53,52 @@ def test_sigterm_sends_close_to_every_client_then_exits(worker):
     assert 'Traceback' not in text, text
 
 
-@pytest.mark.xfail(strict=True, reason='review: on gthread no request is in flight for a '
-                   'WebSocket, the worker exits before its close packet is written')
 @pytest.mark.timeout(60)
 def test_sigterm_close_packet_reaches_a_websocket_client_that_reads_late():
+    """On gthread a WebSocket is no request in flight: the worker's exit
+    waits for the hook's shutdown, so a client that reads only later (but
+    within the shutdown timeout) still gets everything queued, then ``1``."""
     import socket
     proc, port, log = start('gthread')
     try:
         ws = websocket.create_connection(
             f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket', timeout=20,
             sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
-        assert ws.recv().startswith('0')
+        opened = ws.recv()
+        assert opened.startswith('0')
+        sid = json.loads(opened[1:])['sid']
         ws.send('4__sendseq 300 20000')   # far more than the socket buffers hold
-        time.sleep(1.0)
+        wait_until(lambda: f"echo: message {sid} '__sendseq" in ''.join(log), timeout=10,
+                   message='the handler got the command')
         os.kill(proc.pid, signal.SIGTERM)
-        time.sleep(3.0)   # the client reads late, well within the graceful timeout
+        # a slow client: it reads only after the worker would have exited
+        # had it not waited (about a second)
+        time.sleep(3.0)
         frames = []
         try:
             while True:
                 frames.append(ws.recv())
         except websocket.WebSocketException:
             pass
-        assert '1' in frames, (len(frames), frames[-2:])
+        assert frames[-1:] == [''], frames[-2:]   # websocket-client's close frame
+        frames.pop()
+        assert frames and frames[-1] == '1', (len(frames), frames[-2:])
+        # what was queued before the close came whole and in order (the
+        # command's sends that came after the shutdown began were refused)
+        numbered = [f for f in frames[:-1] if f != '4sendseq done']
+        assert numbered, frames[:3]
+        assert [int(f[1:7]) for f in numbered] == list(range(len(numbered))), frames[:3]
+        proc.wait(timeout=15)
+        assert proc.returncode == 0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
-@pytest.mark.xfail(strict=False, reason='review: on gthread no request is in flight for a '
-                   'WebSocket, the worker exits before the hook closed the sessions (most '
-                   'runs; not strict: the race is lost now and then)')
 @pytest.mark.timeout(60)
 def test_sigterm_sends_close_to_every_websocket_client_with_no_request_in_flight():
-    # as the test above, without the waiting GET that keeps the worker alive
+    # as the first test, without the waiting GET that keeps a request in flight
     proc, port, log = start('gthread')
     try:
         sockets = [websocket.create_connection(
@@ -94,14 +107,10 @@ def test_sigterm_sends_close_to_every_websocket_client_with_no_request_in_flight
         for ws in sockets:
             assert ws.recv().startswith('0')
         os.kill(proc.pid, signal.SIGTERM)
-        closed = 0
-        for ws in sockets:
-            try:
-                closed += ws.recv() == '1'
-            except websocket.WebSocketException:
-                pass
-        assert closed == len(sockets)
+        got = [ws.recv() for ws in sockets]
+        assert got == ['1'] * len(sockets)
         proc.wait(timeout=15)
+        assert proc.returncode == 0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
