@@ -107,7 +107,7 @@ class SelectorLoop:
         self._post(('watch', watch))
         return watch
 
-    def while_readable(self, sock: Any, callback: Callback, armed: bool = True) -> Watch:
+    def while_readable(self, sock: Any, callback: Callback) -> Watch:
         """Call ``callback`` on the loop each time ``sock`` has data (or an
         end) to read, until the watch is cancelled. The callback reads
         without waiting; what it leaves unread calls it again.
@@ -116,15 +116,12 @@ class SelectorLoop:
         back): the loop watches its descriptor itself. Close it only after
         the watch was cancelled, from a ``call_soon`` made after the
         cancel, which the loop runs after it let go of the descriptor.
-        ``armed=False``: the watch starts at :meth:`arm` (so that the caller
-        holds it before its callback can run)."""
-        watch = _FdWatch(sock.fileno(), callback, self, persistent=True)
-        if armed:
-            self.arm(watch)
-        return watch
+        The watch starts at :meth:`arm`, so that the caller holds it before
+        its callback can run."""
+        return _FdWatch(sock.fileno(), callback, self, persistent=True)
 
     def arm(self, watch: Watch) -> None:
-        """Start a watch made with ``armed=False`` (a cancelled one never starts)."""
+        """Start a watch of :meth:`while_readable` (a cancelled one never starts)."""
         self._post(('watch', watch))
 
     def call_soon(self, callback: Callback) -> None:

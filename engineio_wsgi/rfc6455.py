@@ -699,10 +699,21 @@ class WSConnection(_Writing):
         # a writer that found the turn taken here left its frames to us
         self._pump_nowait()
         # held before the loop can call back (an end found at once cancels it)
-        self._read_watch = watch = loop.while_readable(own, self._on_readable, armed=False)
+        self._read_watch = watch = loop.while_readable(own, self._on_readable)
         loop.call_soon(self._on_readable)   # what was read already, first
         loop.arm(watch)
         return True
+
+    def _take_in(self, data: bytes) -> bool:
+        """Run bytes read (b'': the end of the stream) through the protocol and
+        write what it answers (pong, close echo) without waiting: the reader
+        must not wait on a client that does not read. True once the
+        connection is over."""
+        with self._state_lock:
+            self._feed(data)
+            ended = self._proto.state is CLOSED or not data
+        self._pump_nowait()
+        return ended
 
     def _close_own(self) -> None:
         with self._write_lock:   # no write is under way on it
@@ -724,11 +735,7 @@ class WSConnection(_Writing):
                     break
                 except OSError:
                     data = b''
-            with self._state_lock:
-                self._feed(data)
-                ended = self._proto.state is CLOSED or not data
-            # the frames the protocol answers with (pong, close echo)
-            self._pump_nowait()
+            ended = self._take_in(data)
             if ended or self._broken or len(data) < _RECV_SIZE:
                 break
         closing = self._closing_deadline
@@ -793,12 +800,7 @@ class WSConnection(_Writing):
                     data = b''
                 # less than asked for: the socket had no more
                 self._drained = len(data) < _RECV_SIZE
-            with self._state_lock:
-                self._feed(data)
-                ended = self._proto.state is CLOSED or (not data)
-            # the frames the protocol answers with (pong, close echo); never
-            # waits: the reader must not wait on a client that does not read
-            self._pump_nowait()
+            ended = self._take_in(data)
             if self._messages:
                 return self._next_message()
             if ended or self._broken:
