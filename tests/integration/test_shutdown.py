@@ -26,6 +26,13 @@ def start(worker: str) -> tuple[subprocess.Popen, int, list[str]]:
     return server.proc, server.port, server.log
 
 
+def kill(proc: subprocess.Popen) -> None:
+    """The server's process group, unless it exited already."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.mark.parametrize('worker', sorted(WORKERS))
 @pytest.mark.timeout(60)
 def test_sigterm_sends_close_to_every_client_then_exits(worker):
@@ -46,9 +53,7 @@ def test_sigterm_sends_close_to_every_client_then_exits(worker):
         assert time.monotonic() - started < 8
         assert proc.returncode == 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill(proc)
     text = ''.join(log)
     assert 'Traceback' not in text, text
 
@@ -71,8 +76,9 @@ def test_sigterm_close_packet_reaches_a_websocket_client_that_reads_late():
         wait_until(lambda: f"echo: message {sid} '__sendseq" in ''.join(log), timeout=10,
                    message='the handler got the command')
         os.kill(proc.pid, signal.SIGTERM)
-        # a slow client: it reads only after the worker would have exited
-        # had it not waited (about a second)
+        # part of the scenario, not a wait for a state: a slow client, which
+        # reads only after the worker would have exited had it not waited
+        # for the shutdown (about a second after SIGTERM)
         time.sleep(3.0)
         frames = []
         try:
@@ -91,9 +97,7 @@ def test_sigterm_close_packet_reaches_a_websocket_client_that_reads_late():
         proc.wait(timeout=15)
         assert proc.returncode == 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill(proc)
 
 
 @pytest.mark.timeout(60)
@@ -112,6 +116,4 @@ def test_sigterm_sends_close_to_every_websocket_client_with_no_request_in_flight
         proc.wait(timeout=15)
         assert proc.returncode == 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill(proc)

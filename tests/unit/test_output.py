@@ -3,9 +3,6 @@ the turn as a real WebSocket transport holds it on a socket that fills up."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-
 import pytest
 
 from engineio_wsgi.backends import ThreadingBackend
@@ -46,18 +43,6 @@ def test_every_transition(state, move):
         assert (info.value.state, info.value.move) == (state, move)
     else:
         assert step(state, move) is expected
-
-
-@pytest.fixture
-def small_sockets() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server, client = socket.socketpair()
-    for sock in (server, client):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    client.settimeout(10)
-    yield server, client
-    server.close()
-    client.close()
 
 
 def test_the_turn_is_held_while_the_socket_is_full_and_given_back_once_the_client_reads(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,18 +19,6 @@ from tests.unit.test_rfc6455_wire import CLOSE_TIMEOUT, Pair, open_pair
 from tests.unit.wsframes import CLOSE, TEXT, encode
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def sockets() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server, client = socket.socketpair()
-    for sock in (server, client):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    client.settimeout(10)
-    yield server, client
-    server.close()
-    client.close()
 
 
 class Detached:
@@ -54,8 +41,8 @@ class Detached:
         self.ended.set()
 
 
-def test_the_loop_reads_the_messages_in_order_then_the_end_once(sockets):
-    pair = open_pair(sockets)
+def test_the_loop_reads_the_messages_in_order_then_the_end_once(small_sockets):
+    pair = open_pair(small_sockets)
     detached = Detached(pair)
     for n in range(3):
         pair.peer.send(encode(TEXT, f'message {n}'.encode()))
@@ -69,9 +56,9 @@ def test_the_loop_reads_the_messages_in_order_then_the_end_once(sockets):
     assert pair.peer.frame() is None   # then the end of the stream
 
 
-def test_the_servers_descriptor_names_a_dead_socket_and_the_connection_lives_on(sockets):
-    server, _client = sockets
-    pair = open_pair(sockets)
+def test_the_servers_descriptor_names_a_dead_socket_and_the_connection_lives_on(small_sockets):
+    server, _client = small_sockets
+    pair = open_pair(small_sockets)
     detached = Detached(pair)
     with pytest.raises(BrokenPipeError):
         server.sendall(b'HTTP/1.1 101 Switching Protocols\r\n\r\n')
@@ -83,8 +70,8 @@ def test_the_servers_descriptor_names_a_dead_socket_and_the_connection_lives_on(
     wait_until(lambda: detached.messages == ['and read'], message='the message was read')
 
 
-def test_a_frame_queued_while_the_connection_moves_is_written(sockets):
-    pair = open_pair(sockets)
+def test_a_frame_queued_while_the_connection_moves_is_written(small_sockets):
+    pair = open_pair(small_sockets)
     conn = pair.conn
     conn._write_lock.acquire()   # a writer's turn, held while the move starts
     mover = threading.Thread(target=Detached, args=(pair,))
@@ -100,8 +87,8 @@ def test_a_frame_queued_while_the_connection_moves_is_written(sockets):
     assert frame is not None and frame.payload == b'queued meanwhile'
 
 
-def test_a_close_to_a_client_that_never_answers_is_cut_at_the_timeout(sockets):
-    pair = open_pair(sockets)
+def test_a_close_to_a_client_that_never_answers_is_cut_at_the_timeout(small_sockets):
+    pair = open_pair(small_sockets)
     detached = Detached(pair)
     closer = threading.Thread(target=pair.conn.close)
     closer.start()
@@ -149,14 +136,14 @@ def _watches_of(conn: Any) -> list[Any]:
             if key.data is not None and getattr(key.data.callback, '__self__', None) is conn]
 
 
-def test_an_end_read_before_the_watch_is_armed_leaves_no_watch(sockets, monkeypatch):
+def test_an_end_read_before_the_watch_is_armed_leaves_no_watch(small_sockets, monkeypatch):
     """The client left (EOF) right after its handshake and the loop's first
     read finds the end before the read watch is armed (forced: the arming
     waits for the end): the connection ends once, its descriptor closes, and
     no watch is left to read a closed or reused descriptor."""
     from engineio_wsgi import ioloop
-    _server, client = sockets
-    pair = open_pair(sockets)
+    _server, client = small_sockets
+    pair = open_pair(small_sockets)
     ends = _Ends()
     original = ioloop.SelectorLoop.arm
 

@@ -37,21 +37,8 @@ MSG = PacketType.MESSAGE
 
 
 @pytest.fixture
-def sockets() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server, client = socket.socketpair()
-    for sock in (server, client):
-        # small buffers: a few hundred kB fill them
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    client.settimeout(10)
-    yield server, client
-    server.close()
-    client.close()
-
-
-@pytest.fixture
-def ws(sockets: tuple[socket.socket, socket.socket]) -> Pair:
-    return open_pair(sockets)
+def ws(small_sockets: tuple[socket.socket, socket.socket]) -> Pair:
+    return open_pair(small_sockets)
 
 
 def read_frames(pair: Pair, count: int) -> list[Frame]:
@@ -87,8 +74,8 @@ def fill(pair: Pair) -> list[bytes]:
 
 
 def test_a_send_the_socket_takes_is_written_at_once_and_the_socket_stays_blocking(
-        ws: Pair, sockets: tuple[socket.socket, socket.socket]) -> None:
-    server, _ = sockets
+        ws: Pair, small_sockets: tuple[socket.socket, socket.socket]) -> None:
+    server, _ = small_sockets
     assert ws.conn.send_many(['hello', b'\x00\x01'], block=False) is True
     frames = read_frames(ws, 2)
     assert [(f.opcode, f.payload) for f in frames] == [(TEXT, b'hello'), (BINARY, b'\x00\x01')]
@@ -141,8 +128,8 @@ def test_a_close_while_a_frame_is_partly_written_finishes_it_first(ws: Pair) -> 
 
 
 def test_a_broken_connection_raises_on_a_send_that_does_not_wait(
-        ws: Pair, sockets: tuple[socket.socket, socket.socket]) -> None:
-    _, client = sockets
+        ws: Pair, small_sockets: tuple[socket.socket, socket.socket]) -> None:
+    _, client = small_sockets
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
     client.close()
     with pytest.raises(rfc6455.ConnectionClosed):
@@ -310,11 +297,11 @@ def test_a_compressed_connection_frames_its_own_messages(pairs, frames_built) ->
 
 
 def test_the_loop_finishes_a_partly_written_frame_and_the_close_reply_behind_it(
-        sockets: tuple[socket.socket, socket.socket]) -> None:
+        small_sockets: tuple[socket.socket, socket.socket]) -> None:
     """The client's close frame comes while a frame is partly written: the
     loop writes the rest, then the protocol's close reply, although the
     connection no longer takes new messages."""
-    session, pair = websocket_session(sockets)
+    session, pair = websocket_session(small_sockets)
     sent = fill(pair)
     pair.peer.send(encode(CLOSE, b'\x03\xe8'))
     with pytest.raises(TimeoutError):   # read as its reader would; then waits for the end
