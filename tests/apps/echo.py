@@ -54,8 +54,9 @@ live threads counted by name with trailing digits removed, and whether the
 server asserts its lock rules (``engineio_wsgi.locks.CHECK``).
 
 A request for ``/__session?sid=<sid>`` answers JSON ``{"exists", "state",
-"transport", "upgrading", "get_waiting", "post_active", "queued"}``: what the
-server holds for that session right now, so that tests wait for a state
+"transport", "upgrading", "get_waiting", "post_active", "queued", "unsent"}``:
+what the server holds for that session right now (``unsent``: frames its
+WebSocket still holds, that the socket did not take yet), so that tests wait for a state
 instead of sleeping (``exists`` false and the rest null for an unknown sid).
 
 A command with missing or bad arguments is echoed like any other message.
@@ -298,13 +299,15 @@ def session_state(sid: str) -> dict[str, Any]:
     session = eio._sessions.get(sid)
     if session is None:
         return {'exists': False, 'state': None, 'transport': None, 'upgrading': None,
-                'get_waiting': None, 'post_active': None, 'queued': None}
+                'get_waiting': None, 'post_active': None, 'queued': None, 'unsent': None}
     polling = session.polling
+    conn = getattr(session.channel, '_conn', None)
     return {'exists': True, 'state': _STATE_NAMES[session.state.name],
             'transport': session.transport, 'upgrading': session.upgrading,
             'get_waiting': polling is not None and polling.get_waiting,
             'post_active': polling is not None and polling.post_active,
-            'queued': len(session.outbox)}
+            'queued': len(session.outbox),
+            'unsent': None if conn is None else len(conn._outbox)}
 
 
 #: the three states this route reports: a draining session (a parse error, its

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,3 +127,55 @@ def test_a_client_that_vanishes_ends_its_session_and_frees_its_descriptor(few_th
                message='their descriptors closed')
     echo(warm, 'still here')
     warm.close()
+
+
+def test_clients_that_stop_reading_then_leave_mid_write_end_cleanly_beside_a_healthy_one(
+        few_threads):
+    """Many sessions at once, each owed far more than the socket buffers hold;
+    each client stops reading (a small receive buffer), so the loop holds the
+    rest of each write; then each leaves at that worst moment, half with a
+    reset, half with a close frame it never waits to see answered. Every one
+    of them ends, its descriptor closes, and a healthy client echoes meanwhile
+    (the loop never waited on any of them)."""
+    port = few_threads.port
+    healthy = open_websocket(port)
+    echo(healthy, 'before')
+    wait_until(lambda: stats(port)['sessions'] == 1, timeout=10, message='one session')
+    before = stats(port)['fds']
+    stuck = []
+    try:
+        for _ in range(5 * THREADS):
+            ws = websocket.create_connection(
+                f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket', timeout=10,
+                sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+            opened = ws.recv()
+            assert opened.startswith('0{')
+            stuck.append((json.loads(opened[1:])['sid'], ws))
+            ws.send('4__sendseq 40 100000')   # 4 MB, never read
+        for sid, _ws in stuck:
+            wait_until(lambda sid=sid: (session(port, sid)['unsent'] or 0) > 0, timeout=20,
+                       message=f'{sid}: a write waiting on the socket')
+        echo(healthy, 'while they are stuck')
+        for n, (_sid, ws) in enumerate(stuck):
+            if n % 2:
+                ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack('ii', 1, 0))   # a reset
+            else:
+                ws.send_close()   # and gone, without reading the answer
+            ws.sock.close()
+        wait_until(lambda: stats(port)['sessions'] == 1, timeout=20,
+                   message='every stuck session ended')
+        wait_until(lambda: stats(port)['fds'] == before, timeout=10,
+                   message='their descriptors closed')
+        echo(healthy, 'after')
+    finally:
+        healthy.close()
+        for _sid, ws in stuck:
+            ws.sock.close()
+    assert 'Traceback' not in few_threads.text(), few_threads.text()
+
+
+def session(port: int, sid: str) -> dict[str, Any]:
+    resp = http_request(port, 'GET', f'/__session?sid={sid}')
+    assert resp.status == 200, resp
+    return json.loads(resp.body)
