@@ -144,6 +144,11 @@ def test_the_loop_writes_what_the_socket_did_not_take_once_the_client_reads(ws: 
     frames = read_frames(ws, len(sent) + 1)
     assert [f.payload for f in frames[:len(sent)]] == sent
     assert frames[-1].payload == b'behind the rest'
+    # the client may read the last bytes before the loop let go of the turn:
+    # once the loop says the queue is out, a send is written at once again
+    drained = threading.Event()
+    ws.conn.when_drained(drained.set)
+    assert drained.wait(10), 'the loop never said the queue was out'
     assert ws.conn.send_many(['at once again'], block=False) is True
     assert read_frames(ws, 1)[0].payload == b'at once again'
 
