@@ -25,14 +25,16 @@ SHOWN = 200
 
 
 def received(sid: str, transport: str, packet: Packet) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug('%s received %s over %s%s', sid, packet.type.name, transport,
-                     _data(packet.data))
+    _line('received', sid, transport, packet)
 
 
 def sending(sid: str, transport: str, packet: Packet) -> None:
+    _line('sending', sid, transport, packet)
+
+
+def _line(direction: str, sid: str, transport: str, packet: Packet) -> None:
     if logger.isEnabledFor(logging.DEBUG):
-        logger.debug('%s sending %s over %s%s', sid, packet.type.name, transport,
+        logger.debug('%s %s %s over %s%s', sid, direction, packet.type.name, transport,
                      _data(packet.data))
 
 
