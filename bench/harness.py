@@ -542,7 +542,8 @@ def machine() -> dict:
         except OSError:
             return '?'
     pkgs = {}
-    from importlib.metadata import PackageNotFoundError, version as pkg_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as pkg_version
     for name in ('engineio_wsgi', 'python-engineio', 'python-socketio', 'gunicorn', 'gevent',
                  'simple-websocket', 'websockets', 'wsproto'):
         try:
@@ -592,7 +593,8 @@ def snapshot_library() -> tuple[str, str]:
     tmp = tempfile.mkdtemp(prefix='engineio_wsgi-bench-')
     shutil.copytree(BENCH.parent / 'engineio_wsgi', Path(tmp) / 'engineio_wsgi',
                     ignore=shutil.ignore_patterns('__pycache__'))
-    check = subprocess.run([sys.executable, '-c', 'import engineio_wsgi; print(engineio_wsgi.__file__)'],
+    check = subprocess.run([sys.executable, '-c',
+                            'import engineio_wsgi; print(engineio_wsgi.__file__)'],
                            env=dict(os.environ, PYTHONPATH=tmp), capture_output=True, text=True)
     if check.returncode != 0 or not check.stdout.startswith(tmp):
         sys.exit(f'the library does not import from its snapshot:\n{check.stderr}{check.stdout}')

@@ -134,8 +134,8 @@ def main() -> None:
             opening = SCENARIOS[name].get('open', 0) / 500 + CONNECTS.get(name, 0) / 400
             cfg = dict({'warmup': 1}, **SCENARIOS[name], duration=args.seconds + 2 + opening)
             result: dict = {}
-            load = threading.Thread(target=lambda: result.update(
-                harness.run_loadgen(cfg, server, 120)))
+            load = threading.Thread(target=lambda result=result, cfg=cfg, server=server:
+                                    result.update(harness.run_loadgen(cfg, server, 120)))
             load.start()
             time.sleep(1.5 + opening)
             subprocess.run([str(harness.VENV_BIN / 'py-spy'), 'record', '--pid', str(server.worker),

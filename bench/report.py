@@ -67,27 +67,31 @@ TRAFFIC = [
     ('ws_echo_1', 'p50_ms', 'WebSocket echo, 1 session: p50 ms', 3),
     ('ws_echo_1', 'p99_ms', 'WebSocket echo, 1 session: p99 ms', 3),
     ('ws_echo_50', 'rate', 'WebSocket echo, 50 sessions: msg/s', 0),
-    ('ws_echo_50', 'rate_per_cpu', 'WebSocket echo, 50 sessions: msg per CPU-second of the server', 0),
+    ('ws_echo_50', 'rate_per_cpu',
+     'WebSocket echo, 50 sessions: msg per CPU-second of the server', 0),
     ('ws_echo_50', 'p50_ms', 'WebSocket echo, 50 sessions: p50 ms', 2),
     ('ws_echo_50', 'p99_ms', 'WebSocket echo, 50 sessions: p99 ms', 2),
     ('poll_echo_1', 'rate', 'Polling echo, 1 session: msg/s', 0),
     ('poll_echo_1', 'p50_ms', 'Polling echo, 1 session: p50 ms', 2),
     ('poll_echo_1', 'p99_ms', 'Polling echo, 1 session: p99 ms', 2),
     ('poll_echo_50', 'rate', 'Polling echo, 50 sessions: msg/s', 0),
-    ('poll_echo_50', 'rate_per_cpu', 'Polling echo, 50 sessions: msg per CPU-second of the server', 0),
+    ('poll_echo_50', 'rate_per_cpu',
+     'Polling echo, 50 sessions: msg per CPU-second of the server', 0),
     ('poll_echo_50', 'p50_ms', 'Polling echo, 50 sessions: p50 ms', 2),
     ('poll_echo_50', 'p99_ms', 'Polling echo, 50 sessions: p99 ms', 2),
 ]
 
 SIO_ROOM = 'sio_room_1000'
 SIO_ROWS = [
-    ('sio_connects', 'rate', 'Connects/s (polling handshake + CONNECT, then disconnect; 20 at a time)', 0),
+    ('sio_connects', 'rate',
+     'Connects/s (polling handshake + CONNECT, then disconnect; 20 at a time)', 0),
     ('sio_connects', 'p50_ms', 'Connect, p50 ms', 1),
     ('sio_connects', 'rate_per_cpu', 'Connects per CPU-second of the server', 0),
     ('sio_ack_ws_1', 'rate', 'WebSocket emit with ack, 1 client: acks/s', 0),
     ('sio_ack_ws_1', 'p50_ms', 'WebSocket emit with ack, 1 client: p50 ms', 3),
     ('sio_ack_ws_50', 'rate', 'WebSocket emit with ack, 50 clients: acks/s', 0),
-    ('sio_ack_ws_50', 'rate_per_cpu', 'WebSocket emit with ack, 50 clients: acks per CPU-second', 0),
+    ('sio_ack_ws_50', 'rate_per_cpu',
+     'WebSocket emit with ack, 50 clients: acks per CPU-second', 0),
     ('sio_ack_ws_50', 'p50_ms', 'WebSocket emit with ack, 50 clients: p50 ms', 2),
     ('sio_ack_ws_50', 'p99_ms', 'WebSocket emit with ack, 50 clients: p99 ms', 2),
     ('sio_ack_ws_50_defaults', 'rate', 'The same, client offering permessage-deflate '
@@ -97,10 +101,12 @@ SIO_ROWS = [
     ('sio_ack_poll_1', 'rate', 'Polling emit with ack, 1 client: acks/s', 0),
     ('sio_ack_poll_1', 'p50_ms', 'Polling emit with ack, 1 client: p50 ms', 2),
     ('sio_ack_poll_50', 'rate', 'Polling emit with ack, 50 clients: acks/s', 0),
-    ('sio_ack_poll_50', 'rate_per_cpu', 'Polling emit with ack, 50 clients: acks per CPU-second', 0),
+    ('sio_ack_poll_50', 'rate_per_cpu',
+     'Polling emit with ack, 50 clients: acks per CPU-second', 0),
     ('sio_ack_poll_50', 'p50_ms', 'Polling emit with ack, 50 clients: p50 ms', 2),
     ('sio_ack_poll_50', 'p99_ms', 'Polling emit with ack, 50 clients: p99 ms', 2),
-    (SIO_ROOM, 'broadcast_ms', 'Emit to a room of 1,000 WebSocket clients: ms until all have it', 1),
+    (SIO_ROOM, 'broadcast_ms',
+     'Emit to a room of 1,000 WebSocket clients: ms until all have it', 1),
     (SIO_ROOM, 'server_cpu_ms_per_broadcast', 'Emit to a room of 1,000: server CPU ms per emit', 1),
 ]
 #: (scenario, field, chart label, the same per server CPU-second): what "faster"
@@ -471,7 +477,8 @@ def chart(by: dict, path: Path, machine: dict) -> bool:
          'p50_ms', 'Latency with 50 sessions (lower is better)', 'ms')
     sizes = idle_sizes(by)
     idle = [(f'idle_{n}', f'{n:,} idle') for n in sizes]
-    bars(axes[1][0], idle, 'rss_per_session_kib', 'Memory per idle WebSocket session (lower is better)',
+    bars(axes[1][0], idle, 'rss_per_session_kib',
+         'Memory per idle WebSocket session (lower is better)',
          'KiB (server RSS growth / sessions)')
     bars(axes[1][1], idle, 'broadcast_ms', 'Broadcast to all idle sessions (lower is better)',
          'ms until every client received it')
@@ -681,8 +688,9 @@ def main() -> None:
         *noise_warning(by),
         '## gevent (`gunicorn -k gevent -w 1`) and Node',
         '',
-        table(by, GEVENT, rows, [('eiowsgi-gevent', 'pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
-                                 ('node', 'pyeio-gevent', 'Node ÷ python-engineio')]),
+        table(by, GEVENT, rows,
+              [('eiowsgi-gevent', 'pyeio-gevent', 'engineio_wsgi ÷ python-engineio'),
+               ('node', 'pyeio-gevent', 'Node ÷ python-engineio')]),
         '',
         '## Threading mode (`gunicorn -k gthread -w 1`)',
         '',
@@ -706,7 +714,8 @@ def main() -> None:
         'figure is a lower bound for that server; other processes on the server\'s core '
         '(anything else running on the machine) take time from the server and lower its figures.',
         '',
-        loadgen_table(by, ['handshakes', 'handshakes_unclosed', 'ws_echo_1', 'ws_echo_50', 'poll_echo_1', 'poll_echo_50']
+        loadgen_table(by, ['handshakes', 'handshakes_unclosed', 'ws_echo_1', 'ws_echo_50',
+                           'poll_echo_1', 'poll_echo_50']
                       + [f'idle_{n}' for n in sizes] + [GTHREAD_IDLE, FEW_THREADS]
                       + [g[0] for g in SIO_SPEED]),
         '',

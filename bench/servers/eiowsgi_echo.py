@@ -1,7 +1,8 @@
 """Echo server on engineio_wsgi, for ``gunicorn servers.eiowsgi_echo:app``.
 
 Every message goes back to its sender; the text message ``broadcast`` makes
-the server send ``b`` to every connected session instead.
+the server send ``b`` to every connected session instead, and ``big:N`` sends
+its sender N bytes of text (for clients that ask for much and stop reading).
 
 Environment: BENCH_ASYNC_MODE (gevent | threading), BENCH_PING_INTERVAL,
 BENCH_PING_TIMEOUT (seconds, whole numbers so every server advertises the same),
@@ -42,6 +43,8 @@ def message(sid, data):
     if data == 'broadcast':
         for other in list(sids):
             eio.send(other, 'b')
+    elif isinstance(data, str) and data.startswith('big:'):
+        eio.send(sid, 'x' * int(data[4:]))
     else:
         eio.send(sid, data)
 

@@ -1,6 +1,7 @@
 // Echo server on Node's engine.io 6, the reference for the benchmarks.
 // Every message goes back to its sender; the text message 'broadcast' makes
-// the server send 'b' to every connected client instead.
+// the server send 'b' to every connected client instead, and 'big:N' sends
+// its sender N bytes of text.
 //
 //   node node_server.js PORT   (BENCH_PING_INTERVAL / BENCH_PING_TIMEOUT in seconds)
 'use strict';
@@ -28,6 +29,8 @@ server.on('connection', (socket) => {
   socket.on('message', (data) => {
     if (data === 'broadcast') {
       for (const id in server.clients) server.clients[id].send('b');
+    } else if (typeof data === 'string' && data.startsWith('big:')) {
+      socket.send('x'.repeat(Number(data.slice(4))));
     } else {
       socket.send(data);
     }

@@ -1,7 +1,8 @@
 """Echo server on python-engineio, for ``gunicorn servers.pyeio_echo:app``.
 
 Same behaviour and settings as ``eiowsgi_echo.py``: every message goes back to
-its sender, ``broadcast`` sends ``b`` to every connected session.
+its sender, ``broadcast`` sends ``b`` to every connected session, ``big:N``
+sends its sender N bytes of text.
 
 Environment: BENCH_ASYNC_MODE (gevent | threading), BENCH_PING_INTERVAL,
 BENCH_PING_TIMEOUT (seconds).
@@ -36,6 +37,8 @@ def message(sid, data):
     if data == 'broadcast':
         for other in list(sids):
             eio.send(other, 'b')
+    elif isinstance(data, str) and data.startswith('big:'):
+        eio.send(sid, 'x' * int(data[4:]))
     else:
         eio.send(sid, data)
 
