@@ -113,6 +113,19 @@ GTHREAD_IDLE_INTERVALS = (2, 3)
 #: (for a server whose WebSockets hold no thread)
 FEW_THREADS_IDLE = (10000, 32)
 FEW_THREADS_INTERVALS = 4
+#: WebSocket clients that each ask for STUCK_OWED bytes and stop reading, next
+#: to one healthy client (quick, full), and the servers they run on
+STUCK_READERS = (50, 1000)
+STUCK_OWED = 1_000_000
+STUCK_SERVERS = ('eiowsgi-gevent', 'eiowsgi-gthread', 'pyeio-gevent', 'pyeio-gthread', 'node')
+#: engineio_wsgi's WebSocket close timeout (rfc6455): a close frame the client
+#: does not answer within it ends the connection
+CLOSE_TIMEOUT = 3
+#: the same in Node's ws (closeTimeout), which engine.io 6 keeps
+NODE_CLOSE_TIMEOUT = 30
+#: WebSocket sessions whose ping timeouts come due together (quick, full)
+PING_WAVE = (300, 5000)
+PING_WAVE_SERVERS = STUCK_SERVERS
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -165,6 +178,47 @@ def core_busy(core: str) -> float:
             idle = v[3] + v[4]          # idle + iowait
             return (sum(v[:8]) - idle) / TICK
     return 0.0
+
+
+class Sampler:
+    """Threads and resident memory of one process, read from /proc every
+    ``interval`` seconds on a thread of its own: the peaks of a burst, which the
+    marks alone would miss. The thread runs on the load generator's core, so
+    that reading does not take the server's."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_threads = 0
+        self.peak_rss_kib = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        os.sched_setaffinity(0, {int(LOADGEN_CPU)})     # this thread only
+        status = Path(f'/proc/{self.pid}/status')
+        while not self._stop.is_set():
+            try:
+                text = status.read_text()
+            except OSError:
+                return
+            for line in text.splitlines():
+                if line.startswith('Threads:'):
+                    self.peak_threads = max(self.peak_threads, int(line.split()[1]))
+                elif line.startswith('VmRSS:'):
+                    self.peak_rss_kib = max(self.peak_rss_kib, int(line.split()[1]))
+            self.samples += 1
+            self._stop.wait(self.interval)
 
 
 # -- servers ------------------------------------------------------------------------------
@@ -358,7 +412,11 @@ class Runner:
                                      'rss_per_session_kib', 'alive', 'answering',
                                      'broadcast_ms', 'broadcast_p99_ms',
                                      'server_cpu_ms_per_broadcast', 'handshakes_made',
-                                     'gunicorn_threads', 'threads_held', 'errors', 'error'))
+                                     'gunicorn_threads', 'threads_held', 'errors', 'error',
+                                     'unloaded_p99_ms', 'loaded_p99_ms', 'p99_ratio', 'cut',
+                                     'not_cut', 'cut_max_ms', 'rss_growth_mib',
+                                     'threads_before', 'threads_peak', 'closed', 'not_closed',
+                                     'last_close_ms'))
         print(f'  {spec.key:16} {scenario:14} #{repeat}: {summary}', flush=True)
 
     def traffic(self, spec: ServerSpec, repeat: int) -> None:
@@ -465,6 +523,103 @@ class Runner:
         finally:
             server.stop()
 
+    def stuck_readers(self, spec: ServerSpec, repeat: int) -> None:
+        """STUCK_READERS WebSocket clients each ask for STUCK_OWED bytes and stop
+        reading (and answering pings) while one healthy client echoes: its echo
+        latency before and while they are stuck, how long the server takes to cut
+        each (its ping interval + ping timeout, then the close timeout for a close
+        frame nobody reads), the server's memory and threads meanwhile.
+
+        What bounds memory: each stuck client is owed one message of STUCK_OWED
+        bytes, one packet per session, far below the queue limits (the echo
+        servers keep their defaults: engineio_wsgi's max_queued_packets, 10,000
+        packets, bounds the count and not the bytes). On loopback the kernel
+        takes most of it (the server's send buffer grows to tcp_wmem's largest,
+        4 MB by default; about 0.95 MB of each message sat in the two kernels'
+        buffers on the machine this was written on); the server holds the rest
+        until the session is cut. The peak growth of the server's RSS shows what
+        it keeps per stuck client: the message's copies and the session.
+        """
+        name = 'stuck_readers'
+        if not self.wanted(name) or spec.key not in STUCK_SERVERS:
+            return
+        size = STUCK_READERS[0 if self.quick else 1]
+        ping = self.idle_ping
+        # Node's ws waits 30 s for the answer to its close frame: long enough to see it cut
+        cut_deadline = sum(ping) + CLOSE_TIMEOUT + NODE_CLOSE_TIMEOUT + 5
+        server = self.start(spec, ping, f'{spec.key}-{name}-{repeat}', sessions=size + 1)
+        try:
+            run_loadgen({'scenario': 'warm'}, server, 30)
+            time.sleep(0.5)
+            base = server.stats()
+            sampler = Sampler(server.worker, 0.1).start()
+            try:
+                result = run_loadgen({'scenario': 'stuck', 'sessions': size, 'size': STUCK_OWED,
+                                      'unloaded': 2 if self.quick else 3,
+                                      'cutDeadline': cut_deadline, 'connectBudget': 30},
+                                     server, cut_deadline + 90)
+            finally:
+                sampler.stop()
+            marks = result['marks']
+            before, loaded = result.get('unloaded_p99_ms'), result.get('loaded_p99_ms')
+            self.record(spec, name, repeat, result, rss_base_kib=base['rss_kib'],
+                        rss_peak_kib=sampler.peak_rss_kib,
+                        rss_growth_mib=(sampler.peak_rss_kib - base['rss_kib']) / 1024,
+                        threads_base=base['threads'],
+                        threads_stuck=marks.get('stuck', {}).get('threads'),
+                        threads_peak=sampler.peak_threads,
+                        p99_ratio=loaded / before if loaded and before else None,
+                        cut_bound_s=sum(ping) + CLOSE_TIMEOUT,
+                        ping=list(ping), gunicorn_threads=server.threads or None,
+                        server_cpu=cpu_between(marks, 'stuck', 'cut'),
+                        foreign_cpu=foreign_between(marks, 'stuck', 'cut'))
+        finally:
+            server.stop()
+
+    def ping_wave(self, spec: ServerSpec, repeat: int) -> None:
+        """PING_WAVE WebSocket sessions stop answering pings at the same moment, so
+        that the server's ping timeouts come due together: the most threads the
+        server process has meanwhile (sampled every 20 ms), against its threads
+        before and the bound of its pool, and how long until it closed every
+        session. WebSocket rather than polling: a polling session holds no request
+        between polls, and the timeouts then close nothing but a session."""
+        name = 'ping_wave'
+        if not self.wanted(name) or spec.key not in PING_WAVE_SERVERS:
+            return
+        size = PING_WAVE[0 if self.quick else 1]
+        ping = self.idle_ping
+        wait = 2 * sum(ping) + 10
+        server = self.start(spec, ping, f'{spec.key}-{name}-{repeat}', sessions=size)
+        sampler = Sampler(server.worker, 0.02)
+        try:
+            run_loadgen({'scenario': 'warm'}, server, 30)
+            time.sleep(0.5)
+            base = server.stats()
+
+            def on_mark(mark: str) -> None:
+                if mark == 'connected':
+                    sampler.start()
+                elif mark == 'closed':
+                    sampler.stop()
+
+            result = run_loadgen({'scenario': 'wave', 'sessions': size, 'wait': wait},
+                                 server, wait + 120, on_mark=on_mark)
+            marks = result['marks']
+            connected, closed = marks.get('connected', {}), marks.get('closed', {})
+            self.record(spec, name, repeat, result, rss_base_kib=base['rss_kib'],
+                        rss_connected_kib=connected.get('rss_kib'),
+                        rss_peak_kib=sampler.peak_rss_kib or None,
+                        rss_closed_kib=closed.get('rss_kib'),
+                        threads_base=base['threads'], threads_before=connected.get('threads'),
+                        threads_peak=sampler.peak_threads or None,
+                        threads_closed=closed.get('threads'), samples=sampler.samples,
+                        pool_bound=pool_bound(spec), gunicorn_threads=server.threads or None,
+                        ping=list(ping), server_cpu=cpu_between(marks, 'connected', 'closed'),
+                        foreign_cpu=foreign_between(marks, 'connected', 'closed'))
+        finally:
+            sampler.stop()
+            server.stop()
+
     def run(self) -> None:
         specs = [s for s in server_specs(self.quick)
                  if not self.args.servers or s.key in self.args.servers]
@@ -487,6 +642,11 @@ class Runner:
                     self.guarded(self.gthread_idle, spec, repeat)
                 if spec.few_threads_idle and repeat == 1:   # once is enough
                     self.guarded(self.few_threads_idle, spec, repeat)
+            if repeat == 1:      # once is enough: each takes its servers to their limits
+                for spec in specs:
+                    self.guarded(self.stuck_readers, spec, repeat)
+                for spec in specs:
+                    self.guarded(self.ping_wave, spec, repeat)
             if self.cluster_wanted():
                 try:
                     cluster.run(self, repeat)
@@ -526,6 +686,15 @@ class Runner:
             self.records.append({'server': spec.key, 'label': spec.label,
                                  'scenario': fn.__name__, 'repeat': args[-1],
                                  'error': repr(exc)})
+
+
+def pool_bound(spec: ServerSpec) -> int | None:
+    """The most threads engineio_wsgi's pool runs at once on threads
+    (max_worker_threads, the echo server keeps its default); None elsewhere."""
+    if spec.module != 'eiowsgi_echo:app' or spec.mode != 'threading':
+        return None
+    from engineio_wsgi.options import Options
+    return Options().max_worker_threads
 
 
 def machine() -> dict:

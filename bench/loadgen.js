@@ -124,6 +124,10 @@ class WsSession {
     this.pings = 0;
     this.open = false;
     this.closed = false;
+    // false: pings go unanswered (the server's ping timeout comes due)
+    this.answering = true;
+    // true: the server ending the session is what the scenario waits for, no error
+    this.endExpected = false;
   }
   connect(timeoutMs = 20000) {
     return new Promise((resolve, reject) => {
@@ -138,7 +142,7 @@ class WsSession {
         if (text === null) return;
         const type = text[0];
         if (type === '4') this.onMessage(this, text.slice(1));
-        else if (type === '2') { this.pings += 1; ws.send('3'); }
+        else if (type === '2') { this.pings += 1; if (this.answering) ws.send('3'); }
         else if (type === '0') {
           this.sid = JSON.parse(text.slice(1)).sid;
           this.open = true;
@@ -153,9 +157,10 @@ class WsSession {
       });
       ws.on('close', () => {
         clearTimeout(timer);
-        if (!this.closing && this.open) countError('ws closed by server');
+        if (!this.closing && !this.endExpected && this.open) countError('ws closed by server');
         this.open = false;
         this.closed = true;
+        this.closedAt = now();
         if (this.onClosed) this.onClosed();
         reject(new Error('closed before open'));
       });
@@ -310,6 +315,160 @@ async function idle() {
   };
 }
 
+// -- clients that stop reading -------------------------------------------------------
+
+// A masked WebSocket ping frame with no payload, written to the raw socket: a
+// stuck client's probe (below), whatever state ws thinks the connection is in.
+const PING_FRAME = Buffer.from([0x89, 0x80, 0, 0, 0, 0]);
+
+// A client that asks for `size` bytes ('big:N', which the echo servers answer
+// with N bytes of text) as soon as it is open, then stops reading: its socket
+// is paused, so the kernel's buffers fill and the server holds the rest. It
+// answers no ping either. A paused socket never reads the end the server
+// sends, so every `probeMs` it writes a ping frame: once the server has closed
+// its side, the kernel answers that with a reset and the socket ends (cutAt).
+class StuckSession extends WsSession {
+  constructor(size, probeMs, budgetEnd) {
+    super(() => {});
+    this.size = size;
+    this.probeMs = probeMs;
+    this.budgetEnd = budgetEnd;
+    this.answering = false;
+    this.endExpected = true;
+  }
+  async connect() {
+    if (now() > this.budgetEnd) throw new Error('connect budget spent');
+    await super.connect();
+    const socket = this.ws._socket;
+    socket.once('close', () => { this.cutAt = now(); clearInterval(this.probe); });
+    this.send('big:' + this.size);
+    socket.pause();
+    this.stuckAt = now();
+    this.probe = setInterval(() => {
+      if (!socket.isPaused()) socket.pause();     // ws resumes a socket it paused itself
+      if (!socket.destroyed) socket.write(PING_FRAME, () => {});
+    }, this.probeMs);
+    return this;
+  }
+  end() {
+    clearInterval(this.probe);
+    if (this.ws) this.ws.terminate();
+  }
+}
+
+// Quantiles of a list of milliseconds (null when empty).
+function quantiles(times) {
+  const sorted = times.slice().sort((a, b) => a - b);
+  const q = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : null);
+  return { min: q(0), p50: q(0.5), max: sorted.length ? sorted[sorted.length - 1] : null };
+}
+
+// One healthy WebSocket client echoes 100 bytes, one message in flight:
+// `unloaded` seconds alone, then while `sessions` StuckSessions, each owed
+// `size` bytes, are stuck: from when the last one stopped reading until the
+// server has cut every one, or `cutDeadline` seconds. A reply still awaited at
+// the end of a phase counts as one sample of the time waited so far, so that
+// an echo that never comes back shows. Connecting stops after `connectBudget`
+// seconds (a server that stalls must not hold the run).
+async function stuck() {
+  const { sessions: count, size = 1e6, unloaded = 3, cutDeadline = 30, probeMs = 250,
+    concurrency = 50, connectBudget = 30 } = cfg;
+  const payload = 'x'.repeat(100);
+  const rec = new Recorder();
+  let sentAt = null;
+  const healthy = new WsSession((session, data) => {
+    if (data !== payload) return;
+    rec.add(now() - sentAt);
+    sentAt = null;
+    if (session.open) { sentAt = now(); session.send(payload); }
+  });
+  const phase = () => {
+    if (sentAt !== null) rec.add(now() - sentAt);
+    const result = rec.summary();
+    result.max_ms = rec.samples.length ? rec.samples.reduce((m, x) => Math.max(m, x)) : null;
+    rec.reset();
+    return result;
+  };
+  await healthy.connect();
+  sentAt = now();
+  healthy.send(payload);
+  await sleep(500);
+  rec.reset();
+  await sleep(unloaded * 1000);
+  const before = phase();
+  await mark('unloaded');
+
+  const budgetEnd = now() + connectBudget * 1000;
+  const t0 = now();
+  const { sessions, failures } = await connectAll(count,
+    () => new StuckSession(size, probeMs, budgetEnd), concurrency);
+  const connectSeconds = (now() - t0) / 1000;
+  rec.reset();
+  await mark('stuck', { stuck: sessions.length });
+  const end = now() + cutDeadline * 1000;
+  while (now() < end && sessions.some((s) => s.cutAt === undefined)) await sleep(50);
+  const loaded = phase();
+  const cut = sessions.filter((s) => s.cutAt !== undefined);
+  const cutTimes = quantiles(cut.map((s) => s.cutAt - s.stuckAt));
+  await mark('cut');
+  const healthyOpen = healthy.open;
+  for (const s of sessions) s.end();
+  await healthy.close();
+  const pick = (r, prefix) => Object.fromEntries(['count', 'seconds', 'p50_ms', 'p99_ms', 'max_ms']
+    .map((k) => [prefix + k, r[k]]));
+  return {
+    ...pick(before, 'unloaded_'),
+    ...pick(loaded, 'loaded_'),
+    owed_bytes: size,
+    stuck: sessions.length,
+    connect_failures: failures,
+    connect_seconds: connectSeconds,
+    cut: cut.length,
+    not_cut: sessions.length - cut.length,
+    cut_p50_ms: cutTimes.p50,
+    cut_max_ms: cutTimes.max,
+    probe_ms: probeMs,
+    healthy_open: healthyOpen,
+    loadgen_cpu: loaded.loadgen_cpu,
+  };
+}
+
+// -- a ping-timeout wave ----------------------------------------------------------------
+
+// `sessions` WebSockets connect (as fast as the server takes them,
+// `concurrency` at a time) and answer pings; then all stop answering at once.
+// Each session's pings keep the phase of its connect, so the server's ping
+// timeouts come due within about the time the connects took. Waits until the
+// server has closed every session, or `wait` seconds.
+async function wave() {
+  const { sessions: count, concurrency = 200, wait = 30 } = cfg;
+  const t0 = now();
+  const { sessions, failures } = await connectAll(count, () => new WsSession(() => {}), concurrency);
+  const connectSeconds = (now() - t0) / 1000;
+  for (const s of sessions) s.endExpected = true;
+  const lostEarly = sessions.filter((s) => s.closed).length;
+  await mark('connected', { sessions: sessions.length });
+  const stopAt = now();
+  for (const s of sessions) s.answering = false;
+  const end = stopAt + wait * 1000;
+  while (now() < end && sessions.some((s) => !s.closed)) await sleep(20);
+  const closed = sessions.filter((s) => s.closed && s.closedAt >= stopAt);
+  const times = quantiles(closed.map((s) => s.closedAt - stopAt));
+  await mark('closed');
+  for (const s of sessions) if (!s.closed) s.ws.terminate();
+  return {
+    sessions: sessions.length,
+    connect_failures: failures,
+    connect_seconds: connectSeconds,
+    closed_before_wave: lostEarly,
+    closed: closed.length,
+    not_closed: sessions.filter((s) => !s.closed).length,
+    first_close_ms: times.min,
+    last_close_ms: times.max,
+    close_p50_ms: times.p50,
+  };
+}
+
 async function warm() {
   // one session of each kind, so that lazy imports happen before measuring
   const ws = new WsSession(() => {});
@@ -321,4 +480,4 @@ async function warm() {
   return {};
 }
 
-run({ echo, handshakes, idle, warm }, () => agent.destroy());
+run({ echo, handshakes, idle, stuck, wave, warm }, () => agent.destroy());
