@@ -173,6 +173,51 @@ FEW_THREADS_ROWS = [
 #: scheduler, the I/O loop and gunicorn's own few
 FEW_THREADS_BOUND = 32 + 64 + 8
 
+STUCK = 'stuck_readers'
+WAVE = 'ping_wave'
+#: the servers of both, engineio_wsgi first
+STUCK_SERVERS = ['eiowsgi-gevent', 'eiowsgi-gthread', 'pyeio-gevent', 'pyeio-gthread', 'node']
+STUCK_ROWS = [
+    (STUCK, 'stuck', 'Clients that stop reading, each owed 1 MB', 0),
+    (STUCK, 'unloaded_p50_ms', "Healthy client's echo before they come: p50 ms", 2),
+    (STUCK, 'unloaded_p99_ms', "Healthy client's echo before they come: p99 ms", 2),
+    (STUCK, 'loaded_p50_ms', "Healthy client's echo while they are stuck: p50 ms", 2),
+    (STUCK, 'loaded_p99_ms', "Healthy client's echo while they are stuck: p99 ms", 2),
+    (STUCK, 'loaded_max_ms', "Healthy client's echo while they are stuck: slowest, ms", 1),
+    (STUCK, 'p99_ratio', 'Echo p99 while stuck ÷ p99 before', 2),
+    (STUCK, 'loaded_count', 'Echoes while they are stuck', 0),
+    (STUCK, 'loaded_seconds', 'Seconds they were stuck (until the last was cut, or the '
+     'deadline)', 1),
+    (STUCK, 'cut', 'Stuck clients cut by the server', 0),
+    (STUCK, 'not_cut', 'Stuck clients not cut by the deadline', 0),
+    (STUCK, 'cut_max_s', 'Slowest cut: s after the client stopped reading', 1),
+    (STUCK, 'cut_bound_s', 'Ping interval + ping timeout + close timeout, s', 0),
+    (STUCK, 'rss_growth_mib', 'Server RSS, peak − before, MiB', 1),
+    (STUCK, 'rss_per_stuck_kib', 'Server RSS, peak − before, per stuck client, KiB', 0),
+    (STUCK, 'threads_base', 'OS threads before', 0),
+    (STUCK, 'threads_peak', 'OS threads, most while stuck', 0),
+]
+WAVE_ROWS = [
+    (WAVE, 'sessions', 'WebSocket sessions that stop answering pings at once', 0),
+    (WAVE, 'connect_seconds', 'Seconds their connects took (about the spread of their ping '
+     'timeouts)', 2),
+    (WAVE, 'gunicorn_threads', 'gunicorn --threads', 0),
+    (WAVE, 'pool_bound', "The handlers' pool bound (max_worker_threads)", 0),
+    (WAVE, 'threads_before', 'OS threads before the wave', 0),
+    (WAVE, 'threads_peak', 'OS threads, most during the wave (sampled every 20 ms)', 0),
+    (WAVE, 'first_close_s', 'First session closed by the server: s after they stopped', 2),
+    (WAVE, 'last_close_s', 'Every session closed by the server: s after they stopped', 2),
+    (WAVE, 'not_closed', 'Sessions not closed by the deadline', 0),
+    (WAVE, 'rss_connected_mib', 'Server RSS before the wave, MiB', 1),
+    (WAVE, 'rss_peak_mib', 'Server RSS, most during the wave, MiB', 1),
+]
+#: counts and settings, which no ratio makes sense of
+NO_RATIO = ('answering', 'gunicorn_threads', 'stuck', 'cut', 'not_cut', 'loaded_count',
+            'loaded_seconds', 'cut_bound_s', 'sessions', 'connect_seconds', 'pool_bound',
+            'not_closed', 'threads_base', 'threads_before')
+#: a few OS threads more than the pool's bound: gunicorn's own and the engine's
+FEW_THREADS_MORE = 8
+
 
 LOWER_IS_BETTER = ('p50_ms', 'p99_ms', 'rss_per_session_kib', 'server_cpu_pct', 'broadcast_ms',
                    'broadcast_p99_ms', 'server_cpu_ms_per_broadcast')
@@ -190,8 +235,22 @@ def load(path: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
             rec['foreign_cpu_pct'] = 100 * rec['foreign_cpu']
         if rec.get('loadgen_cpu') is not None:
             rec['loadgen_cpu_pct'] = 100 * rec['loadgen_cpu']
+        derive_seconds(rec)
         by.setdefault((rec['server'], rec['scenario']), []).append(rec)
     return data['machine'], by
+
+
+def derive_seconds(rec: dict) -> None:
+    """The stuck_readers and ping_wave figures in the units of their tables."""
+    for ms, sec in (('cut_max_ms', 'cut_max_s'), ('first_close_ms', 'first_close_s'),
+                    ('last_close_ms', 'last_close_s')):
+        if rec.get(ms) is not None:
+            rec[sec] = rec[ms] / 1000
+    for kib in ('rss_connected_kib', 'rss_peak_kib'):
+        if rec.get(kib) and rec.get('scenario') == WAVE:
+            rec[kib.replace('_kib', '_mib')] = rec[kib] / 1024
+    if rec.get('rss_growth_mib') is not None and rec.get('stuck'):
+        rec['rss_per_stuck_kib'] = 1024 * rec['rss_growth_mib'] / rec['stuck']
 
 
 def values(by: dict, server: str, scenario: str, field: str) -> list[float]:
@@ -238,7 +297,7 @@ def cell(by: dict, server: str, scenario: str, field: str, digits: int) -> str:
 
 
 def ratio(by: dict, a: str, b: str, scenario: str, field: str) -> str:
-    if field in ('answering', 'gunicorn_threads'):
+    if field in NO_RATIO:
         return ''
     x, y = median(by, a, scenario, field), median(by, b, scenario, field)
     if x is None or not y:
@@ -246,8 +305,9 @@ def ratio(by: dict, a: str, b: str, scenario: str, field: str) -> str:
     return f'{x / y:.2f}×'
 
 
-def table(by: dict, servers: list[str], rows: list, ratios: list[tuple[str, str, str]]) -> str:
-    head = ['', *[LABELS[s] for s in servers], *[r[2] for r in ratios]]
+def table(by: dict, servers: list[str], rows: list, ratios: list[tuple[str, str, str]],
+          labels: dict[str, str] = LABELS) -> str:
+    head = ['', *[labels[s] for s in servers], *[r[2] for r in ratios]]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for scenario, field, label, digits in rows:
         if not any(by.get((s, scenario)) for s in servers):
@@ -370,6 +430,98 @@ def targets_13(by: dict) -> str:
             shown=None if ms is None else f'{ms:.0f} ms')
     return '\n'.join(['| target | measured | per server CPU-second | |', '|---|---|---|---|',
                       *rows])
+
+
+def stuck_targets(by: dict) -> str:
+    """Clients that stop reading and a ping-timeout wave, on engineio_wsgi."""
+    rows = []
+
+    def add(text: str, rec: dict | None, ok: bool, shown: str) -> None:
+        if rec is None:
+            rows.append(f'| {text} | – | not measured |')
+        else:
+            rows.append(f"| {text} | {shown} | {'met' if ok else '**not met**'} |")
+
+    def first(server: str, scenario: str) -> dict | None:
+        recs = [r for r in by.get((server, scenario), []) if not r.get('error')]
+        return recs[0] if recs else None
+
+    for worker in ('gevent', 'gthread'):
+        rec = first(f'eiowsgi-{worker}', STUCK)
+        n = f"{rec['stuck']:,}" if rec else 'N'
+        ratio_ = rec and rec.get('p99_ratio')
+        add(f"{worker}: with {n} clients that stop reading, each owed 1 MB, a healthy "
+            f"client's echo p99 within 2× its p99 before they came", rec,
+            bool(ratio_) and ratio_ <= 2,
+            f'{ratio_:.2f}×' if ratio_ else 'no echo measured')
+        if rec:
+            bound = rec['cut_bound_s'] + 1
+            slowest = rec.get('cut_max_s')
+            ok = rec.get('not_cut') == 0 and slowest is not None and slowest <= bound
+            shown = (f"{rec.get('cut', 0):,}/{rec['stuck']:,} cut, slowest "
+                     f"{slowest if slowest is not None else float('nan'):.1f} s")
+        else:
+            bound, ok, shown = 0, False, ''
+        add(f'{worker}: every stuck client cut within ping interval + ping timeout + close '
+            f'timeout ({bound - 1 if rec else "–"} s, and 1 s for the probe that sees it)',
+            rec, ok, shown)
+        owed = rec and 2 * rec['stuck'] * rec['owed_bytes'] / 2**20
+        growth = rec and rec.get('rss_growth_mib')
+        add(f"{worker}: memory bounded: the server's RSS grows by at most twice what the "
+            f'stuck clients are owed', rec, growth is not None and growth <= owed,
+            f'{growth:.0f} MiB (bound {owed:.0f} MiB)' if rec and growth is not None else '–')
+    for worker in ('gevent', 'gthread'):
+        rec = first(f'eiowsgi-{worker}', WAVE)
+        pool = (rec or {}).get('pool_bound') or 0
+        n = f"{rec['sessions']:,}" if rec else 'N'
+        before, peak = (rec or {}).get('threads_before'), (rec or {}).get('threads_peak')
+        ok = before is not None and peak is not None and peak <= before + pool + FEW_THREADS_MORE
+        bound = f'{pool} + {FEW_THREADS_MORE}' if pool else f'{FEW_THREADS_MORE}'
+        add(f'{worker}: a ping-timeout wave of {n} sessions: OS threads at most those before '
+            f'+ {bound} (the pool bound and a few)', rec, ok, f'{before} → {peak}')
+        add(f'{worker}: the wave: every session closed by the server', rec,
+            bool(rec) and rec.get('not_closed') == 0 and rec.get('closed') == rec['sessions'],
+            f"{(rec or {}).get('closed', 0):,}/{(rec or {}).get('sessions', 0):,} in "
+            f"{(rec or {}).get('last_close_s') or 0:.1f} s")
+    return '\n'.join(['| target | measured | |', '|---|---|---|', *rows])
+
+
+def stuck_section(by: dict) -> list[str]:
+    """Clients that stop reading and a ping-timeout wave, when the run has them."""
+    if not any(key[1] in (STUCK, WAVE) for key in by):
+        return []
+    ratios = [('eiowsgi-gevent', 'pyeio-gevent', 'engineio_wsgi ÷ python-engineio, gevent'),
+              ('eiowsgi-gthread', 'pyeio-gthread', 'engineio_wsgi ÷ python-engineio, gthread'),
+              ('eiowsgi-gevent', 'node', 'engineio_wsgi gevent ÷ Node')]
+    return [
+        '## Clients that stop reading (`stuck_readers`)',
+        '',
+        'WebSocket clients each ask the echo server for 1 MB (`big:1000000`) and stop '
+        'reading (their socket paused, so the kernels\' buffers fill) and answering pings, '
+        'while one healthy WebSocket client echoes 100 bytes, one message in flight: its '
+        'latency alone, then from when the last stuck client stopped reading until the '
+        'server has cut them all (or the deadline). A stuck client sees its end through a '
+        'WebSocket ping frame it writes every 250 ms (the server\'s kernel answers it with '
+        'a reset once the server closed its side). Memory is the peak of the worker\'s RSS '
+        '(sampled every 100 ms) less its RSS before; the kernel holds most of each 1 MB on '
+        'loopback. Ping as for the idle runs; run once.',
+        '',
+        table(by, STUCK_SERVERS, STUCK_ROWS, ratios, CHART_LABELS),
+        '',
+        '## A ping-timeout wave (`ping_wave`)',
+        '',
+        'WebSocket sessions connect as fast as the server takes them (200 at a time) and '
+        'answer pings, then all stop answering at once: their ping timeouts come due '
+        'within about the time their connects took. The worker\'s OS threads are read from '
+        '`/proc` every 20 ms during the wave. Ping as for the idle runs; run once.',
+        '',
+        table(by, STUCK_SERVERS, WAVE_ROWS, ratios, CHART_LABELS),
+        '',
+        '## Targets: clients that stop reading, a ping-timeout wave',
+        '',
+        stuck_targets(by),
+        '',
+    ]
 
 
 def speedup(by: dict, a: str, b: str, scenario: str, field: str) -> float | None:
@@ -697,6 +849,7 @@ def main() -> None:
         table(by, GTHREAD, rows + GTHREAD_IDLE_ROWS + FEW_THREADS_ROWS,
               [('eiowsgi-gthread', 'pyeio-gthread', 'engineio_wsgi ÷ python-engineio')]),
         '',
+        *stuck_section(by),
         '## Targets (issue 13)',
         '',
         targets_13(by),
@@ -716,7 +869,7 @@ def main() -> None:
         '',
         loadgen_table(by, ['handshakes', 'handshakes_unclosed', 'ws_echo_1', 'ws_echo_50',
                            'poll_echo_1', 'poll_echo_50']
-                      + [f'idle_{n}' for n in sizes] + [GTHREAD_IDLE, FEW_THREADS]
+                      + [f'idle_{n}' for n in sizes] + [GTHREAD_IDLE, FEW_THREADS, STUCK]
                       + [g[0] for g in SIO_SPEED]),
         '',
         '![chart](chart.png)',
