@@ -773,7 +773,7 @@ def snapshot_library() -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--quick', action='store_true', help='one short repeat (about 8 minutes)')
+    parser.add_argument('--quick', action='store_true', help='one short repeat (about 10 minutes)')
     parser.add_argument('--repeats', type=int, default=0)
     parser.add_argument('--servers', nargs='*', help='only these server keys')
     parser.add_argument('--scenarios', nargs='*',
