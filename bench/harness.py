@@ -602,8 +602,8 @@ class Runner:
                 elif mark == 'closed':
                     sampler.stop()
 
-            result = run_loadgen({'scenario': 'wave', 'sessions': size, 'wait': wait},
-                                 server, wait + 120, on_mark=on_mark)
+            result = run_loadgen({'scenario': 'wave', 'sessions': size, 'wait': wait,
+                                  'connectBudget': 60}, server, wait + 120, on_mark=on_mark)
             marks = result['marks']
             connected, closed = marks.get('connected', {}), marks.get('closed', {})
             self.record(spec, name, repeat, result, rss_base_kib=base['rss_kib'],

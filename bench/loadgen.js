@@ -439,11 +439,15 @@ async function stuck() {
 // `concurrency` at a time) and answer pings; then all stop answering at once.
 // Each session's pings keep the phase of its connect, so the server's ping
 // timeouts come due within about the time the connects took. Waits until the
-// server has closed every session, or `wait` seconds.
+// server has closed every session, or `wait` seconds. Connecting stops after
+// `connectBudget` seconds.
 async function wave() {
-  const { sessions: count, concurrency = 200, wait = 30 } = cfg;
+  const { sessions: count, concurrency = 200, wait = 30, connectBudget = 60 } = cfg;
   const t0 = now();
-  const { sessions, failures } = await connectAll(count, () => new WsSession(() => {}), concurrency);
+  const budgetEnd = t0 + connectBudget * 1000;
+  const spent = { connect: () => Promise.reject(new Error('connect budget spent')) };
+  const make = () => (now() > budgetEnd ? spent : new WsSession(() => {}));
+  const { sessions, failures } = await connectAll(count, make, concurrency);
   const connectSeconds = (now() - t0) / 1000;
   for (const s of sessions) s.endExpected = true;
   const lostEarly = sessions.filter((s) => s.closed).length;
