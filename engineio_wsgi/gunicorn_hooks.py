@@ -3,10 +3,10 @@
 A library cannot catch the worker's SIGTERM by itself, so this hook does:
 when the worker starts its graceful shutdown, every ``Server`` in the process
 runs ``shutdown()`` (clients receive the close packet ``1``), while gunicorn
-waits for the open requests to end (``--graceful-timeout``). On threads a
-WebSocket is no open request (the engine's I/O loop serves it): the worker's
-exit waits for ``shutdown()`` instead, which runs on a thread that is no
-daemon, until every session ended or ``shutdown_timeout`` passed.
+waits for the open requests to end (``--graceful-timeout``). A WebSocket is
+no open request (the engine's I/O loop serves it): once gunicorn's own wait is
+over, the worker waits for ``shutdown()`` too, until every session ended or
+``shutdown_timeout`` passed.
 
 Use it without a config file::
 
@@ -30,22 +30,34 @@ logger = logging.getLogger(__name__)
 
 
 def post_worker_init(worker: Any) -> None:
-    """Wrap the worker's SIGTERM handler so that it also shuts sessions down."""
+    """Wrap the worker's SIGTERM handler so that it also shuts sessions down,
+    and its run so that it waits for that before the worker exits."""
     graceful_exit = worker.handle_exit
+    run = worker.run
     # a greenlet on the gevent worker (its signal handlers run in the hub,
     # which must not block), a thread on the others
     backend = create_backend(None)
+    shutting_down: list[Any] = []
 
     def handle_exit(sig: int, frame: Any) -> None:
         graceful_exit(sig, frame)
+        if shutting_down:
+            return
         # not in the signal handler itself: shutdown() waits for clients
         if backend.name == 'gevent':
-            backend.run_soon(shutdown_all)
+            shutting_down.append(backend.spawn(shutdown_all))
         else:
-            # no daemon: the worker's process waits for it before it exits
-            threading.Thread(target=shutdown_all, name='engineio_wsgi-shutdown').start()
+            task = threading.Thread(target=shutdown_all, name='engineio_wsgi-shutdown')
+            shutting_down.append(task)
+            task.start()
+
+    def run_then_wait() -> None:
+        run()
+        for task in shutting_down:
+            task.join()   # bounded by each server's shutdown_timeout
 
     worker.handle_exit = handle_exit
+    worker.run = run_then_wait
     signal.signal(signal.SIGTERM, handle_exit)
     signal.siginterrupt(signal.SIGTERM, False)
 

@@ -47,6 +47,13 @@ class Loop(Protocol):
         """Call ``callback`` once, on the loop, when ``sock`` is writable
         (or has failed: a write then says why)."""
 
+    def while_readable(self, sock: Any, callback: Callback) -> Watch:
+        """Call ``callback`` on the loop each time ``sock`` is readable,
+        from :meth:`arm` until the watch is cancelled."""
+
+    def arm(self, watch: Watch) -> None:
+        """Start a watch of :meth:`while_readable`."""
+
     def call_soon(self, callback: Callback) -> None:
         """Call ``callback`` on the loop, from any thread."""
 
@@ -255,13 +262,19 @@ class SelectorLoop:
 
 
 class _HubWatch:
-    __slots__ = ('watcher',)
+    """A watch of ``HubLoop``: one io watcher; a persistent one (a read
+    watch) calls back each time until cancelled."""
 
-    def __init__(self, watcher: Any) -> None:
+    __slots__ = ('watcher', 'callback')
+
+    def __init__(self, watcher: Any, callback: Callback | None = None) -> None:
         self.watcher = watcher
+        #: a persistent watch's callback (None for a write watch: its own closure)
+        self.callback = callback
 
     def cancel(self) -> None:
         watcher, self.watcher = self.watcher, None
+        self.callback = None
         if watcher is not None:
             watcher.stop()
             watcher.close()
@@ -287,6 +300,36 @@ class HubLoop:
                 self._gevent.spawn_raw(_run, callback)
         watcher.start(fired)
         return watch
+
+    def while_readable(self, sock: Any, callback: Callback) -> Watch:
+        """As :meth:`SelectorLoop.while_readable`: ``callback`` each time
+        ``sock`` has data (or an end) to read, from :meth:`arm` until the
+        watch is cancelled. The watcher rests while its callback runs (a
+        callback that waits for a lock must not have a second one start
+        beside it): one callback at a time per watch, as on threads.
+        Close ``sock`` after the cancel (from ``call_soon``, or at once:
+        the cancel here is immediate)."""
+        watcher = self._gevent.get_hub().loop.io(sock.fileno(), 1)
+        return _HubWatch(watcher, callback)
+
+    def arm(self, watch: Watch) -> None:
+        assert isinstance(watch, _HubWatch)
+        watcher = watch.watcher
+        if watcher is None:   # cancelled before it was armed
+            return
+        spawn = self._gevent.spawn_raw
+
+        def run() -> None:
+            callback = watch.callback
+            if callback is not None:
+                _run(callback)
+            if watch.watcher is watcher:   # not cancelled meanwhile
+                watcher.start(fired)
+
+        def fired() -> None:
+            watcher.stop()
+            spawn(run)
+        watcher.start(fired)
 
     def call_soon(self, callback: Callback) -> None:
         self._gevent.spawn_raw(_run, callback)

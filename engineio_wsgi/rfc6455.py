@@ -601,13 +601,15 @@ class WSConnection(_Writing):
     # (the fields of _Ending and _Writing are in their own slots)
     __slots__ = ('extensions', '_frag_opcode', '_frag_parts', '_failed', '_read_ahead',
                  '_fast_frames', '_wait_read', '_drained', '_on_message', '_on_end',
-                 '_read_watch')
+                 '_read_watch', '_may_detach')
 
     def __init__(self, sock: Any, protocol: ServerProtocol, runtime: _Runtime, *,
                  close_timeout: float = _DEFAULT_CLOSE_TIMEOUT,
                  extensions: list[str] | None = None, read_ahead: bytes = b'',
-                 fast_frames: bool | None = None) -> None:
+                 fast_frames: bool | None = None, may_detach: bool = True) -> None:
         self._sock = sock
+        #: the server lets go of the socket when the request returns (see detach)
+        self._may_detach = may_detach
         self._proto = protocol
         self._rt = runtime
         self._close_timeout = close_timeout
@@ -663,32 +665,35 @@ class WSConnection(_Writing):
 
         From now on the loop reads: each message goes to ``on_message`` and
         the end (either side's close, a cut, a failure) to ``on_end``, once,
-        all on the loop's thread; ``receive`` is not called again. The
-        connection keeps a descriptor of its own (a duplicate), and the
-        server's descriptor now names a socket whose peer is gone: the
-        server's write of its response fails as for a client that left,
-        and its close closes only that. Messages already read (behind the
-        upgrade, say) are handed over first.
+        on the loop (its thread, or a greenlet of the hub's);
+        ``receive`` is not called again. The server's socket object is
+        left with a socket whose peer is gone: the server's write of its
+        response fails as for a client that left, and its close closes
+        only that. Messages already read (behind the upgrade, say) are
+        handed over first.
+
+        On threads the connection keeps a duplicate of the descriptor, and
+        the server's descriptor number is made to name the dead socket. On
+        gevent the connection keeps the descriptor itself (the hub's loop
+        knows descriptors by number: a duplicate, or a number that names
+        another socket behind its back, would confuse it), and gevent's
+        socket object is given the dead socket in its place.
 
         False where the connection stays with the request (the caller then
-        reads with ``receive``): gevent's sockets (the hub is their loop),
-        TLS, no ``MSG_DONTWAIT``, a connection over already, or no
+        reads with ``receive``): gevent-websocket (its handler owns the
+        socket), TLS, no ``MSG_DONTWAIT``, a connection over already, or no
         descriptor to spare.
         """
-        rt, sock = self._rt, self._sock
-        loop = rt.loop
-        if (rt.gevent_sock or not isinstance(loop, ioloop.SelectorLoop) or not _DONTWAIT
-                or not isinstance(sock, _socket.socket) or hasattr(sock, 'getpeercert')
-                or self._finished):
+        if not self._may_detach or not _DONTWAIT or self._finished:
             return False
         with self._write_lock:   # no write is under way while the socket changes
             try:
-                own = socket.socket(fileno=os.dup(sock.fileno()))
-                own.setblocking(False)
-                _blind(sock)
+                own = self._take_socket()
             except OSError:
                 logger.warning('a WebSocket stays on its request: %s', 'no descriptor to spare',
                                exc_info=logger.isEnabledFor(logging.DEBUG))
+                return False
+            if own is None:
                 return False
             self._sock = own
             self._nowait_sock = own
@@ -699,10 +704,41 @@ class WSConnection(_Writing):
         # a writer that found the turn taken here left its frames to us
         self._pump_nowait()
         # held before the loop can call back (an end found at once cancels it)
+        loop = self._rt.loop
         self._read_watch = watch = loop.while_readable(own, self._on_readable)
         loop.call_soon(self._on_readable)   # what was read already, first
         loop.arm(watch)
         return True
+
+    def _take_socket(self) -> Any:
+        """Under ``_write_lock``: the non-blocking socket the connection keeps
+        once the loop owns it, the server's object left with a dead one; None
+        where this socket cannot move (the checks come before any change)."""
+        sock, rt = self._sock, self._rt
+        if hasattr(sock, 'getpeercert'):   # TLS: its state is in the object
+            return None
+        if rt.gevent_sock:
+            raw = getattr(sock, '_sock', None)
+            if not isinstance(rt.loop, ioloop.HubLoop) or not isinstance(raw, _socket.socket):
+                return None
+            dead, peer = _socket.socketpair()
+            peer.close()
+            # of gevent's own class (it may take weak references to it)
+            dead = type(raw)(dead.family, dead.type, dead.proto, dead.detach())
+            dead.setblocking(False)
+            sock._sock = dead
+            raw.setblocking(False)
+            return raw
+        if not isinstance(rt.loop, ioloop.SelectorLoop) or not isinstance(sock, _socket.socket):
+            return None
+        own = socket.socket(fileno=os.dup(sock.fileno()))
+        try:
+            own.setblocking(False)
+            _blind(sock)
+        except OSError:
+            own.close()
+            raise
+        return own
 
     def _take_in(self, data: bytes) -> bool:
         """Run bytes read (b'': the end of the stream) through the protocol and
@@ -1074,7 +1110,7 @@ def accept(request: Request, *, max_message_size: int | None = 1_000_000,
         read_ahead = adapter.take_read_ahead()
         sock.settimeout(None)
         return WSConnection(sock, proto, runtime, close_timeout=close_timeout,
-                            read_ahead=read_ahead)
+                            read_ahead=read_ahead, may_detach=False)
 
     _check_handshake(request)
     if sock is None:

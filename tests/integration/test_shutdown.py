@@ -58,13 +58,14 @@ def test_sigterm_sends_close_to_every_client_then_exits(worker):
     assert 'Traceback' not in text, text
 
 
+@pytest.mark.parametrize('worker', sorted(WORKERS))
 @pytest.mark.timeout(60)
-def test_sigterm_close_packet_reaches_a_websocket_client_that_reads_late():
-    """On gthread a WebSocket is no request in flight: the worker's exit
-    waits for the hook's shutdown, so a client that reads only later (but
-    within the shutdown timeout) still gets everything queued, then ``1``."""
+def test_sigterm_close_packet_reaches_a_websocket_client_that_reads_late(worker):
+    """A WebSocket is no request in flight: the worker's exit waits for the
+    hook's shutdown, so a client that reads only later (but within the
+    shutdown timeout) still gets everything queued, then ``1``."""
     import socket
-    proc, port, log = start('gthread')
+    proc, port, log = start(worker)
     try:
         ws = websocket.create_connection(
             f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket', timeout=20,
@@ -100,10 +101,11 @@ def test_sigterm_close_packet_reaches_a_websocket_client_that_reads_late():
         kill(proc)
 
 
+@pytest.mark.parametrize('worker', sorted(WORKERS))
 @pytest.mark.timeout(60)
-def test_sigterm_sends_close_to_every_websocket_client_with_no_request_in_flight():
+def test_sigterm_sends_close_to_every_websocket_client_with_no_request_in_flight(worker):
     # as the first test, without the waiting GET that keeps a request in flight
-    proc, port, log = start('gthread')
+    proc, port, log = start(worker)
     try:
         sockets = [websocket.create_connection(
             f'ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket', timeout=10)

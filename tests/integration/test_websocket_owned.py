@@ -1,10 +1,12 @@
-"""On threads, a WebSocket holds no thread of the WSGI server: once its socket
-is the engine's, the request returns and the I/O loop reads and writes it.
+"""A WebSocket holds no thread or greenlet of the WSGI server: once its socket
+is the engine's, the request returns and the I/O loop (a selector thread, or
+gevent's hub) reads and writes it.
 
-A gthread worker with four threads serves ten times as many WebSockets at
-once, upgraded from polling or opened directly, each echoing and answering
-pings, while polling requests still get a thread. Before, each WebSocket
-held a server thread for its whole life: the fifth waited forever.
+A gthread worker with four threads, or a gevent worker with four worker
+connections, serves ten times as many WebSockets at once, upgraded from
+polling or opened directly, each echoing and answering pings, while polling
+requests still get a thread or greenlet. Before, each WebSocket held its
+request's thread or greenlet for its whole life: the fifth waited forever.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from tests.live import PollingClient, http_request, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
+#: the server's threads (gthread) or worker connections (gevent)
 THREADS = 4
 SOCKETS = 10 * THREADS
+WORKERS = {
+    'gthread': ['-k', 'gthread', '--threads', str(THREADS)],
+    'gevent': ['-k', 'gevent', '--worker-connections', str(THREADS)],
+}
 
 
-@pytest.fixture
-def few_threads() -> Iterator[Gunicorn]:
-    server = start_gunicorn(['-k', 'gthread', '--threads', str(THREADS)], 'tests.apps.echo:app',
+@pytest.fixture(params=sorted(WORKERS))
+def few_threads(request: pytest.FixtureRequest) -> Iterator[Gunicorn]:
+    server = start_gunicorn(WORKERS[request.param], 'tests.apps.echo:app',
                             {'EIO_PING_INTERVAL': '1.0', 'EIO_PING_TIMEOUT': '5.0'})
     try:
         yield server
@@ -78,7 +85,7 @@ def test_many_more_websockets_than_server_threads_all_echo_and_answer_pings(few_
             sockets.append(upgraded_websocket(port) if n % 2 else open_websocket(port))
         for n, ws in enumerate(sockets):
             echo(ws, f'hello {n}')
-        # polling still gets a server thread
+        # polling still gets a server thread (or greenlet)
         client = PollingClient(port)
         client.handshake()
         client.send('4polling')
